@@ -1,0 +1,94 @@
+"""Train/test split strategies: pure, vectorised functions returning a boolean "is test" mask.
+
+Every strategy is deterministic for its seed and independent of the row order of its
+input, except `random`, which draws one number per row in file order so that it reproduces
+the reference split in shared/data/README.md (`default_rng(42).random(n) < 0.8` is train).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def split_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
+    """Each rating independently goes to test with probability `test_fraction`."""
+    return np.random.default_rng(seed).random(table.num_rows) >= 1.0 - test_fraction
+
+
+def split_by_user_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
+    """A random `test_fraction` of each user's ratings goes to test, at least one and never
+    all of them: every user with two or more ratings is on both sides."""
+    users = _column(table, "user")
+    shuffle_key = np.random.default_rng(seed).random(len(users))
+    return _first_per_user(users, np.lexsort((shuffle_key, users)), test_fraction)
+
+
+def split_by_time(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
+    """One global cut: ratings at or after the timestamp that leaves `test_fraction` of all
+    ratings after it go to test, so no training rating is newer than a test rating. Ratings
+    sharing the cut timestamp all go to test, so the test side can be slightly larger."""
+    timestamps = _column(table, "timestamp")
+    n_test = max(1, round(test_fraction * len(timestamps)))
+    cut = np.partition(timestamps, len(timestamps) - n_test)[len(timestamps) - n_test]
+    return timestamps >= cut
+
+
+def split_by_user_time(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
+    """Each user's latest `test_fraction` of ratings goes to test, with the same per-user
+    bounds as `user_random`; ties in timestamp are broken by a seeded random draw."""
+    users = _column(table, "user")
+    timestamps = _column(table, "timestamp")
+    tie_break = np.random.default_rng(seed).random(len(users))
+    return _first_per_user(users, np.lexsort((tie_break, -timestamps, users)), test_fraction)
+
+
+SplitStrategy = Callable[[pa.Table, float, int], np.ndarray]
+
+STRATEGIES: dict[str, SplitStrategy] = {
+    "random": split_random,
+    "user_random": split_by_user_random,
+    "time": split_by_time,
+    "user_time": split_by_user_time,
+}
+
+
+def split_ratings(table: pa.Table, strategy: str, test_fraction: float, seed: int) -> tuple[pa.Table, pa.Table]:
+    """(train, test) under the named strategy."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown split strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+    if table.num_rows == 0:
+        raise ValueError("cannot split an empty ratings table")
+    is_test = pa.array(STRATEGIES[strategy](table, test_fraction, seed))
+    return table.filter(pc.invert(is_test)), table.filter(is_test)
+
+
+def describe(table: pa.Table) -> dict[str, int]:
+    """Rows, distinct users and distinct items of a ratings table."""
+    return {
+        "rows": table.num_rows,
+        "users": len(np.unique(_column(table, "user"))),
+        "items": len(np.unique(_column(table, "item"))),
+    }
+
+
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy()
+
+
+def _first_per_user(users: np.ndarray, order: np.ndarray, test_fraction: float) -> np.ndarray:
+    """Mask of the first k_u rows of each user in `order` (which must group rows by user),
+    with k_u = round(test_fraction * n_u) kept within [1, n_u - 1]; 0 for one-rating users."""
+    sorted_users = users[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    counts = np.diff(np.r_[starts, len(users)])
+    k = np.clip(np.floor(test_fraction * counts + 0.5), 1, counts - 1).astype(np.int64)
+    rank_in_user = np.arange(len(users)) - np.repeat(starts, counts)
+    is_test = np.empty(len(users), dtype=bool)
+    is_test[order] = rank_in_user < np.repeat(k, counts)
+    return is_test

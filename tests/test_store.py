@@ -1,0 +1,136 @@
+"""The store on both backends: a local folder, and S3 over HTTP (moto's server)."""
+
+import os
+
+import pyarrow as pa
+import pytest
+
+from pipeline.store import Store, StoreError
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path, bucket_name) -> Store:
+    if request.param == "local":
+        return Store.at(str(tmp_path / "root"))
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return Store.at(f"s3://{bucket_name}/prefix", endpoint, "us-east-1")
+
+
+@pytest.fixture
+def ready(store) -> Store:
+    store.create_root()
+    return store
+
+
+def failing_after(chunks):
+    yield from chunks
+    raise RuntimeError("checksum mismatch")
+
+
+def test_a_local_root_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = Store.at("data")
+    assert store.root == str(tmp_path / "data")
+    assert store.uri("splits/x/train.parquet") == f"{tmp_path}/data/splits/x/train.parquet"
+    assert store.fs_path("a") == f"{tmp_path}/data/a"
+
+
+def test_an_s3_root_maps_keys_into_its_bucket_and_prefix():
+    store = Store.at("s3://bucket/some/prefix/", "http://127.0.0.1:9000", "eu-west-1")
+    assert (store.is_s3, store.bucket) == (True, "bucket")
+    assert store.uri("k/v.json") == "s3://bucket/some/prefix/k/v.json"
+    assert store.fs_path("k/v.json") == "bucket/some/prefix/k/v.json"
+    assert Store.at(*_reparse(store.job_args())) == store
+
+
+def _reparse(args):
+    values = dict(zip(args[::2], args[1::2]))
+    return values["--store-root"], values.get("--s3-endpoint"), values.get("--s3-region")
+
+
+@pytest.mark.parametrize(
+    "root, message", [("s3://", "names no bucket"), ("gs://bucket", "only local folders and s3://")]
+)
+def test_bad_roots_are_rejected(root, message):
+    with pytest.raises(StoreError, match=message):
+        Store.at(root)
+
+
+def test_credentials_in_the_luigi_config_are_refused(luigi_config):
+    luigi_config("s3", "aws_secret_access_key", "do-not-commit-me")
+    with pytest.raises(StoreError, match=r"\[s3\] aws_secret_access_key is set .* through the environment") as e:
+        Store.from_config()
+    assert "do-not-commit-me" not in str(e.value)
+
+
+def test_the_store_comes_from_the_luigi_config(luigi_config, tmp_path):
+    luigi_config("store", "root", "s3://configured/pre")
+    luigi_config("s3", "endpoint_url", "http://127.0.0.1:9000")
+    luigi_config("s3", "region_name", "eu-west-1")
+    assert Store.from_config() == Store("s3://configured/pre", "http://127.0.0.1:9000", "eu-west-1")
+
+
+def test_the_root_exists_only_once_created_and_creating_twice_is_fine(store):
+    assert not store.root_target().exists()
+    store.create_root()
+    store.create_root()
+    assert store.root_target().exists()
+
+
+def test_targets_of_a_missing_bucket_or_folder_do_not_exist(store):
+    assert not store.file("downloads/x.zip").exists()
+    assert not store.directory("splits/x").exists()
+
+
+def test_json_round_trips(ready):
+    ready.write_json("a/b.json", {"rmse": 0.9})
+    assert ready.read_json("a/b.json") == {"rmse": 0.9}
+    assert ready.file("a/b.json").exists()
+
+
+def test_upload_stores_the_whole_stream(ready):
+    chunks = [b"x" * 3_000_000, b"y" * 3_000_000, b"z" * 3_000_000]  # past boto3's multipart threshold
+    ready.upload("downloads/r.zip", chunks)
+    assert ready.read_bytes("downloads/r.zip") == b"".join(chunks)
+
+
+@pytest.mark.parametrize("size", [10, 9_000_000])  # one PUT, and a multipart upload
+def test_a_failed_upload_stores_nothing_and_keeps_the_old_object(ready, size):
+    ready.write_bytes("downloads/r.zip", b"previous")
+    with pytest.raises(RuntimeError, match="checksum mismatch"):
+        ready.upload("downloads/r.zip", failing_after([b"n" * size]))
+    assert ready.read_bytes("downloads/r.zip") == b"previous"
+    with pytest.raises(RuntimeError):
+        ready.upload("downloads/new.zip", failing_after([b"n" * size]))
+    assert not ready.file("downloads/new.zip").exists()
+    assert_no_leftovers(ready)
+
+
+def assert_no_leftovers(store):
+    if store.is_s3:
+        assert store._boto().list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+    else:
+        assert not [f for f in os.listdir(store.fs_path("downloads")) if f.endswith(".partial")]
+
+
+def test_a_directory_is_complete_only_with_its_flag(ready):
+    ready.write_parquet("splits/s/train.parquet", pa.table({"a": [1, 2]}))
+    assert not ready.directory("splits/s").exists()
+    ready.mark_complete("splits/s")
+    assert ready.directory("splits/s").exists()
+    assert ready.read_parquet("splits/s/train.parquet").column("a").to_pylist() == [1, 2]
+
+
+def test_clear_removes_a_directory_and_nothing_beside_it(ready):
+    ready.write_bytes("splits/s/stale.parquet", b"old")
+    ready.write_bytes("splits/s2/keep.parquet", b"keep")
+    ready.clear("splits/s")
+    ready.clear("splits/never-written")
+    assert not ready.exists("splits/s/stale.parquet")
+    assert ready.exists("splits/s2/keep.parquet")
+
+
+def test_a_zip_is_read_in_place(ready, real_release_zip):
+    ready.write_bytes("downloads/ml-latest-small.zip", real_release_zip.read_bytes())
+    with ready.open_zip("downloads/ml-latest-small.zip") as archive:
+        assert archive.read("ml-latest-small/README.txt").startswith(b"Summary")
