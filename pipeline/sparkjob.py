@@ -1,0 +1,189 @@
+"""Running the driver scripts of spark_jobs/ with spark-submit from a Luigi task."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import luigi
+from luigi.contrib.external_program import ExternalProgramRunContext
+from luigi.contrib.spark import SparkSubmitTask
+
+import spark_jobs
+
+logger = logging.getLogger("luigi-interface")
+
+JOBS_DIR = Path(spark_jobs.__file__).parent
+# What spark_jobs/common.py prints for the task to pick up; see progress() and spark_session().
+PROGRESS_LINE = re.compile(r"^progress: (\d{1,3})% (.*)$")
+SPARK_UI_LINE = re.compile(r"^Spark UI: (https?://\S+)$")
+SPARK_INFO_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ")
+# Spark's own default for spark.redaction.regex, applied to the command line we log.
+SECRET_CONF = re.compile(r"(?i)secret|password|token|access[.]?key")
+TAIL_LINES = 40
+
+
+class SparkJobError(RuntimeError):
+    """A Spark job that exited non-zero; carries the end of its log, never its environment."""
+
+
+def bundled_spark_submit() -> Path:
+    """spark-submit of the installed pyspark, found without importing pyspark."""
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        raise SparkJobError("pyspark is not installed in this Python environment; pip install pyspark")
+    return Path(spec.submodule_search_locations[0]) / "bin" / "spark-submit"
+
+
+def redact_command(args: list[str]) -> list[str]:
+    """The command with the values of secret-looking `--conf key=value` pairs masked."""
+    redacted = list(args)
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--conf" and "=" in args[i + 1]:
+            key = args[i + 1].split("=", 1)[0]
+            if SECRET_CONF.search(key):
+                redacted[i + 1] = f"{key}=*********(redacted)"
+    return redacted
+
+
+class spark_driver(luigi.Config):
+    class_archive_dir = luigi.Parameter(
+        default=os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "movielens-als"),
+        description="Folder of the driver JVM's class-data-sharing archive (about 160 MB); empty to disable.",
+    )
+
+
+class ClassArchive:
+    """A class-data-sharing archive of the classes a Spark driver JVM loads (JDK 17's
+    `-XX:ArchiveClassesAtExit`). The first job that runs without one writes it when it
+    exits, which makes that job about 15 s slower; every later driver maps the classes
+    instead of loading and verifying them, and starts 2-3 s sooner. The archive is keyed
+    by the java binary and the Spark installation, so an upgrade of either starts a new one;
+    a JVM that cannot use an archive ignores it, and so does this class when it cannot write."""
+
+    def __init__(self, directory: Path, spark_submit: str):
+        java = Path(os.environ["JAVA_HOME"], "bin", "java") if "JAVA_HOME" in os.environ else shutil.which("java")
+        identity = [os.path.realpath(spark_submit), importlib.metadata.version("pyspark")]
+        if java and os.path.exists(java):
+            identity += [os.path.realpath(java), str(os.stat(java).st_mtime_ns)]
+        digest = hashlib.sha256("|".join(identity).encode()).hexdigest()[:16]
+        self.path = directory.expanduser() / f"spark-driver-{digest}.jsa"
+        # Concurrent first runs each write their own file; the last one to finish wins.
+        self._pending = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+
+    def java_options(self) -> str:
+        if self.path.is_file():
+            option = f"-XX:SharedArchiveFile={self.path}"
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                logger.warning("not using a JVM class archive: %s", e)
+                return ""
+            option = f"-XX:ArchiveClassesAtExit={self._pending}"
+        return f"{option} -Xlog:cds*=off"  # silences the JVM's notes on classes it cannot archive
+
+    def keep(self) -> None:
+        """Puts a newly written archive in place; called once the driver has exited."""
+        if self._pending.exists():
+            os.replace(self._pending, self.path)
+
+
+class SparkJobTask(SparkSubmitTask):
+    """A driver script from spark_jobs/, run by spark-submit in client mode with the worker's
+    own Python; Spark's master, memory and conf come from the [spark] section as for any
+    SparkSubmitTask.
+
+    `run()` replaces luigi's: the job's log is streamed live into luigi's log (Spark's INFO
+    lines at DEBUG), the job's progress lines reach the scheduler, and a failure raises an
+    error holding the end of the log, where luigi's ExternalProgramRunError would also print
+    the whole environment, credentials included."""
+
+    job_script: str  # a file name in spark_jobs/
+
+    @property
+    def app(self) -> str:
+        return str(JOBS_DIR / self.job_script)
+
+    @property
+    def name(self) -> str:
+        return self.task_id
+
+    @property
+    def driver_java_options(self) -> str | None:
+        archive = getattr(self, "_class_archive", None)
+        options = [super().driver_java_options, archive and archive.java_options()]
+        return " ".join(o for o in options if o) or None
+
+    @property
+    def spark_submit(self) -> str:
+        configured = super().spark_submit
+        if configured != "spark-submit":
+            return configured
+        return shutil.which("spark-submit") or str(bundled_spark_submit())
+
+    def program_environment(self) -> dict[str, str]:
+        env = super().program_environment()
+        # The driver runs the interpreter (and so the packages) of this worker.
+        env.setdefault("PYSPARK_PYTHON", sys.executable)
+        env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def run(self) -> None:
+        archive_dir = spark_driver().class_archive_dir
+        self._class_archive = ClassArchive(Path(archive_dir), self.spark_submit) if archive_dir else None
+        try:
+            self._run_driver()
+        finally:
+            if self._class_archive:
+                self._class_archive.keep()
+
+    def _run_driver(self) -> None:
+        args = [str(a) for a in self.program_args()]
+        logger.info("Running %s", " ".join(redact_command(args)))
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        proc = subprocess.Popen(
+            args,
+            env=self.program_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        with ExternalProgramRunContext(proc):
+            for line in proc.stdout:
+                self._on_log_line(line.rstrip("\n"), tail)
+            returncode = proc.wait()
+        if returncode != 0:
+            raise SparkJobError(
+                f"Spark job {Path(self.app).name} failed with exit code {returncode}; "
+                f"the end of its log:\n" + "\n".join(tail)
+            )
+
+    def _on_log_line(self, line: str, tail: collections.deque[str]) -> None:
+        if SPARK_INFO_LINE.match(line):
+            logger.debug(line)
+            return
+        tail.append(line)
+        logger.info(line)
+        if progress := PROGRESS_LINE.match(line):
+            self._report(self.set_progress_percentage, min(100, int(progress[1])))
+            self._report(self.set_status_message, progress[2])
+        elif ui := SPARK_UI_LINE.match(line):
+            self._report(self.set_tracking_url, ui[1])
+
+    @staticmethod
+    def _report(callback, value) -> None:
+        # The worker installs these callbacks only while the task runs under a scheduler.
+        if callback is not None:
+            callback(value)

@@ -1,0 +1,1 @@
+"""Driver scripts of the Spark tasks, each with a `main(argv)`; run by spark-submit."""

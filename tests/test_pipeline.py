@@ -1,0 +1,174 @@
+"""The whole chain, run with the real `luigi` command: on the local store and on S3 over HTTP,
+with the release downloaded from a mirror on 127.0.0.1, and its failure modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.conftest import BIN, FAKE_SECRET, run_command, run_luigi
+from tests.fakes import ratings_csv, ratings_rows, release_zip
+
+SPLIT = "splits/ml-latest-small/user_random-0.2-seed42"
+MODEL = "models/ml-latest-small/user_random-0.2-seed42/als-rank10-reg0.1-iter10"
+METRICS = "evaluations/ml-latest-small/user_random-0.2-seed42/als-rank10-reg0.1-iter10/metrics.json"
+OUTPUTS = {
+    "downloads/ml-latest-small.zip",
+    *(f"{SPLIT}/{name}" for name in ("train.parquet", "test.parquet", "stats.json", "_SUCCESS")),
+    *(f"{MODEL}/{name}" for name in ("user_factors.parquet", "item_factors.parquet", "model.json", "_SUCCESS")),
+    METRICS,
+}
+TASK_FAILED = 30  # [retcode] task_failed in luigi.cfg
+
+
+@pytest.fixture
+def local_config(tmp_path, mirror, pipeline_config) -> tuple[Path, Path]:
+    root = tmp_path / "store"
+    return pipeline_config(store={"root": root}, movielens={"base_url": mirror.base_url}), root
+
+
+@pytest.fixture
+def s3_config(mirror, pipeline_config, s3_endpoint, bucket_name) -> Path:
+    return pipeline_config(
+        store={"root": f"s3://{bucket_name}/movielens"},
+        s3={"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+        movielens={"base_url": mirror.base_url},
+    )
+
+
+def files_under(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def explain(result) -> str:
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
+
+
+def test_the_chain_on_the_local_store_then_a_rerun_does_nothing(real_release_zip, mirror, workdir, local_config):
+    mirror.publish("ml-latest-small", real_release_zip.read_bytes())
+    config, root = local_config
+
+    first = run_command([str(BIN / "movielens-als"), "--local-scheduler"], config, workdir)
+
+    assert first.returncode == 0, explain(first)
+    assert set(files_under(root)) == OUTPUTS
+    metrics = json.loads((root / METRICS).read_text())
+    stats = json.loads((root / SPLIT / "stats.json").read_text())
+    assert metrics["n_test"] == stats["test"]["rows"] and stats["train"]["rows"] + stats["test"]["rows"] == 100_836
+    assert stats["test"]["users"] == stats["train"]["users"] == 610  # user_random: everyone on both sides
+    assert metrics["rmse"] < metrics["global_mean_rmse"]
+    assert 0.9 < metrics["coverage"] <= 1.0
+    assert metrics["params"] == {
+        "dataset": "ml-latest-small",
+        "strategy": "user_random",
+        "test_fraction": 0.2,
+        "seed": 42,
+        "rank": 10,
+        "reg_param": 0.1,
+        "max_iter": 10,
+    }
+    assert (
+        f"metrics.json: {root / METRICS}\nRMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings"
+        in first.stdout
+    )
+    model = json.loads((root / MODEL / "model.json").read_text())
+    assert model["als"]["rank"] == 10 and model["train"]["rows"] == stats["train"]["rows"]
+    assert model["spark_version"].startswith("4.")
+
+    before = files_under(root)
+    second = run_luigi(["EvaluatedRMSE", "--local-scheduler"], config, workdir)
+
+    assert second.returncode == 0, explain(second)
+    assert "1 complete ones were encountered" in second.stderr and "ran successfully" not in second.stderr
+    assert files_under(root) == before
+    assert list(workdir.iterdir()) == []
+
+
+def test_the_chain_on_s3_keeps_everything_in_the_bucket(
+    real_release_zip, mirror, workdir, s3_config, s3_endpoint, bucket_name
+):
+    mirror.publish("ml-latest-small", real_release_zip.read_bytes())
+    config = s3_config
+
+    result = run_luigi(
+        ["EvaluatedRMSE", "--local-scheduler", "--strategy", "random", "--rank", "8", "--max-iter", "8"],
+        config,
+        workdir,
+    )
+
+    assert result.returncode == 0, explain(result)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name)["Contents"]}
+    split = "splits/ml-latest-small/random-0.2-seed42"
+    model = "models/ml-latest-small/random-0.2-seed42/als-rank8-reg0.1-iter8"
+    metrics_key = "evaluations/ml-latest-small/random-0.2-seed42/als-rank8-reg0.1-iter8/metrics.json"
+    assert keys == {f"movielens/{k}" for k in OUTPUTS if not k.startswith(("splits", "models", "evaluations"))} | {
+        f"movielens/{split}/{n}" for n in ("train.parquet", "test.parquet", "stats.json", "_SUCCESS")
+    } | {
+        f"movielens/{model}/{n}" for n in ("user_factors.parquet", "item_factors.parquet", "model.json", "_SUCCESS")
+    } | {f"movielens/{metrics_key}"}
+    metrics = json.loads(s3.get_object(Bucket=bucket_name, Key=f"movielens/{metrics_key}")["Body"].read())
+    assert metrics["n_test"] == 20_124  # the reference random split of shared/data/README.md
+    assert metrics["rmse"] < metrics["global_mean_rmse"]
+    assert metrics["model"] == f"s3://{bucket_name}/movielens/{model}"
+    assert list(workdir.iterdir()) == []
+
+
+def test_a_wrong_checksum_fails_and_stores_nothing(mirror, workdir, local_config):
+    mirror.publish("ml-latest-small", release_zip(), published_md5="0" * 32)
+    config, root = local_config
+
+    result = run_luigi(["EvaluatedRMSE", "--local-scheduler"], config, workdir)
+
+    assert result.returncode == TASK_FAILED, explain(result)
+    assert f"MD5 of {mirror.base_url}ml-latest-small.zip is" in result.stderr
+    assert f"expected {'0' * 32}" in result.stderr and "nothing was stored" in result.stderr
+    assert files_under(root) == {}
+
+
+@pytest.mark.parametrize(
+    "ratings, message",
+    [
+        (
+            ratings_csv(header="userId,itemId,rating,timestamp"),
+            "ml-latest-small/ratings.csv: header is 'userId,itemId,rating,timestamp', expected 'userId,movieId,rating,timestamp'",
+        ),
+        (
+            ratings_csv([(1, 1, 4.0, 10), (1, 2, 4.0, 11), (2, 1, 9.5, 12)]),
+            "ml-latest-small/ratings.csv line 4: rating 9.5 is outside the release's scale [0.5, 5.0]",
+        ),
+    ],
+    ids=["bad-column", "out-of-range-rating"],
+)
+def test_bad_ratings_fail_the_split_and_leave_no_split(mirror, workdir, local_config, ratings, message):
+    mirror.publish("ml-latest-small", release_zip(ratings=ratings))
+    config, root = local_config
+
+    result = run_luigi(["EvaluatedRMSE", "--local-scheduler"], config, workdir)
+
+    assert result.returncode == TASK_FAILED, explain(result)
+    assert message in result.stderr
+    assert set(files_under(root)) == {"downloads/ml-latest-small.zip"}
+
+
+def test_a_failing_spark_job_fails_its_task_without_leaking_credentials(
+    mirror, workdir, s3_config, s3_endpoint, bucket_name
+):
+    mirror.publish("ml-latest-small", release_zip(ratings=ratings_csv(ratings_rows())))
+    config = s3_config
+    split = run_luigi(["SplitData", "--local-scheduler"], config, workdir)
+    assert split.returncode == 0, explain(split)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.put_object(Bucket=bucket_name, Key=f"movielens/{SPLIT}/train.parquet", Body=b"not parquet")
+
+    result = run_luigi(["EvaluatedRMSE", "--local-scheduler"], config, workdir)
+
+    assert result.returncode == TASK_FAILED, explain(result)
+    assert "Spark job train_als.py failed with exit code 1; the end of its log:" in result.stderr
+    assert "Parquet magic bytes not found" in result.stderr  # Spark's driver's own error
+    assert FAKE_SECRET not in result.stdout + result.stderr
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name)["Contents"]}
+    assert not any(k.startswith(("movielens/models/", "movielens/evaluations/")) for k in keys)
