@@ -23,8 +23,8 @@ def split_by_user_random(table: pa.Table, test_fraction: float, seed: int) -> np
     """A random `test_fraction` of each user's ratings goes to test, at least one and never
     all of them: every user with two or more ratings is on both sides."""
     users = _column(table, "user")
-    shuffle_key = np.random.default_rng(seed).random(len(users))
-    return _first_per_user(users, np.lexsort((shuffle_key, users)), test_fraction)
+    shuffle_key = np.random.default_rng(seed).integers(0, 2**32, len(users), dtype=np.uint32)
+    return _first_per_user(users, np.argsort(_by_user(users, shuffle_key)), test_fraction)
 
 
 def split_by_time(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
@@ -42,8 +42,12 @@ def split_by_user_time(table: pa.Table, test_fraction: float, seed: int) -> np.n
     bounds as `user_random`; ties in timestamp are broken by a seeded random draw."""
     users = _column(table, "user")
     timestamps = _column(table, "timestamp")
-    tie_break = np.random.default_rng(seed).random(len(users))
-    return _first_per_user(users, np.lexsort((tie_break, -timestamps, users)), test_fraction)
+    newest_first = np.clip(timestamps.max() - timestamps, 0, 2**32 - 1).astype(np.uint32)
+    tie_break = np.random.default_rng(seed).integers(0, 2**32, len(users), dtype=np.uint32)
+    # Rank all ratings newest first (ties at random), then order each user's ratings by that rank.
+    rank = np.empty(len(users), dtype=np.uint32)
+    rank[np.argsort(_by_user(newest_first, tie_break))] = np.arange(len(users), dtype=np.uint32)
+    return _first_per_user(users, np.argsort(_by_user(users, rank)), test_fraction)
 
 
 SplitStrategy = Callable[[pa.Table, float, int], np.ndarray]
@@ -72,9 +76,15 @@ def describe(table: pa.Table) -> dict[str, int]:
     """Rows, distinct users and distinct items of a ratings table."""
     return {
         "rows": table.num_rows,
-        "users": len(np.unique(_column(table, "user"))),
-        "items": len(np.unique(_column(table, "item"))),
+        "users": pc.count_distinct(table.column("user")).as_py(),
+        "items": pc.count_distinct(table.column("item")).as_py(),
     }
+
+
+def _by_user(users: np.ndarray, within_user: np.ndarray) -> np.ndarray:
+    """One int64 sort key, `users` first (non-negative, below 2**31), then a uint32 order:
+    one argsort of it is several times faster than np.lexsort of the two."""
+    return (users.astype(np.int64) << 32) | within_user.astype(np.int64)
 
 
 def _column(table: pa.Table, name: str) -> np.ndarray:

@@ -8,6 +8,8 @@ import zipfile
 
 import numpy as np
 
+from pipeline.movielens import RELEASES
+
 HEADER = "userId,movieId,rating,timestamp"
 
 
@@ -28,15 +30,28 @@ def ratings_rows(
     return rows
 
 
-def ratings_csv(rows=None, header: str = HEADER) -> str:
+def ratings_text(rows=None, release: str = "ml-latest-small", header: str | None = None) -> str:
+    """Rows in the file format of `release` (its delimiter and header, whole stars where the
+    release has them); `header` replaces the release's header line."""
+    rel = RELEASES[release]
     rows = ratings_rows() if rows is None else rows
-    return "\n".join([header, *(",".join(map(str, r)) for r in rows)]) + "\n"
+
+    def rating(value: float) -> str:
+        return f"{value:g}" if rel.rating_step == 1 else f"{value:.1f}"
+
+    lines = [rel.delimiter.join((str(u), str(i), rating(r), str(t))) for u, i, r, t in rows]
+    head = header if header is not None else (rel.delimiter.join(rel.header) if rel.header else None)
+    return "\n".join([head, *lines] if head is not None else lines) + "\n"
+
+
+def ratings_csv(rows=None, header: str = HEADER) -> str:
+    return ratings_text(rows, "ml-latest-small", header)
 
 
 def release_zip(name: str = "ml-latest-small", ratings: str | None = None, member: str | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(member or f"{name}/ratings.csv", ratings_csv() if ratings is None else ratings)
+        archive.writestr(member or RELEASES[name].ratings_member, ratings_csv() if ratings is None else ratings)
         archive.writestr(f"{name}/README.txt", "A generated test release, not MovieLens data.\n")
     return buffer.getvalue()
 

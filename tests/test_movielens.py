@@ -1,99 +1,203 @@
 import io
 import re
+import struct
 import zipfile
 
 import pytest
 
-from pipeline.movielens import RATINGS_SCHEMA, RELEASES, RatingsError, read_ratings, release
-from tests.fakes import HEADER, ratings_csv, release_zip
+from pipeline.movielens import RATINGS_SCHEMA, RELEASES, RatingsError, Source, read_ratings, release, release_source
+from tests.fakes import ratings_text, release_zip
 
-SMALL = RELEASES["ml-latest-small"]
+ROWS = [(1, 10, 4.0, 100), (1, 11, 3.0, 101), (2, 10, 5.0, 102), (3, 12, 1.0, 103)]
+FORMATS = ["ml-latest-small", "ml-100k", "ml-1m", "ml-10m", "ml-25m"]
 
 
 def archive(ratings: str, name: str = "ml-latest-small", member: str | None = None) -> zipfile.ZipFile:
     return zipfile.ZipFile(io.BytesIO(release_zip(name, ratings, member)))
 
 
-def test_every_release_names_its_member_scale_and_checksum_source():
-    for name, rel in RELEASES.items():
-        assert rel.name == name and rel.zip_name == f"{name}.zip"
-        assert rel.ratings_member.startswith(f"{name}/")
-        assert rel.rating_scale[0] < rel.rating_scale[1]
+def read(text: str, name: str = "ml-latest-small", skip: bool = False):
+    return read_ratings(archive(text, name), RELEASES[name], skip)
+
+
+def with_line(name: str, line_number: int, line: str) -> str:
+    """A clean file of `name`'s format with line `line_number` (counting the header) replaced."""
+    lines = ratings_text(ROWS, name).splitlines()
+    lines[line_number - 1] = line
+    return "\n".join(lines) + "\n"
+
+
+def test_the_catalogue_names_member_format_scale_and_checksum_source():
+    assert list(RELEASES) == [
+        "ml-100k",
+        "ml-1m",
+        "ml-10m",
+        "ml-20m",
+        "ml-25m",
+        "ml-32m",
+        "ml-latest-small",
+        "ml-latest",
+    ]
+    assert RELEASES["ml-100k"].ratings_member == "ml-100k/u.data" and RELEASES["ml-100k"].delimiter == "\t"
+    assert RELEASES["ml-1m"].ratings_member == "ml-1m/ratings.dat" and RELEASES["ml-1m"].delimiter == "::"
+    assert RELEASES["ml-10m"].ratings_member == "ml-10M100K/ratings.dat"
+    for rel in RELEASES.values():
+        assert rel.zip_name == f"{rel.name}.zip"
         assert rel.md5 is None or re.fullmatch(r"[0-9a-f]{32}", rel.md5)
     # Re-issued releases are checked against the published .md5, immutable ones against a pin.
-    assert RELEASES["ml-latest-small"].md5 is None
+    assert {r.name for r in RELEASES.values() if r.md5 is None} == {"ml-latest-small", "ml-latest"}
     assert RELEASES["ml-25m"].md5 == "6b51fb2759a8657d3bfcbfc42b592ada"
 
 
 def test_an_unknown_release_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown MovieLens release 'ml-7m'; known releases: .*ml-latest-small"):
+    with pytest.raises(ValueError, match=r"unknown MovieLens release 'ml-7m'; known releases: ml-100k, .*ml-latest"):
         release("ml-7m")
 
 
-def test_reads_the_ratings_into_the_common_schema():
-    table = read_ratings(archive(ratings_csv([(1, 10, 4.5, 100), (2, 20, 0.5, 200)])), SMALL)
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_format_reads_into_the_common_schema(name):
+    table, report = read(ratings_text(ROWS, name), name)
     assert table.schema == RATINGS_SCHEMA
-    assert table.to_pylist() == [
-        {"user": 1, "item": 10, "rating": 4.5, "timestamp": 100},
-        {"user": 2, "item": 20, "rating": 0.5, "timestamp": 200},
-    ]
+    assert [tuple(r.values()) for r in table.to_pylist()] == ROWS
+    assert (report.malformed_lines_skipped, report.out_of_scale_skipped, report.duplicates_dropped) == (0, 0, 0)
 
 
 def test_reads_the_real_release(real_release_zip):
     with zipfile.ZipFile(real_release_zip) as z:
-        table = read_ratings(z, SMALL)
-    assert table.num_rows == 100_836
-    assert table.schema == RATINGS_SCHEMA
+        table, report = read_ratings(z, RELEASES["ml-latest-small"])
+    assert table.num_rows == 100_836 and report.duplicates_dropped == 0
 
 
 def test_accepts_crlf_line_ends():
-    text = ratings_csv([(1, 10, 4.0, 100), (2, 20, 3.0, 200)]).replace("\n", "\r\n")
-    assert read_ratings(archive(text), SMALL).num_rows == 2
+    assert read(ratings_text(ROWS).replace("\n", "\r\n"))[0].num_rows == 4
 
 
-def test_a_wrong_column_is_named():
-    text = ratings_csv([(1, 10, 4.0, 100)], header="userId,itemId,rating,timestamp")
-    with pytest.raises(
-        RatingsError,
-        match=r"ml-latest-small/ratings.csv: header is 'userId,itemId,rating,timestamp', "
-        r"expected 'userId,movieId,rating,timestamp'",
-    ):
-        read_ratings(archive(text), SMALL)
+@pytest.mark.parametrize(
+    "name, line, problem",
+    [
+        ("ml-latest-small", "1,11,3.0", "expected 4 fields separated by ','"),
+        ("ml-latest-small", "1,11,3.0,101,7", "expected 4 fields separated by ','"),
+        ("ml-latest-small", "1,abc,3.0,101", "item is not a whole number from 0 to 999999999"),
+        ("ml-latest-small", "1,11,,101", "empty rating"),
+        ("ml-latest-small", "", "expected 4 fields"),
+        ("ml-latest-small", "1,11,3.0,1.5e9", "timestamp is not a whole number of seconds"),
+        ("ml-latest-small", "-1,11,3.0,101", "user is not a whole number from 0 to 999999999"),
+        ("ml-1m", "1::11:3::101", "expected 4 fields separated by '::'"),
+        ("ml-1m", "1::x::3::101", "item is not a whole number from 0 to 999999999"),
+        ("ml-100k", "1\t11\t3", "expected 4 fields separated by '\\t'"),
+        ("ml-100k", "1 11 3 101", "expected 4 fields"),
+    ],
+)
+def test_a_malformed_line_is_named_with_its_number_and_text(name, line, problem):
+    line_number = 3 if RELEASES[name].header else 2
+    with pytest.raises(RatingsError) as error:
+        read(with_line(name, line_number, line), name)
+    assert str(error.value).startswith(f"{RELEASES[name].ratings_member} line {line_number}: {problem}")
+    assert f": {line!r}; 1 malformed lines in all" in str(error.value)
 
 
-def test_an_out_of_range_rating_is_named_with_its_line():
-    text = ratings_csv([(1, 10, 4.0, 100), (1, 11, 3.5, 101), (2, 10, 7.0, 102), (3, 3, 0.0, 103)])
-    with pytest.raises(
-        RatingsError,
-        match=r"ratings.csv line 4: rating 7.0 is outside the release's scale "
-        r"\[0.5, 5.0\] \(2 rows are\)",
-    ):
-        read_ratings(archive(text), SMALL)
+@pytest.mark.parametrize(
+    "name, line, message",
+    [
+        ("ml-latest-small", "2,10,7.0,102", "line 4: rating 7 is outside the release's scale [0.5, 5] in steps of 0.5"),
+        ("ml-latest-small", "2,10,3.7,102", "line 4: rating 3.7 is outside"),
+        ("ml-1m", "2::10::4.5::102", "line 3: rating 4.5 is outside the release's scale [1, 5] in steps of 1"),
+        ("ml-100k", "2\t10\t0\t102", "line 3: rating 0 is outside"),
+    ],
+)
+def test_a_rating_off_the_release_scale_is_named_with_its_line(name, line, message):
+    line_number = 4 if RELEASES[name].header else 3
+    with pytest.raises(RatingsError, match=re.escape(f"{RELEASES[name].ratings_member} {message}")):
+        read(with_line(name, line_number, line), name)
 
 
-def test_a_non_numeric_value_is_named():
-    text = f"{HEADER}\n1,10,4.0,100\n1,abc,3.0,101\n"
-    with pytest.raises(RatingsError, match=r"ml-latest-small/ratings.csv: .*int32.*'abc'"):
-        read_ratings(archive(text), SMALL)
+def test_skip_malformed_drops_and_counts_bad_lines():
+    text = ratings_text(ROWS) + "1,99\n\n5,abc,3.0,1\n5,13,9.0,1\n5,14,2.5,1\n"
+    table, report = read(text, skip=True)
+    assert table.num_rows == 5
+    assert (report.malformed_lines_skipped, report.out_of_scale_skipped) == (3, 1)
 
 
-def test_a_missing_value_is_named_with_its_line():
-    text = f"{HEADER}\n1,10,4.0,100\n1,11,,101\n"
-    with pytest.raises(RatingsError, match=r"ratings.csv line 3: empty value in column 'rating'"):
-        read_ratings(archive(text), SMALL)
+def test_duplicate_pairs_keep_the_latest_rating_and_are_counted():
+    rows = [(1, 10, 4.0, 100), (2, 10, 3.0, 50), (1, 10, 2.0, 300), (1, 10, 5.0, 200), (2, 10, 1.0, 50)]
+    table, report = read(ratings_text(rows))
+    # (1, 10): the rating of timestamp 300; (2, 10): a tie, so the later line wins.
+    assert [tuple(r.values()) for r in table.to_pylist()] == [(1, 10, 2.0, 300), (2, 10, 1.0, 50)]
+    assert report.duplicates_dropped == 3
 
 
-def test_a_wrong_field_count_is_named():
-    text = f"{HEADER}\n1,10,4.0,100\n1,11,3.0\n"
-    with pytest.raises(RatingsError, match=r"ml-latest-small/ratings.csv: .*Expected 4 columns, got 3: 1,11,3.0"):
-        read_ratings(archive(text), SMALL)
-
-
-def test_a_header_without_ratings_is_rejected():
-    with pytest.raises(RatingsError, match=r"ratings.csv: no ratings"):
-        read_ratings(archive(HEADER + "\n"), SMALL)
+@pytest.mark.parametrize(
+    "text, name, message",
+    [
+        (
+            "userId,itemId,rating,timestamp\n1,1,4.0,1\n",
+            "ml-latest-small",
+            (
+                "ml-latest-small/ratings.csv line 1: header is 'userId,itemId,rating,timestamp', "
+                "expected 'userId,movieId,rating,timestamp'"
+            ),
+        ),
+        ("userId,movieId,rating,timestamp\n", "ml-latest-small", "ml-latest-small/ratings.csv: no ratings"),
+        ("", "ml-latest-small", "ml-latest-small/ratings.csv: the file is empty"),
+        ("", "ml-1m", "ml-1m/ratings.dat: the file is empty"),
+    ],
+)
+def test_a_bad_header_or_an_empty_file_is_named(text, name, message):
+    with pytest.raises(RatingsError, match=re.escape(message)):
+        read(text, name)
 
 
 def test_a_missing_member_is_named():
-    with pytest.raises(RatingsError, match=r"has no member ml-latest-small/ratings.csv"):
-        read_ratings(archive(ratings_csv(), member="ml-latest-small/other.csv"), SMALL)
+    with pytest.raises(RatingsError, match=r"the zip has no member ml-latest-small/ratings.csv"):
+        read_ratings(archive(ratings_text(ROWS), member="ml-latest-small/other.csv"), RELEASES["ml-latest-small"])
+
+
+def test_a_member_name_that_escapes_the_archive_is_refused():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("ml-latest-small/ratings.csv", ratings_text(ROWS))
+        z.writestr("../../etc/cron.d/evil", "* * * * * root true\n")
+    with pytest.raises(RatingsError, match=r"escapes the archive \('../../etc/cron.d/evil'\)"):
+        read_ratings(zipfile.ZipFile(buffer), RELEASES["ml-latest-small"])
+
+
+def test_a_member_that_declares_an_absurd_size_is_refused():
+    bomb = ratings_text(ROWS) + "0" * 20_000_000  # compresses about 1000 to 1
+    with pytest.raises(RatingsError, match=r"claims 200\d{5} bytes from \d+ compressed: .*zip bomb"):
+        read(bomb)
+
+
+def test_a_member_larger_than_it_declares_is_refused():
+    data = bytearray(release_zip(ratings=ratings_text(ROWS) + "0" * 10_000))
+    # Make the headers claim 100 bytes: the reader stops there and the CRC no longer matches.
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.index(signature)
+        data[at + offset : at + offset + 4] = struct.pack("<I", 100)
+    with pytest.raises(RatingsError, match=r"ml-latest-small/ratings.csv is corrupt"):
+        read_ratings(zipfile.ZipFile(io.BytesIO(bytes(data))), RELEASES["ml-latest-small"])
+
+
+def test_a_release_comes_from_the_base_url_with_the_catalogue_checksum():
+    assert release_source("ml-1m", "http://mirror.internal/movielens") == Source(
+        "http://mirror.internal/movielens/ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906"
+    )
+    assert release_source("ml-latest-small", "http://m/") == Source("http://m/ml-latest-small.zip", None)
+
+
+def test_url_and_md5_overrides_apply_per_release():
+    source = release_source(
+        "ml-25m", "http://m/", urls={"ml-25m": "http://other/25.zip"}, md5s={"ml-25m": "AB" * 16, "ml-1m": "cd" * 16}
+    )
+    assert source == Source("http://other/25.zip", "ab" * 16)
+
+
+@pytest.mark.parametrize(
+    "urls, md5s, message",
+    [
+        ({"ml-2m": "http://x"}, {}, r"unknown MovieLens release 'ml-2m'; known releases: ml-100k"),
+        ({}, {"ml-25m": "not-a-checksum"}, r"the md5 override for ml-25m is 'not-a-checksum', not 32 hexadecimal"),
+    ],
+)
+def test_bad_overrides_are_rejected(urls, md5s, message):
+    with pytest.raises(ValueError, match=message):
+        release_source("ml-25m", "http://m/", urls, md5s)
