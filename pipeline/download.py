@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 16  # also what a dropped connection can lose: resumes start at a chunk boundary
 TIMEOUT_SECONDS = (10, 60)  # connect, and between two bytes of the body
+logger = logging.getLogger("luigi-interface")
 _MD5_TOKEN = re.compile(r"\b[0-9a-fA-F]{32}\b")
 
 Progress = Callable[[int, "int | None"], None]
@@ -52,24 +55,55 @@ def published_md5(session: requests.Session, url: str) -> str:
 
 
 def verified_chunks(
-    session: requests.Session, url: str, expected_md5: str, progress: Progress = lambda done, total: None
+    session: requests.Session,
+    url: str,
+    expected_md5: str,
+    progress: Progress = lambda done, total: None,
+    deadline_seconds: float = 7200,
+    max_resumes: int = 5,
+    resume_backoff_seconds: float = 0.5,
 ) -> Iterator[bytes]:
     """The body at `url`, chunk by chunk; raises DownloadError after the last chunk if its
-    MD5 is not `expected_md5`, so a consumer that stores only complete streams stores nothing."""
-    response = _get(session, url, stream=True)
-    with response:
-        total = int(response.headers["Content-Length"]) if "Content-Length" in response.headers else None
-        digest = hashlib.md5()
-        done = 0
-        try:
-            for chunk in response.iter_content(CHUNK_BYTES):
-                digest.update(chunk)
-                done += len(chunk)
-                progress(done, total)
-                yield chunk
-        except requests.RequestException as e:
-            raise DownloadError(f"download of {url} failed after {done} bytes: {e}") from e
-    if total is not None and done != total:
+    MD5 is not `expected_md5`, so a consumer that stores only complete streams stores nothing.
+
+    A connection that drops mid-body is resumed with an HTTP Range request; a server that
+    ignores Range sends the whole body again and the part already received is skipped. The
+    whole download, resumes included, must finish within `deadline_seconds`."""
+    started = time.monotonic()
+    digest = hashlib.md5()
+    done, total, resumes = 0, None, 0
+    while True:
+        response = _get(session, url, stream=True, headers={"Range": f"bytes={done}-"} if done else None)
+        with response:
+            if total is None and "Content-Length" in response.headers:
+                total = int(response.headers["Content-Length"])
+            # 206 continues where we are; 200 (Range ignored) starts again from byte 0.
+            skip = 0 if response.status_code == 206 and _range_start(response) == done else done
+            try:
+                for chunk in response.iter_content(CHUNK_BYTES):
+                    if time.monotonic() - started > deadline_seconds:
+                        raise DownloadError(
+                            f"download of {url} did not finish within {deadline_seconds:.0f} s ({done} bytes received)"
+                        )
+                    if skip:
+                        dropped = min(skip, len(chunk))
+                        chunk, skip = chunk[dropped:], skip - dropped
+                    if chunk:
+                        digest.update(chunk)
+                        done += len(chunk)
+                        progress(done, total)
+                        yield chunk
+            except requests.RequestException as e:
+                resumes += 1
+                if resumes > max_resumes:
+                    raise DownloadError(
+                        f"download of {url} failed after {done} bytes and {max_resumes} resumes: {e}"
+                    ) from e
+                logger.warning("connection to %s dropped after %d bytes (%s); resuming", url, done, e)
+                time.sleep(min(resume_backoff_seconds * 2 ** (resumes - 1), 30))
+                continue
+        if total is None or done >= total:
+            break
         raise DownloadError(f"download of {url} ended after {done} of {total} bytes")
     actual = digest.hexdigest()
     if actual != expected_md5.lower():
@@ -80,9 +114,14 @@ def verified_chunks(
         )
 
 
-def _get(session: requests.Session, url: str, stream: bool) -> requests.Response:
+def _range_start(response: requests.Response) -> int | None:
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _get(session: requests.Session, url: str, stream: bool, headers: dict | None = None) -> requests.Response:
     try:
-        response = session.get(url, stream=stream, timeout=TIMEOUT_SECONDS)
+        response = session.get(url, stream=stream, timeout=TIMEOUT_SECONDS, headers=headers)
     except requests.RequestException as e:
         raise DownloadError(f"cannot download {url}: {e}") from e
     if not response.ok:

@@ -1,4 +1,5 @@
 import http.server
+import re
 import threading
 
 import pytest
@@ -10,13 +11,14 @@ BODY = bytes(range(256)) * 5000  # 1.28 MB: more than one chunk
 
 
 class FlakyServer(http.server.ThreadingHTTPServer):
-    """Serves BODY at /release.zip after `failures` answers of HTTP 500; /truncated.zip
-    promises more bytes than it sends; anything else is a 404."""
+    """Serves BODY at /release.zip, after `failures` answers of HTTP 500, dropping the
+    connection halfway through the body `drops` times; honours Range unless told not to.
+    /release.zip.md5 is its checksum; anything else is a 404."""
 
-    def __init__(self, failures: int = 0):
+    def __init__(self, failures: int = 0, drops: int = 0, honour_range: bool = True):
         super().__init__(("127.0.0.1", 0), FlakyHandler)
-        self.failures = failures
-        self.requests = 0
+        self.failures, self.drops, self.honour_range = failures, drops, honour_range
+        self.requests: list[str | None] = []  # the Range header of each request
 
     @property
     def url(self) -> str:
@@ -25,24 +27,33 @@ class FlakyServer(http.server.ThreadingHTTPServer):
 
 class FlakyHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.server.requests += 1
-        if self.path == "/release.zip" and self.server.failures > 0:
-            self.server.failures -= 1
-            self.send_error(500)
-        elif self.path == "/release.zip":
-            self._send(BODY, len(BODY))
-        elif self.path == "/truncated.zip":
-            self._send(BODY[:1000], len(BODY))
-        elif self.path == "/release.zip.md5":
-            self._send(f"MD5 (release.zip) = {md5(BODY)}\n".encode(), None)
-        else:
-            self.send_error(404)
+        server = self.server
+        server.requests.append(self.headers.get("Range"))
+        if self.path == "/release.zip.md5":
+            return self._send(200, f"MD5 (release.zip) = {md5(BODY)}\n".encode())
+        if self.path != "/release.zip":
+            return self.send_error(404)
+        if server.failures > 0:
+            server.failures -= 1
+            return self.send_error(500)
+        start = 0
+        if server.honour_range and (match := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))):
+            start = int(match.group(1))
+        body = BODY[start:]
+        if server.drops > 0:
+            server.drops -= 1
+            return self._send(206 if start else 200, body, cut_at=len(body) // 2, start=start)
+        self._send(206 if start else 200, body, start=start)
 
-    def _send(self, body: bytes, length: int | None):
-        self.send_response(200)
-        self.send_header("Content-Length", str(length or len(body)))
+    def _send(self, status: int, body: bytes, cut_at: int | None = None, start: int = 0):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(BODY) - 1}/{len(BODY)}")
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(body[:cut_at])
+        if cut_at is not None:
+            self.close_connection = True  # the client gets fewer bytes than announced
 
     def log_message(self, format, *args):
         pass
@@ -52,8 +63,8 @@ class FlakyHandler(http.server.BaseHTTPRequestHandler):
 def serve():
     servers = []
 
-    def start(failures: int = 0) -> FlakyServer:
-        server = FlakyServer(failures)
+    def start(**behaviour) -> FlakyServer:
+        server = FlakyServer(**behaviour)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return server
@@ -62,6 +73,12 @@ def serve():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def download(url: str, expected: str = md5(BODY), **options) -> bytes:
+    return b"".join(
+        verified_chunks(http_session(backoff_seconds=0), url, expected, resume_backoff_seconds=0, **options)
+    )
 
 
 def test_parses_both_md5_file_layouts():
@@ -90,36 +107,57 @@ def test_reads_the_published_checksum(serve):
 
 def test_a_wrong_md5_fails_after_the_last_chunk(serve):
     server = serve()
-    chunks = verified_chunks(http_session(), f"{server.url}/release.zip", "0" * 32)
     with pytest.raises(DownloadError, match=rf"MD5 of {server.url}/release.zip is {md5(BODY)}, expected 0{{32}}"):
-        for _ in chunks:
-            pass
+        download(f"{server.url}/release.zip", "0" * 32)
 
 
 def test_retries_server_errors(serve):
     server = serve(failures=2)
-    assert b"".join(verified_chunks(http_session(backoff_seconds=0), f"{server.url}/release.zip", md5(BODY))) == BODY
-    assert server.requests == 3
+    assert download(f"{server.url}/release.zip") == BODY
+    assert len(server.requests) == 3
 
 
 def test_gives_up_after_the_retries(serve):
     server = serve(failures=10)
     with pytest.raises(DownloadError, match=r"cannot download .*/release.zip: HTTP 500"):
         next(verified_chunks(http_session(retries=2, backoff_seconds=0), f"{server.url}/release.zip", md5(BODY)))
-    assert server.requests == 3
+    assert len(server.requests) == 3
+
+
+def test_resumes_a_dropped_connection_with_a_range_request(serve):
+    server = serve(drops=2)
+    assert download(f"{server.url}/release.zip") == BODY
+    first, *resumes = server.requests
+    assert first is None and len(resumes) == 2
+    starts = [int(re.fullmatch(r"bytes=(\d+)-", r).group(1)) for r in resumes]
+    # Each resume asks for what is missing: at most one 64 KiB chunk before the cut is read again.
+    assert len(BODY) // 2 - 65536 < starts[0] <= len(BODY) // 2 < starts[1]
+
+
+def test_a_server_that_ignores_range_sends_everything_again(serve):
+    server = serve(drops=1, honour_range=False)
+    assert download(f"{server.url}/release.zip") == BODY
+    assert len(server.requests) == 2
+
+
+def test_gives_up_when_the_connection_keeps_dropping(serve):
+    server = serve(drops=100)
+    with pytest.raises(DownloadError, match=r"release.zip failed after \d+ bytes and 3 resumes"):
+        download(f"{server.url}/release.zip", max_resumes=3)
+    assert len(server.requests) == 4
+
+
+def test_a_download_is_bounded_in_time(serve):
+    server = serve()
+    with pytest.raises(DownloadError, match=r"release.zip did not finish within 0 s"):
+        download(f"{server.url}/release.zip", deadline_seconds=0)
 
 
 def test_a_404_says_the_release_is_not_there_and_is_not_retried(serve):
     server = serve()
     with pytest.raises(DownloadError, match=r"release not found at .*/ml-9m.zip \(HTTP 404\)"):
-        next(verified_chunks(http_session(), f"{server.url}/ml-9m.zip", "0" * 32))
-    assert server.requests == 1
-
-
-def test_a_body_shorter_than_announced_is_an_error(serve):
-    server = serve()
-    with pytest.raises(DownloadError, match=r"truncated.zip"):
-        b"".join(verified_chunks(http_session(retries=0), f"{server.url}/truncated.zip", md5(BODY)))
+        download(f"{server.url}/ml-9m.zip")
+    assert len(server.requests) == 1
 
 
 def test_an_unreachable_host_is_an_error():
