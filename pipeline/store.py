@@ -17,6 +17,7 @@ import functools
 import io
 import json
 import os
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ import luigi
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError
 from luigi.contrib.s3 import S3Client, S3FlagTarget, S3Target
 
 FLAG = "_SUCCESS"
@@ -123,13 +126,13 @@ class Store:
 
     def file(self, key: str) -> luigi.Target:
         if self.is_s3:
-            return _S3ObjectTarget(self.uri(key), client=self._luigi_s3())
+            return _S3ObjectTarget(self, self.uri(key))
         return luigi.LocalTarget(self.uri(key))
 
     def directory(self, key: str) -> luigi.Target:
         """A directory output: complete once its _SUCCESS flag exists."""
         if self.is_s3:
-            return _S3FlagTarget(self.uri(key) + "/", client=self._luigi_s3())
+            return _S3FlagTarget(self, self.uri(key) + "/")
         return _LocalFlagTarget(self.uri(key))
 
     # -- the bucket or root folder ----------------------------------------------------------
@@ -137,34 +140,46 @@ class Store:
     def root_exists(self) -> bool:
         if not self.is_s3:
             return os.path.isdir(self.root)
-        try:
-            self._boto().head_bucket(Bucket=self.bucket)
-        except self._boto().exceptions.ClientError as e:
-            if e.response["Error"]["Code"] in MISSING_CODES:
-                return False
-            raise StoreError(f"cannot use bucket {self.bucket} at {self._endpoint_name()}: {e}") from None
+        with self._s3_errors():
+            try:
+                self._boto().head_bucket(Bucket=self.bucket)
+            except ClientError as e:
+                if e.response["Error"]["Code"] in MISSING_CODES:
+                    return False
+                raise
         return True
 
     def create_root(self) -> None:
         if not self.is_s3:
             os.makedirs(self.root, exist_ok=True)
             return
-        client = self._boto()
         kwargs: dict[str, Any] = {}
         if self.s3_region and self.s3_region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.s3_region}
-        try:
-            client.create_bucket(Bucket=self.bucket, **kwargs)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
+        with self._s3_errors():
+            try:
+                self._boto().create_bucket(Bucket=self.bucket, **kwargs)
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+                    raise
+
+    def object_exists(self, key: str) -> bool:
+        """Whether the object at `key` exists; a missing bucket is no error, only a missing object."""
+        if not self.is_s3:
+            return os.path.isfile(self.fs_path(key))
+        with self._s3_errors():
+            try:
+                self._boto().head_object(Bucket=self.bucket, Key=self._s3_key(key))
+            except ClientError as e:
+                if e.response["Error"]["Code"] in MISSING_CODES:
+                    return False
+                raise
+        return True
 
     # -- reading and writing ----------------------------------------------------------------
 
     def filesystem(self) -> pafs.FileSystem:
         return _filesystem(self.is_s3, self.s3_endpoint, self.s3_region)
-
-    def exists(self, key: str) -> bool:
-        return self.filesystem().get_file_info(self.fs_path(key)).type != pafs.FileType.NotFound
 
     def read_bytes(self, key: str) -> bytes:
         with self.filesystem().open_input_stream(self.fs_path(key)) as f:
@@ -184,30 +199,33 @@ class Store:
         return pq.read_table(self.fs_path(key), filesystem=self.filesystem())
 
     def write_parquet(self, key: str, table: pa.Table) -> None:
-        """For files inside a directory output, which its flag makes atomic."""
-        if not self.is_s3:
-            os.makedirs(os.path.dirname(self.fs_path(key)), exist_ok=True)
-        pq.write_table(table, self.fs_path(key), filesystem=self.filesystem())
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        self.write_bytes(key, sink.getvalue().to_pybytes())
 
     def upload(self, key: str, chunks: Iterable[bytes]) -> None:
         """Streams chunks into the object at `key`, which appears only if the iterator finishes:
-        an exception from it (a checksum mismatch, a dropped connection) stores nothing."""
+        an exception from it (a checksum mismatch, a dropped connection) stores nothing, and
+        two writers of the same key never mix their bytes."""
         if self.is_s3:
             # boto3 streams a multipart upload and aborts it on failure; pyarrow's S3 output
             # stream would complete a partial object when it is closed after an error.
             reader = io.BufferedReader(_ChunkReader(chunks), buffer_size=1 << 20)
-            self._boto().upload_fileobj(reader, self.bucket, self.fs_path(key).split("/", 1)[1])
+            with self._s3_errors():
+                self._boto().upload_fileobj(reader, self.bucket, self._s3_key(key))
             return
         path = self.fs_path(key)
-        partial = path + ".partial"
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            with open(partial, "wb") as out:
+        with tempfile.NamedTemporaryFile(
+            dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".partial", delete=False
+        ) as out:
+            try:
                 out.writelines(chunks)
-            os.replace(partial, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
+                out.flush()
+                os.replace(out.name, path)
+            except BaseException:
+                os.remove(out.name)
+                raise
 
     @contextlib.contextmanager
     def open_zip(self, key: str) -> Iterator[zipfile.ZipFile]:
@@ -219,18 +237,13 @@ class Store:
         ):
             yield archive
 
-    def clear(self, key: str) -> None:
-        """Empties a directory output before it is rewritten, so no file of an interrupted
-        earlier attempt survives into the new one."""
-        self.filesystem().delete_dir_contents(self.fs_path(key), missing_dir_ok=True)
-
     def mark_complete(self, key: str) -> None:
         self.write_bytes(f"{key}/{FLAG}", b"")
 
     # -- internals --------------------------------------------------------------------------
 
-    def _endpoint_name(self) -> str:
-        return self.s3_endpoint or "AWS S3"
+    def _s3_key(self, key: str) -> str:
+        return self.fs_path(key).split("/", 1)[1]
 
     def _luigi_s3(self) -> S3Client:
         return _luigi_s3_client(self.s3_endpoint, self.s3_region)
@@ -238,11 +251,37 @@ class Store:
     def _boto(self):
         return self._luigi_s3().s3.meta.client
 
+    @contextlib.contextmanager
+    def _s3_errors(self) -> Iterator[None]:
+        """Turns an unreachable endpoint or refused credentials into one StoreError that
+        names the endpoint and says what to check (botocore has already retried)."""
+        where = f"S3 at {self.s3_endpoint or 'AWS'} (bucket {self.bucket})"
+        try:
+            yield
+        except (EndpointConnectionError, ConnectTimeoutError) as e:
+            raise StoreError(f"cannot reach {where}: {e}; check [s3] endpoint_url and that the server is up") from None
+        except NoCredentialsError:
+            raise StoreError(
+                f"no credentials for {where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+            ) from None
+        except ClientError as e:
+            code = e.response["Error"]["Code"]
+            if code in {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}:
+                raise StoreError(
+                    f"{where} refused the credentials ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                    "and that they may use this bucket"
+                ) from None
+            raise
+
+
+# Fail within seconds when the endpoint is down, rather than after minutes of retries.
+_BOTO_CONFIG = BotoConfig(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
+
 
 @functools.cache
 def _luigi_s3_client(endpoint: str | None, region: str | None) -> S3Client:
     options = {k: v for k, v in (("endpoint_url", endpoint), ("region_name", region)) if v}
-    return S3Client(**options)
+    return S3Client(config=_BOTO_CONFIG, **options)
 
 
 @functools.cache
@@ -254,31 +293,29 @@ def _filesystem(is_s3: bool, endpoint: str | None, region: str | None) -> pafs.F
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         options.update(endpoint_override=parts.netloc, scheme=parts.scheme)
     # Credentials come from the AWS default chain: environment variables, profile, role.
-    return pafs.S3FileSystem(**options)
+    return pafs.S3FileSystem(
+        connect_timeout=5, request_timeout=60, retry_strategy=pafs.AwsStandardS3RetryStrategy(3), **options
+    )
 
 
-def _s3_object_exists(client: S3Client, path: str) -> bool:
-    # luigi's S3Client.exists also counts a key prefix as existing and fails when the bucket
-    # is missing; an output exists exactly when its object does.
-    bucket, key = client._path_to_bucket_and_key(path)
-    boto = client.s3.meta.client
-    try:
-        boto.head_object(Bucket=bucket, Key=key)
-    except boto.exceptions.ClientError as e:
-        if e.response["Error"]["Code"] in MISSING_CODES:
-            return False
-        raise
-    return True
-
-
+# luigi's S3Client.exists also counts a key prefix as existing and fails when the bucket is
+# missing; an output exists exactly when its object does.
 class _S3ObjectTarget(S3Target):
+    def __init__(self, store_: Store, uri: str):
+        super().__init__(uri, client=store_._luigi_s3())
+        self.store = store_
+
     def exists(self) -> bool:
-        return _s3_object_exists(self.fs, self.path)
+        return self.store.object_exists(self.path.removeprefix(self.store.root + "/"))
 
 
 class _S3FlagTarget(S3FlagTarget):
+    def __init__(self, store_: Store, uri: str):
+        super().__init__(uri, client=store_._luigi_s3())
+        self.store = store_
+
     def exists(self) -> bool:
-        return _s3_object_exists(self.fs, self.path + self.flag)
+        return self.store.object_exists(self.path.removeprefix(self.store.root + "/") + self.flag)
 
 
 class _LocalFlagTarget(luigi.LocalTarget):

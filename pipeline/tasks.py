@@ -7,16 +7,17 @@ luigi.cfg.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import operator
-from urllib.parse import urljoin
+import sys
 
 import luigi
 from luigi.util import inherits, requires
 
 from pipeline.download import http_session, published_md5, verified_chunks
-from pipeline.movielens import RELEASES, read_ratings, release
+from pipeline.movielens import RELEASES, read_ratings, release, release_source
 from pipeline.sparkjob import SparkJobTask
 from pipeline.split import STRATEGIES, describe, split_ratings
 from pipeline.store import Store
@@ -39,6 +40,11 @@ class movielens(luigi.Config):
         default="https://files.grouplens.org/datasets/movielens/",
         description="Where release zips (and their .md5 files) are downloaded from; a mirror works.",
     )
+    urls = luigi.DictParameter(
+        default={}, description='Per-release zip URLs, e.g. {"ml-25m": "http://host/ml-25m.zip"}.'
+    )
+    md5s = luigi.DictParameter(default={}, description='Per-release MD5 checksums, e.g. {"ml-25m": "6b51..."}.')
+    download_timeout = luigi.FloatParameter(default=7200, description="Seconds a download may take, resumes included.")
 
 
 class BucketReady(luigi.Task):
@@ -67,21 +73,28 @@ class DownloadedZip(luigi.Task):
         return Store.from_config().file(self.key)
 
     def run(self):
-        rel = release(self.dataset)
-        url = urljoin(movielens().base_url, rel.zip_name)
+        config = movielens()
+        source = release_source(self.dataset, config.base_url, config.urls, config.md5s)
         with http_session() as session:
-            expected_md5 = rel.md5 or published_md5(session, f"{url}.md5")
-            Store.from_config().upload(self.key, verified_chunks(session, url, expected_md5, self._progress))
+            expected_md5 = source.md5 or published_md5(session, f"{source.url}.md5")
+            chunks = verified_chunks(session, source.url, expected_md5, self._progress, config.download_timeout)
+            Store.from_config().upload(self.key, chunks)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # ends the progress line
 
     def _progress(self, done: int, total: int | None) -> None:
-        # Called once per chunk; the scheduler hears only whole-percent changes.
-        if not total or self.set_progress_percentage is None:
+        # Called once per chunk; the scheduler and the terminal hear only whole-percent changes.
+        percent = 100 * done // total if total else done >> 24  # without a size: every 16 MB
+        if percent == getattr(self, "_percent_reported", None):
             return
-        percent = 100 * done // total
-        if percent != getattr(self, "_percent_reported", None):
-            self._percent_reported = percent
+        self._percent_reported = percent
+        message = f"downloaded {done / 1e6:.1f}" + (f" of {total / 1e6:.1f} MB" if total else " MB")
+        if self.set_progress_percentage is not None and total:
             self.set_progress_percentage(percent)
-            self.set_status_message(f"downloaded {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+        if self.set_status_message is not None:
+            self.set_status_message(message)
+        if sys.stderr.isatty():
+            print(f"\r{self.dataset}: {message}", end="", file=sys.stderr, flush=True)
 
 
 @requires(DownloadedZip)
@@ -99,10 +112,14 @@ class SplitData(luigi.Task):
         description="share of the ratings that goes to test",
     )
     seed = luigi.IntParameter(default=42, description="seed of the split and of ALS")
+    skip_malformed = luigi.BoolParameter(
+        default=False, description="drop and count malformed or off-scale rating lines instead of failing"
+    )
 
     @property
     def key(self) -> str:
-        return f"splits/{self.dataset}/{self.strategy}-{self.test_fraction!r}-seed{self.seed}"
+        lenient = "-skip-malformed" if self.skip_malformed else ""
+        return f"splits/{self.dataset}/{self.strategy}-{self.test_fraction!r}-seed{self.seed}{lenient}"
 
     def output(self):
         return Store.from_config().directory(self.key)
@@ -110,9 +127,8 @@ class SplitData(luigi.Task):
     def run(self):
         store = Store.from_config()
         with store.open_zip(self.requires().key) as archive:
-            ratings = read_ratings(archive, release(self.dataset))
+            ratings, report = read_ratings(archive, release(self.dataset), self.skip_malformed)
         train, test = split_ratings(ratings, self.strategy, self.test_fraction, self.seed)
-        store.clear(self.key)
         store.write_parquet(f"{self.key}/train.parquet", train)
         store.write_parquet(f"{self.key}/test.parquet", test)
         store.write_json(
@@ -122,6 +138,7 @@ class SplitData(luigi.Task):
                 "ratings": describe(ratings),
                 "train": describe(train),
                 "test": describe(test),
+                "read": dataclasses.asdict(report),
             },
         )
         store.mark_complete(self.key)

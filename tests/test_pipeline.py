@@ -69,6 +69,7 @@ def test_the_chain_on_the_local_store_then_a_rerun_does_nothing(real_release_zip
         "rank": 10,
         "reg_param": 0.1,
         "max_iter": 10,
+        "skip_malformed": False,
     }
     assert (
         f"metrics.json: {root / METRICS}\nRMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings"
@@ -134,11 +135,11 @@ def test_a_wrong_checksum_fails_and_stores_nothing(mirror, workdir, local_config
     [
         (
             ratings_csv(header="userId,itemId,rating,timestamp"),
-            "ml-latest-small/ratings.csv: header is 'userId,itemId,rating,timestamp', expected 'userId,movieId,rating,timestamp'",
+            "ml-latest-small/ratings.csv line 1: header is 'userId,itemId,rating,timestamp', expected 'userId,movieId,rating,timestamp'",
         ),
         (
             ratings_csv([(1, 1, 4.0, 10), (1, 2, 4.0, 11), (2, 1, 9.5, 12)]),
-            "ml-latest-small/ratings.csv line 4: rating 9.5 is outside the release's scale [0.5, 5.0]",
+            "ml-latest-small/ratings.csv line 4: rating 9.5 is outside the release's scale [0.5, 5] in steps of 0.5",
         ),
     ],
     ids=["bad-column", "out-of-range-rating"],

@@ -1,11 +1,15 @@
 """The store on both backends: a local folder, and S3 over HTTP (moto's server)."""
 
+import http.server
 import os
+import socket
+import threading
 
 import pyarrow as pa
 import pytest
 
 from pipeline.store import Store, StoreError
+from tests.conftest import FAKE_KEY_ID, FAKE_SECRET
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -121,16 +125,76 @@ def test_a_directory_is_complete_only_with_its_flag(ready):
     assert ready.read_parquet("splits/s/train.parquet").column("a").to_pylist() == [1, 2]
 
 
-def test_clear_removes_a_directory_and_nothing_beside_it(ready):
-    ready.write_bytes("splits/s/stale.parquet", b"old")
-    ready.write_bytes("splits/s2/keep.parquet", b"keep")
-    ready.clear("splits/s")
-    ready.clear("splits/never-written")
-    assert not ready.exists("splits/s/stale.parquet")
-    assert ready.exists("splits/s2/keep.parquet")
+def test_concurrent_writers_of_one_key_never_mix_their_bytes(ready):
+    both_writing = threading.Barrier(2)
+
+    def chunks(byte: bytes):
+        for _ in range(3):
+            both_writing.wait(timeout=60)  # each chunk is written while the other writer is mid-file
+            yield byte * 3_000_000
+
+    writers = [threading.Thread(target=ready.upload, args=("downloads/r.zip", chunks(b))) for b in (b"a", b"b")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert ready.read_bytes("downloads/r.zip") in (b"a" * 9_000_000, b"b" * 9_000_000)
+    assert_no_leftovers(ready)
 
 
 def test_a_zip_is_read_in_place(ready, real_release_zip):
     ready.write_bytes("downloads/ml-latest-small.zip", real_release_zip.read_bytes())
     with ready.open_zip("downloads/ml-latest-small.zip") as archive:
         assert archive.read("ml-latest-small/README.txt").startswith(b"Summary")
+
+
+class Refusing(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint that refuses every request, as S3 does for unknown credentials."""
+
+    def _refuse(self):
+        body = b"<Error><Code>InvalidAccessKeyId</Code><Message>The key does not exist.</Message></Error>"
+        self.send_response(403)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = _refuse
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def refusing_endpoint():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_endpoint_is_one_error_naming_it():
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    store = Store.at("s3://bucket", endpoint, "us-east-1")
+    for operation in (store.root_target().exists, store.file("downloads/x.zip").exists, store.create_root):
+        with pytest.raises(
+            StoreError, match=rf"cannot reach S3 at {endpoint} \(bucket bucket\): .*check \[s3\] endpoint_url"
+        ):
+            operation()
+
+
+def test_refused_credentials_are_one_error_naming_the_endpoint(refusing_endpoint, s3_endpoint):
+    store = Store.at("s3://bucket", refusing_endpoint, "us-east-1")
+    for operation in (store.root_target().exists, store.directory("splits/x").exists, store.create_root):
+        with pytest.raises(
+            StoreError, match=rf"S3 at {refusing_endpoint} \(bucket bucket\) refused the credentials"
+        ) as e:
+            operation()
+        assert FAKE_SECRET not in str(e.value) and FAKE_KEY_ID not in str(e.value)
