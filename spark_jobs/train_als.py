@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> None:
         item_factors = model.itemFactors.toArrow().sort_by("id")
 
         progress(90, f"fitted in {fit_seconds:.1f} s; writing {store.uri(args.output)}")
-        store.clear(args.output)
         store.write_parquet(f"{args.output}/{USER_FACTORS}", user_factors)
         store.write_parquet(f"{args.output}/{ITEM_FACTORS}", item_factors)
         store.write_json(
