@@ -1,36 +1,138 @@
-"""`movielens-als [luigi options] [EvaluatedRMSE parameters]`: runs the pipeline exactly like
-`luigi --module pipeline EvaluatedRMSE ...`, with luigi's exit codes, then says where
-metrics.json is and what the RMSE is."""
+"""The project's commands.
+
+`movielens-als [luigi options] [EvaluatedRMSE parameters]` runs the pipeline like
+`luigi --module pipeline EvaluatedRMSE ...`, then says where metrics.json is and what the
+RMSE is. When another worker is running tasks this run needs (a concurrent run against the
+same luigid, or the same command on this host), plain `luigi` exits at once with code 10;
+this command waits for them and succeeds if metrics.json exists at the end.
+
+`movielens-als-cron [--log-file F] [--lock-file F] [...]` is the same for cron: it logs to a
+file, refuses to overlap a previous run of itself, and returns the pipeline's exit code.
+
+`movielens-als-clean (--dataset NAME ... | --all) [--yes]` removes the pipeline's outputs.
+"""
 
 from __future__ import annotations
 
+import argparse
+import fcntl
+import subprocess
 import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 import luigi.retcodes
 from luigi.cmdline_parser import CmdlineParser
 
+from pipeline.movielens import RELEASES, release
 from pipeline.store import Store
+
+HELP_FLAGS = {"-h", "--help", "--help-all"}
+WAIT_SECONDS = 5
+OUTPUT_PREFIXES = ("downloads", "splits", "models", "evaluations")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     luigi_args = ["--module", "pipeline", "EvaluatedRMSE", *args]
+    if HELP_FLAGS & set(args):
+        return _run_luigi(luigi_args)
+    while True:
+        code = _run_luigi(luigi_args)
+        with CmdlineParser.global_instance(luigi_args) as parser:
+            evaluation = parser.get_task_obj()
+            if evaluation.complete():
+                store = Store.from_config()
+                metrics = store.read_json(evaluation.key)
+                break
+            already_running = luigi.retcodes.retcode().already_running
+        if code != already_running:
+            return code or luigi.retcodes.retcode().not_run
+        # Another worker (of luigid, or another command on this host) runs tasks this run needs.
+        print(f"another worker is running tasks this run needs; checking again in {WAIT_SECONDS} s", file=sys.stderr)
+        time.sleep(WAIT_SECONDS)
+    print(f"metrics.json: {store.uri(evaluation.key)}")
+    print(
+        f"RMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings "
+        f"(global mean predictor: {metrics['global_mean_rmse']:.4f}; "
+        f"factors covered {metrics['coverage']:.1%} of the rows)"
+    )
+    return 0
+
+
+def _run_luigi(luigi_args: list[str]) -> int:
     try:
         luigi.retcodes.run_with_retcodes(luigi_args)
     except SystemExit as finished:
-        code = finished.code or 0
-    if code == 0 and not {"-h", "--help", "--help-all"} & set(args):
-        with CmdlineParser.global_instance(luigi_args) as parser:
-            evaluation = parser.get_task_obj()
-            store = Store.from_config()
-            metrics = store.read_json(evaluation.key)
-        print(f"metrics.json: {store.uri(evaluation.key)}")
-        print(
-            f"RMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings "
-            f"(global mean predictor: {metrics['global_mean_rmse']:.4f}; "
-            f"factors covered {metrics['coverage']:.1%} of the rows)"
-        )
+        return finished.code or 0
+    return 0
+
+
+def cron_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Run the pipeline from cron against the central scheduler: one run at a time, logged to a file. "
+        "Other arguments go to movielens-als.",
+    )
+    parser.add_argument("--log-file", type=Path, default=Path("logs/movielens-als-cron.log"))
+    parser.add_argument("--lock-file", type=Path, default=Path("logs/movielens-als-cron.lock"))
+    options, pipeline_args = parser.parse_known_args(argv)
+    options.log_file.parent.mkdir(parents=True, exist_ok=True)
+    options.lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(options.log_file, "a") as log, open(options.lock_file, "a+") as lock:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{stamp} a previous run still holds {options.lock_file}; not starting", file=log, flush=True)
+            return luigi.retcodes.retcode().already_running
+        print(f"{stamp} starting: movielens-als {' '.join(pipeline_args)}", file=log, flush=True)
+        code = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *pipeline_args], stdout=log, stderr=subprocess.STDOUT, check=False
+        ).returncode
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        print(f"{stamp} finished with exit code {code}", file=log, flush=True)
     return code
+
+
+def clean_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Remove the pipeline's outputs from the store: those of some datasets, or all of them. "
+        "Nothing outside downloads/, splits/, models/ and evaluations/ under the store root is touched.",
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dataset", nargs="+", choices=list(RELEASES), metavar="NAME", help="e.g. ml-latest-small")
+    which.add_argument("--all", action="store_true", help="every dataset")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    args = parser.parse_args(argv)
+
+    store = Store.from_config()
+    if args.all:
+        prefixes = [f"{p}/" for p in OUTPUT_PREFIXES]
+    else:
+        prefixes = [f"downloads/{release(d).zip_name}" for d in args.dataset]
+        prefixes += [f"{p}/{d}/" for d in args.dataset for p in OUTPUT_PREFIXES[1:]]
+    found = {prefix: store.list_files(prefix) for prefix in prefixes}
+    n_files = sum(len(files) for files in found.values())
+    if not n_files:
+        print(f"nothing to remove under {store.root}")
+        return 0
+    size = sum(s for files in found.values() for _, s in files)
+    print(f"{n_files} files ({size / 1e6:.1f} MB) under {store.root}:")
+    for prefix, files in found.items():
+        if files:
+            print(f"  {prefix}  ({len(files)} files)")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("not removing anything: confirm on a terminal, or pass --yes", file=sys.stderr)
+            return 1
+        if input("Remove them? [y/N] ").strip().lower() not in {"y", "yes"}:
+            print("nothing removed")
+            return 1
+    for prefix in prefixes:
+        store.delete(prefix)
+    print(f"removed {n_files} files")
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import functools
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -236,6 +237,36 @@ class Store:
             zipfile.ZipFile(io.BufferedReader(raw, buffer_size=8 << 20)) as archive,
         ):
             yield archive
+
+    def list_files(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, size) of the file at `prefix`, or of every file under it if it ends in '/'."""
+        if self.is_s3:
+            paginator = self._boto().get_paginator("list_objects_v2")
+            start = len(self._s3_key(""))
+            with self._s3_errors():
+                objects = [
+                    (o["Key"][start:], o["Size"])
+                    for page in paginator.paginate(Bucket=self.bucket, Prefix=self._s3_key(prefix))
+                    for o in page.get("Contents", [])
+                ]
+            return [(k, size) for k, size in objects if prefix.endswith("/") or k == prefix]
+        path = Path(self.fs_path(prefix))
+        if not prefix.endswith("/"):
+            return [(prefix, path.stat().st_size)] if path.is_file() else []
+        return [(f"{prefix}{f.relative_to(path)}", f.stat().st_size) for f in sorted(path.rglob("*")) if f.is_file()]
+
+    def delete(self, prefix: str) -> None:
+        """Deletes the file at `prefix`, or everything under it if it ends in '/'."""
+        if self.is_s3:
+            keys = [{"Key": self._s3_key(k)} for k, _ in self.list_files(prefix)]
+            with self._s3_errors():
+                for start in range(0, len(keys), 1000):  # the most one DeleteObjects takes
+                    self._boto().delete_objects(Bucket=self.bucket, Delete={"Objects": keys[start : start + 1000]})
+        elif prefix.endswith("/"):
+            shutil.rmtree(self.fs_path(prefix), ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.fs_path(prefix))
 
     def mark_complete(self, key: str) -> None:
         self.write_bytes(f"{key}/{FLAG}", b"")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import operator
+import math
 import sys
 
 import luigi
@@ -33,6 +33,27 @@ def _log_processing_time(task: luigi.Task, seconds: float) -> None:
 def result_params(task: luigi.Task) -> dict:
     """The parameters that shape a task's result, for the record in its output."""
     return {name: getattr(task, name) for name, param in task.get_params() if param.significant}
+
+
+# The valid values of the numeric parameters, checked when a task is created (from the command
+# line or from code): a bad value fails before any work, with the parameter's name.
+PARAMETER_RANGES = {
+    "test_fraction": (lambda v: 0 < v < 1, "strictly between 0 and 1"),
+    "rank": (lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10000"),
+    "reg_param": (lambda v: 0 <= v < math.inf, "a finite number, 0 or more"),
+    "max_iter": (lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10000"),
+}
+
+
+class CheckedParameters:
+    """Mixin for tasks: rejects out-of-range values of the parameters in PARAMETER_RANGES."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, (valid, expected) in PARAMETER_RANGES.items():
+            value = getattr(self, name, None)
+            if value is not None and not valid(value):
+                raise ValueError(f"--{name.replace('_', '-')} must be {expected}, not {value}")
 
 
 class movielens(luigi.Config):
@@ -98,19 +119,11 @@ class DownloadedZip(luigi.Task):
 
 
 @requires(DownloadedZip)
-class SplitData(luigi.Task):
+class SplitData(CheckedParameters, luigi.Task):
     """The release's ratings split into train.parquet and test.parquet, with stats.json."""
 
     strategy = luigi.ChoiceParameter(choices=list(STRATEGIES), default="user_random", description="split strategy")
-    test_fraction = luigi.NumericalParameter(
-        default=0.2,
-        var_type=float,
-        min_value=0.0,
-        max_value=1.0,
-        left_op=operator.lt,
-        right_op=operator.lt,
-        description="share of the ratings that goes to test",
-    )
+    test_fraction = luigi.FloatParameter(default=0.2, description="share of the ratings that go to test, in (0, 1)")
     seed = luigi.IntParameter(default=42, description="seed of the split and of ALS")
     skip_malformed = luigi.BoolParameter(
         default=False, description="drop and count malformed or off-scale rating lines instead of failing"
@@ -145,19 +158,13 @@ class SplitData(luigi.Task):
 
 
 @requires(SplitData)
-class TrainedALS(SparkJobTask):
+class TrainedALS(CheckedParameters, SparkJobTask):
     """Spark ALS fitted on the training ratings: user and item factors plus model.json."""
 
     job_script = "train_als.py"
-    rank = luigi.NumericalParameter(
-        default=10, var_type=int, min_value=1, max_value=1000, description="number of latent factors"
-    )
-    reg_param = luigi.NumericalParameter(
-        default=0.1, var_type=float, min_value=0.0, max_value=float("inf"), description="ALS regularisation"
-    )
-    max_iter = luigi.NumericalParameter(
-        default=10, var_type=int, min_value=1, max_value=1000, description="ALS iterations"
-    )
+    rank = luigi.IntParameter(default=10, description="number of latent factors, at least 1")
+    reg_param = luigi.FloatParameter(default=0.1, description="ALS regularisation, 0 or more")
+    max_iter = luigi.IntParameter(default=10, description="ALS iterations, at least 1")
 
     @property
     def key(self) -> str:
@@ -188,7 +195,7 @@ class TrainedALS(SparkJobTask):
 
 
 @inherits(TrainedALS)
-class EvaluatedRMSE(SparkJobTask):
+class EvaluatedRMSE(CheckedParameters, SparkJobTask):
     """The trained model scored on every test rating: metrics.json with RMSE, MAE, coverage
     and the global-mean baseline on the same rows."""
 
