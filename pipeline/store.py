@@ -232,11 +232,16 @@ class Store:
     def open_zip(self, key: str) -> Iterator[zipfile.ZipFile]:
         """The zip at `key`, read in place: zipfile seeks, and the buffer turns its small
         reads into few large ones (each read is an HTTP range request on S3)."""
-        with (
-            self.filesystem().open_input_file(self.fs_path(key)) as raw,
-            zipfile.ZipFile(io.BufferedReader(raw, buffer_size=8 << 20)) as archive,
-        ):
-            yield archive
+        with self.filesystem().open_input_file(self.fs_path(key)) as raw:
+            try:
+                archive = zipfile.ZipFile(io.BufferedReader(raw, buffer_size=8 << 20))
+            except zipfile.BadZipFile as e:
+                raise zipfile.BadZipFile(
+                    f"{self.uri(key)} is not a readable zip ({e}): truncated or corrupt at the source; "
+                    "remove it (movielens-als-clean) to download it again"
+                ) from None
+            with archive:
+                yield archive
 
     def list_files(self, prefix: str) -> list[tuple[str, int]]:
         """(key, size) of the file at `prefix`, or of every file under it if it ends in '/'."""

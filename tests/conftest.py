@@ -5,6 +5,7 @@ files and a way to run the real `luigi` command against them. Everything listens
 from __future__ import annotations
 
 import configparser
+import contextlib
 import functools
 import http.server
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,19 +61,26 @@ class Mirror:
         (self.directory / f"{name}.zip.md5").write_text(f"MD5 ({name}.zip) = {published_md5 or md5(data)}\n")
 
 
-@pytest.fixture
-def mirror(tmp_path) -> Mirror:
-    directory = tmp_path / "mirror"
-    directory.mkdir()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(directory))
-    )
+@contextlib.contextmanager
+def serving(directory: Path, handler=_QuietHandler) -> Iterator[str]:
+    """An HTTP server for `directory` on 127.0.0.1 while the block runs; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield Mirror(directory, f"http://127.0.0.1:{server.server_address[1]}/")
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def mirror(tmp_path) -> Iterator[Mirror]:
+    directory = tmp_path / "mirror"
+    directory.mkdir()
+    with serving(directory) as base_url:
+        yield Mirror(directory, base_url)
 
 
 @pytest.fixture(scope="session")
@@ -135,6 +144,10 @@ def luigi_config():
             config.remove_option(section, key)
         else:
             config.set(section, key, value)
+
+
+# Spark for tests: two cores, tiny shuffles.
+TEST_SPARK = {"master": "local[2]", "conf": "spark.sql.shuffle.partitions=2|spark.ui.showConsoleProgress=false"}
 
 
 @pytest.fixture(scope="session")
