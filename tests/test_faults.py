@@ -1,0 +1,230 @@
+"""Faults and bad input through the real `luigi` command: what the user sees, and what the
+store holds afterwards. The mirror misbehaves in the ways a real one does; the releases are
+generated, in every format, with malformed variants."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import socket
+import threading
+import zipfile
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from pipeline.movielens import RELEASES
+from pipeline.synthetic import synthetic_ratings, write_release
+from tests.conftest import FAKE_KEY_ID, FAKE_SECRET, run_luigi, serving
+from tests.fakes import md5, ratings_text, release_zip
+
+TASK_FAILED, SCHEDULING_ERROR, UNHANDLED = 30, 35, 40  # [retcode] in luigi.cfg
+ZIP_KEY = "downloads/ml-latest-small.zip"
+
+
+class Faulty(http.server.SimpleHTTPRequestHandler):
+    """The mirror folder, with `faults` (a list shared with the test) consumed one per zip
+    request: "500" answers an error, "drop" sends half of the body and closes."""
+
+    faults: ClassVar[list[str]] = []
+
+    def do_GET(self):
+        if self.path.endswith(".zip") and self.faults:
+            fault = self.faults.pop(0)
+            if fault == "500":
+                return self.send_error(500)
+            body = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return None
+        return super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def faulty_mirror(mirror):
+    with serving(mirror.directory, Faulty) as base_url:
+        yield mirror, base_url
+
+
+@pytest.fixture
+def local(tmp_path, pipeline_config):
+    def config(base_url: str, **movielens):
+        return pipeline_config(store={"root": tmp_path / "store"}, movielens={"base_url": base_url, **movielens})
+
+    return config
+
+
+def stored(tmp_path) -> set[str]:
+    root = tmp_path / "store"
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+@pytest.mark.parametrize("faults", [["500", "500"], ["drop"], ["drop", "500", "drop"]], ids=lambda f: "+".join(f))
+def test_server_errors_and_dropped_connections_are_retried(faulty_mirror, local, tmp_path, workdir, faults):
+    mirror, base_url = faulty_mirror
+    data = release_zip()
+    mirror.publish("ml-latest-small", data)
+    Faulty.faults[:] = faults
+
+    result = run_luigi(["SplitData", "--local-scheduler"], local(base_url), workdir)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert Faulty.faults == []
+    assert md5((tmp_path / "store" / ZIP_KEY).read_bytes()) == md5(data)
+    if "drop" in faults:
+        assert f"connection to {base_url}ml-latest-small.zip dropped after" in result.stderr
+
+
+def test_a_missing_release_is_reported_not_retried(mirror, local, tmp_path, workdir):
+    result = run_luigi(["SplitData", "--local-scheduler"], local(mirror.base_url), workdir)
+
+    assert result.returncode == TASK_FAILED
+    assert f"release not found at {mirror.base_url}ml-latest-small.zip.md5 (HTTP 404)" in result.stderr
+    assert stored(tmp_path) == set()
+
+
+def test_a_wrong_checksum_stores_nothing(mirror, local, tmp_path, workdir):
+    mirror.publish("ml-latest-small", release_zip(), published_md5="0" * 32)
+
+    result = run_luigi(["SplitData", "--local-scheduler"], local(mirror.base_url), workdir)
+
+    assert result.returncode == TASK_FAILED
+    assert f"MD5 of {mirror.base_url}ml-latest-small.zip is" in result.stderr and "nothing was stored" in result.stderr
+    assert stored(tmp_path) == set()
+
+
+def traversal_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ml-latest-small/ratings.csv", ratings_text())
+        archive.writestr("../../../etc/cron.d/evil", "* * * * * root true\n")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (release_zip()[:5000], "/downloads/ml-latest-small.zip is not a readable zip (File is not a zip file)"),
+        (release_zip(ratings=ratings_text() + "0" * 30_000_000), "zip bomb?); refusing to read it"),
+        (traversal_zip(), "escapes the archive ('../../../etc/cron.d/evil'); refusing to read it"),
+    ],
+    ids=["truncated", "zip-bomb", "path-traversal"],
+)
+def test_an_unsafe_or_broken_zip_fails_the_split_and_leaves_no_split(mirror, local, tmp_path, workdir, data, message):
+    mirror.publish("ml-latest-small", data)  # its published checksum matches: the damage is at the source
+
+    result = run_luigi(["SplitData", "--local-scheduler"], local(mirror.base_url), workdir)
+
+    assert result.returncode == TASK_FAILED
+    assert message in result.stderr
+    assert stored(tmp_path) == {ZIP_KEY}
+    assert not any(Path(workdir).iterdir()) and not Path("/etc/cron.d/evil").exists()
+
+
+@pytest.mark.parametrize("layout", ["ml-100k", "ml-1m", "ml-10m", "ml-25m"])
+def test_every_release_format_goes_through_a_mirror_with_a_checksum_override(mirror, local, tmp_path, workdir, layout):
+    path = mirror.directory / f"{layout}.zip"
+    step = RELEASES[layout].rating_step
+    checksum = write_release(synthetic_ratings(3000, 100, 80, seed=2, step=step), path, layout)
+    # The catalogue pins GroupLens' checksum of the real release; a mirror of other bytes needs its own.
+    config = local(mirror.base_url, md5s=json.dumps({layout: checksum}))
+
+    result = run_luigi(["SplitData", "--local-scheduler", "--dataset", layout], config, workdir)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads(next((tmp_path / "store" / "splits" / layout).glob("*/stats.json")).read_text())
+    assert stats["ratings"]["rows"] == 3000
+
+
+def test_malformed_lines_fail_or_are_skipped_and_counted_on_request(mirror, local, tmp_path, workdir):
+    text = ratings_text() + "7,7\n7,x,3.0,1\n7,8,11.0,1\n"
+    mirror.publish("ml-latest-small", release_zip(ratings=text))
+    config = local(mirror.base_url)
+    n_lines = len(text.splitlines())
+
+    strict = run_luigi(["SplitData", "--local-scheduler"], config, workdir)
+    lenient = run_luigi(["SplitData", "--local-scheduler", "--skip-malformed"], config, workdir)
+
+    assert strict.returncode == TASK_FAILED
+    assert (
+        f"RatingsError: ml-latest-small/ratings.csv line {n_lines - 2}: expected 4 fields separated by ',': "
+        f"'7,7'; 2 malformed lines in all"
+    ) in strict.stderr
+    assert lenient.returncode == 0, lenient.stderr[-3000:]
+    stats = json.loads(
+        (tmp_path / "store/splits/ml-latest-small/user_random-0.2-seed42-skip-malformed/stats.json").read_text()
+    )
+    assert stats["read"] == {"malformed_lines_skipped": 2, "out_of_scale_skipped": 1, "duplicates_dropped": 0}
+    assert stats["ratings"]["rows"] == n_lines - 1 - 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "ml-7m"], "ml-7m is not a valid choice"),
+        (["--strategy", "newest"], "newest is not a valid choice"),
+        (["--test-fraction", "1.5"], "--test-fraction must be strictly between 0 and 1, not 1.5"),
+        (["--rank", "0"], "--rank must be a whole number from 1 to 10000, not 0"),
+        (["--reg-param", "-0.1"], "--reg-param must be a finite number, 0 or more, not -0.1"),
+    ],
+)
+def test_nonsensical_parameters_are_rejected_before_any_work(mirror, local, tmp_path, workdir, args, message):
+    result = run_luigi(["EvaluatedRMSE", "--local-scheduler", *args], local(mirror.base_url), workdir)
+
+    assert result.returncode == UNHANDLED
+    assert message in result.stderr
+    assert stored(tmp_path) == set() and not (tmp_path / "store").exists()
+
+
+class Refusing(http.server.BaseHTTPRequestHandler):
+    def _refuse(self):
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_PUT = do_POST = _refuse
+
+    def log_message(self, *args):
+        pass
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("endpoint_kind", ["down", "refusing"])
+def test_an_s3_endpoint_that_is_down_or_refuses_is_one_clear_error(
+    mirror, pipeline_config, workdir, s3_endpoint, endpoint_kind
+):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_port if endpoint_kind == 'refusing' else closed_port()}"
+    config = pipeline_config(
+        store={"root": "s3://movielens"},
+        s3={"endpoint_url": endpoint, "region_name": "us-east-1"},
+        movielens={"base_url": mirror.base_url},
+    )
+    try:
+        result = run_luigi(["EvaluatedRMSE", "--local-scheduler"], config, workdir)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert result.returncode == SCHEDULING_ERROR
+    expected = (
+        f"cannot reach S3 at {endpoint} (bucket movielens)"
+        if endpoint_kind == "down"
+        else f"S3 at {endpoint} (bucket movielens) refused the credentials (403)"
+    )
+    assert result.stderr.count(f"StoreError: {expected}") == 1
+    assert FAKE_SECRET not in result.stderr + result.stdout and FAKE_KEY_ID not in result.stderr + result.stdout
