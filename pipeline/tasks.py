@@ -30,6 +30,11 @@ def _log_processing_time(task: luigi.Task, seconds: float) -> None:
     logger.info("%s finished in %.1f s", task, seconds)
 
 
+def job_flags(**options) -> list[str]:
+    """`--name value` pairs for a Spark job's command line (underscores become dashes)."""
+    return [item for name, value in options.items() for item in (f"--{name.replace('_', '-')}", str(value))]
+
+
 def result_params(task: luigi.Task) -> dict:
     """The parameters that shape a task's result, for the record in its output."""
     return {name: getattr(task, name) for name, param in task.get_params() if param.significant}
@@ -130,9 +135,13 @@ class SplitData(CheckedParameters, luigi.Task):
     )
 
     @property
-    def key(self) -> str:
+    def split_id(self) -> str:
         lenient = "-skip-malformed" if self.skip_malformed else ""
-        return f"splits/{self.dataset}/{self.strategy}-{self.test_fraction!r}-seed{self.seed}{lenient}"
+        return f"{self.strategy}-{self.test_fraction!r}-seed{self.seed}{lenient}"
+
+    @property
+    def key(self) -> str:
+        return f"splits/{self.dataset}/{self.split_id}"
 
     def output(self):
         return Store.from_config().directory(self.key)
@@ -168,30 +177,22 @@ class TrainedALS(CheckedParameters, SparkJobTask):
 
     @property
     def key(self) -> str:
-        split = self.requires()
-        return f"models/{self.dataset}/{split.key.rsplit('/', 1)[1]}/als-rank{self.rank}-reg{self.reg_param!r}-iter{self.max_iter}"
+        model_id = f"als-rank{self.rank}-reg{self.reg_param!r}-iter{self.max_iter}"
+        return f"models/{self.dataset}/{self.requires().split_id}/{model_id}"
 
     def output(self):
         return Store.from_config().directory(self.key)
 
     def app_options(self):
-        return [
-            *Store.from_config().job_args(),
-            "--train",
-            f"{self.requires().key}/train.parquet",
-            "--output",
-            self.key,
-            "--rank",
-            self.rank,
-            "--reg-param",
-            self.reg_param,
-            "--max-iter",
-            self.max_iter,
-            "--seed",
-            self.seed,
-            "--params",
-            json.dumps(result_params(self)),
-        ]
+        return Store.from_config().job_args() + job_flags(
+            train=f"{self.requires().key}/train.parquet",
+            output=self.key,
+            rank=self.rank,
+            reg_param=self.reg_param,
+            max_iter=self.max_iter,
+            seed=self.seed,
+            params=json.dumps(result_params(self)),
+        )
 
 
 @inherits(TrainedALS)
@@ -213,17 +214,11 @@ class EvaluatedRMSE(CheckedParameters, SparkJobTask):
 
     def app_options(self):
         low, high = release(self.dataset).rating_scale
-        return [
-            *Store.from_config().job_args(),
-            "--test",
-            f"{self.requires()['split'].key}/test.parquet",
-            "--model",
-            self.requires()["model"].key,
-            "--output",
-            self.key,
-            "--rating-scale",
-            low,
-            high,
-            "--params",
-            json.dumps(result_params(self)),
-        ]
+        return Store.from_config().job_args() + job_flags(
+            test=f"{self.requires()['split'].key}/test.parquet",
+            model=self.requires()["model"].key,
+            output=self.key,
+            rating_min=low,
+            rating_max=high,
+            params=json.dumps(result_params(self)),
+        )

@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--test", required=True, help="key of the test ratings (Parquet)")
     parser.add_argument("--model", required=True, help="key of the model directory written by train_als.py")
     parser.add_argument("--output", required=True, help="key of metrics.json")
-    parser.add_argument("--rating-scale", type=float, nargs=2, required=True, metavar=("MIN", "MAX"))
+    parser.add_argument("--rating-min", type=float, required=True, help="the release's lowest rating")
+    parser.add_argument("--rating-max", type=float, required=True, help="the release's highest rating")
     return parser.parse_args(argv)
 
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             store.read_parquet(f"{args.model}/{USER_FACTORS}"),
             store.read_parquet(f"{args.model}/{ITEM_FACTORS}"),
             model["global_mean"],
-            tuple(args.rating_scale),
+            (args.rating_min, args.rating_max),
         )
         progress(30, "scoring the test ratings")
         metrics = error_metrics(scored, model["global_mean"])
