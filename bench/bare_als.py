@@ -28,7 +28,8 @@ with zipfile.ZipFile(sys.argv[1]) as z, z.open("ml-latest-small/ratings.csv") as
 
 # user_random: a random 20% of each user's ratings (at least one, never all) go to test.
 users = ratings.column("userId").to_numpy()
-order = np.lexsort((np.random.default_rng(42).random(len(users)), users))
+shuffle = np.random.default_rng(42).integers(0, 2**32, len(users), dtype=np.uint32)
+order = np.argsort((users.astype(np.int64) << 32) | shuffle)
 starts = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1]])
 counts = np.diff(np.r_[starts, len(users)])
 k = np.clip(np.floor(0.2 * counts + 0.5), 1, counts - 1)
