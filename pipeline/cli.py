@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(WAIT_SECONDS)
     print(f"metrics.json: {store.uri(evaluation.key)}")
     print(
-        f"RMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings "
-        f"(global mean predictor: {metrics['global_mean_rmse']:.4f}; "
-        f"factors covered {metrics['coverage']:.1%} of the rows)"
+        f"RMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings: "
+        f"{metrics['improvement_over_bias']:.1%} below the user+item bias baseline "
+        f"({metrics['baselines']['bias']['rmse']:.4f}; global mean {metrics['baselines']['global_mean']['rmse']:.4f})"
     )
     return 0
 

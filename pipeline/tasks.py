@@ -1,4 +1,4 @@
-"""The pipeline: BucketReady → DownloadedZip → SplitData → TrainedALS → EvaluatedRMSE.
+"""The pipeline: BucketReady → DownloadedZip → SplitData → (TunedALS →) TrainedALS → EvaluatedRMSE.
 
 Each task says what it needs, what it makes and how; the logic lives in the modules it calls.
 Parameters that change a result appear in the output key; operational settings come from
@@ -8,6 +8,7 @@ luigi.cfg.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ import luigi
 from luigi.util import inherits, requires
 
 from pipeline.download import http_session, published_md5, verified_chunks
+from pipeline.model import MODELS
 from pipeline.movielens import RELEASES, read_ratings, release, release_source
 from pipeline.sparkjob import SparkJobTask
 from pipeline.split import STRATEGIES, describe, split_ratings
@@ -36,8 +38,12 @@ def job_flags(**options) -> list[str]:
 
 
 def result_params(task: luigi.Task) -> dict:
-    """The parameters that shape a task's result, for the record in its output."""
-    return {name: getattr(task, name) for name, param in task.get_params() if param.significant}
+    """The parameters that shape a task's result, for the record in its output (the tuning
+    grid only where it was used)."""
+    params = {name: getattr(task, name) for name, param in task.get_params() if param.significant}
+    if params.get("tuned") is False:
+        params = {name: value for name, value in params.items() if name not in GRID_OF}
+    return params
 
 
 # The valid values of the numeric parameters, checked when a task is created (from the command
@@ -48,6 +54,8 @@ PARAMETER_RANGES = {
     "reg_param": (lambda v: 0 <= v < math.inf, "a finite number, 0 or more"),
     "max_iter": (lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10000"),
 }
+# The tuning grid: lists of values, each valid as above.
+GRID_OF = {"ranks": "rank", "reg_params": "reg_param", "max_iters": "max_iter"}
 
 
 class CheckedParameters:
@@ -59,6 +67,13 @@ class CheckedParameters:
             value = getattr(self, name, None)
             if value is not None and not valid(value):
                 raise ValueError(f"--{name.replace('_', '-')} must be {expected}, not {value}")
+        for name, single in GRID_OF.items():
+            values = getattr(self, name, None)
+            valid, expected = PARAMETER_RANGES[single]
+            if values is not None and (not values or not all(valid(v) for v in values)):
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be a non-empty list of values each {expected}, not {list(values)}"
+                )
 
 
 class movielens(luigi.Config):
@@ -166,39 +181,103 @@ class SplitData(CheckedParameters, luigi.Task):
         store.mark_complete(self.key)
 
 
-@requires(SplitData)
-class TrainedALS(CheckedParameters, SparkJobTask):
-    """Spark ALS fitted on the training ratings: user and item factors plus model.json."""
+def _grid_id(task) -> str:
+    grid = json.dumps([list(task.ranks), list(task.reg_params), list(task.max_iters)])
+    return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
 
-    job_script = "train_als.py"
-    rank = luigi.IntParameter(default=10, description="number of latent factors, at least 1")
-    reg_param = luigi.FloatParameter(default=0.1, description="ALS regularisation, 0 or more")
-    max_iter = luigi.IntParameter(default=10, description="ALS iterations, at least 1")
+
+@requires(SplitData)
+class TunedALS(CheckedParameters, SparkJobTask):
+    """The best hyper-parameters of a grid, judged on a validation split of the training
+    ratings: tuning.json with every candidate's validation RMSE, the winner and, for biased
+    ALS, its calibration weights."""
+
+    job_script = "tune_als.py"
+    model = luigi.ChoiceParameter(choices=MODELS, default="biased_als", description="biased_als or plain als")
+    ranks = luigi.ListParameter(default=[16, 32, 64], description="ranks to try")
+    reg_params = luigi.ListParameter(default=[0.05, 0.1, 0.15, 0.2, 0.3], description="regParams to try")
+    max_iters = luigi.ListParameter(default=[15], description="iteration counts to try")
 
     @property
     def key(self) -> str:
-        model_id = f"als-rank{self.rank}-reg{self.reg_param!r}-iter{self.max_iter}"
-        return f"models/{self.dataset}/{self.requires().split_id}/{model_id}"
+        return f"tuning/{self.dataset}/{self.requires().split_id}/{self.model}-{_grid_id(self)}/tuning.json"
+
+    def output(self):
+        return Store.from_config().file(self.key)
+
+    def app_options(self):
+        low, high = release(self.dataset).rating_scale
+        return Store.from_config().job_args() + job_flags(
+            train=f"{self.requires().key}/train.parquet",
+            output=self.key,
+            model=self.model,
+            ranks=json.dumps(list(self.ranks)),
+            reg_params=json.dumps(list(self.reg_params)),
+            max_iters=json.dumps(list(self.max_iters)),
+            strategy=self.strategy,
+            seed=self.seed,
+            rating_min=low,
+            rating_max=high,
+            params=json.dumps(result_params(self)),
+        )
+
+
+@inherits(TunedALS)
+class TrainedALS(CheckedParameters, SparkJobTask):
+    """The model fitted on all the training ratings: user and item factor tables (with the
+    biases) and model.json; with `tuned`, the hyper-parameters and calibration TunedALS found."""
+
+    job_script = "train_als.py"
+    rank = luigi.IntParameter(default=32, description="number of latent factors, at least 1")
+    reg_param = luigi.FloatParameter(default=0.15, description="ALS regularisation, 0 or more")
+    max_iter = luigi.IntParameter(default=15, description="ALS iterations, at least 1")
+    tuned = luigi.BoolParameter(default=False, description="take rank, regParam and maxIter from TunedALS")
+
+    def requires(self):
+        deps = {"split": self.clone(SplitData)}
+        if self.tuned:
+            deps["tuning"] = self.clone(TunedALS)
+        return deps
+
+    @property
+    def key(self) -> str:
+        if self.tuned:
+            model_id = f"{self.model}-tuned-{_grid_id(self)}"
+        else:
+            model_id = f"{self.model}-rank{self.rank}-reg{self.reg_param!r}-iter{self.max_iter}"
+        return f"models/{self.dataset}/{self.requires()['split'].split_id}/{model_id}"
 
     def output(self):
         return Store.from_config().directory(self.key)
 
     def app_options(self):
-        return Store.from_config().job_args() + job_flags(
-            train=f"{self.requires().key}/train.parquet",
+        store = Store.from_config()
+        low, high = release(self.dataset).rating_scale
+        hyper = {"rank": self.rank, "reg_param": self.reg_param, "max_iter": self.max_iter}
+        tuning = {}
+        if self.tuned:
+            best = store.read_json(self.requires()["tuning"].key)["best"]
+            hyper = {name: best[name] for name in hyper}
+            tuning = {"tuning": self.requires()["tuning"].key}
+            if best["calibration"]:
+                tuning["calibration"] = json.dumps(best["calibration"])
+        return store.job_args() + job_flags(
+            train=f"{self.requires()['split'].key}/train.parquet",
             output=self.key,
-            rank=self.rank,
-            reg_param=self.reg_param,
-            max_iter=self.max_iter,
+            model=self.model,
+            **hyper,
             seed=self.seed,
+            rating_min=low,
+            rating_max=high,
             params=json.dumps(result_params(self)),
+            **tuning,
         )
 
 
 @inherits(TrainedALS)
 class EvaluatedRMSE(CheckedParameters, SparkJobTask):
-    """The trained model scored on every test rating: metrics.json with RMSE, MAE, coverage
-    and the global-mean baseline on the same rows."""
+    """The trained model scored on every test rating: metrics.json with its errors, the
+    baselines' on the same rows, errors by activity and cold start, and ranking quality."""
 
     job_script = "evaluate_als.py"
 
@@ -213,12 +292,12 @@ class EvaluatedRMSE(CheckedParameters, SparkJobTask):
         return Store.from_config().file(self.key)
 
     def app_options(self):
-        low, high = release(self.dataset).rating_scale
+        split = self.requires()["split"].key
         return Store.from_config().job_args() + job_flags(
-            test=f"{self.requires()['split'].key}/test.parquet",
+            train=f"{split}/train.parquet",
+            test=f"{split}/test.parquet",
             model=self.requires()["model"].key,
             output=self.key,
-            rating_min=low,
-            rating_max=high,
+            seed=self.seed,
             params=json.dumps(result_params(self)),
         )

@@ -1,102 +1,109 @@
-"""EvaluatedRMSE's driver: scores every test rating with the stored factors and writes
-metrics.json.
+"""EvaluatedRMSE's driver: scores every test rating with the stored model and writes
+metrics.json: errors of the model and of the baselines on the same rows, errors by user
+activity and for cold users and items, ranking quality at k against a most-popular
+baseline, and the distribution of predicted and actual ratings.
 
-Fallback: a test row whose user or item has no factors (it never appeared in the training
-ratings) is predicted as the global mean of the training ratings, so every row counts and
-the RMSE is not flattered by dropping the hard cases. Every prediction is clipped to the
-release's rating scale.
+Spark joins the test ratings with both factor tables and computes the factor products; the
+driver turns them into predictions with the model's formula (pipeline.model) and computes
+the metrics (pipeline.metrics). Unseen users and items fall back to the bias terms (to the
+global mean for plain ALS), so every test row counts.
 """
 
 from __future__ import annotations
 
 import sys
 
-import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+import numpy as np
 
+from pipeline import metrics
+from pipeline.model import ITEM_FACTORS, MODEL_JSON, USER_FACTORS, model_from_tables
 from pipeline.store import Store
-from spark_jobs.common import ITEM_FACTORS, MODEL_JSON, USER_FACTORS, job_parser, progress, spark_session, utc_now
+from spark_jobs import als
+from spark_jobs.common import job_parser, progress, spark_session, utc_now
 
-FALLBACK = "global mean of the training ratings, for test rows whose user or item has no factors"
+# Above this many users, ranking metrics are computed on a seeded sample of them.
+RANKING_USERS = 10_000
+RANKING_K = 10
 
 
 def parse_args(argv: list[str] | None):
     parser = job_parser(__doc__)
+    parser.add_argument("--train", required=True, help="key of the training ratings (Parquet)")
     parser.add_argument("--test", required=True, help="key of the test ratings (Parquet)")
     parser.add_argument("--model", required=True, help="key of the model directory written by train_als.py")
     parser.add_argument("--output", required=True, help="key of metrics.json")
-    parser.add_argument("--rating-min", type=float, required=True, help="the release's lowest rating")
-    parser.add_argument("--rating-max", type=float, required=True, help="the release's highest rating")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the ranking users' sample")
     return parser.parse_args(argv)
 
 
-def score(
-    spark: SparkSession,
-    test: pa.Table,
-    user_factors: pa.Table,
-    item_factors: pa.Table,
-    global_mean: float,
-    rating_scale: tuple[float, float],
-) -> DataFrame:
-    """The test ratings with `prediction` and `covered` (both user and item have factors)."""
-    users = spark.createDataFrame(user_factors).withColumnsRenamed({"id": "user", "features": "user_features"})
-    items = spark.createDataFrame(item_factors).withColumnsRenamed({"id": "item", "features": "item_features"})
-    covered = F.col("user_features").isNotNull() & F.col("item_features").isNotNull()
-    dot = F.aggregate(
-        F.zip_with("user_features", "item_features", lambda u, i: u * i), F.lit(0.0), lambda acc, x: acc + x
-    )
-    low, high = rating_scale
-    return (
-        spark.createDataFrame(test)
-        .join(users, "user", "left")
-        .join(items, "item", "left")
-        .withColumn("covered", covered)
-        .withColumn("prediction", _clip(F.when(covered, dot).otherwise(F.lit(global_mean)), low, high))
-    )
-
-
-def error_metrics(scored: DataFrame, global_mean: float) -> dict:
-    rating = F.col("rating").cast("double")
-    error = F.col("prediction") - rating
-    covered = F.col("covered")
-    row = scored.agg(
-        F.count(F.lit(1)).alias("n_test"),
-        F.sqrt(F.avg(error * error)).alias("rmse"),
-        F.avg(F.abs(error)).alias("mae"),
-        F.avg(covered.cast("double")).alias("coverage"),
-        F.sqrt(F.avg(F.when(covered, error * error))).alias("rmse_covered"),
-        F.sqrt(F.avg((rating - global_mean) ** 2)).alias("global_mean_rmse"),
-    ).first()
-    return row.asDict()
-
-
-def _clip(column: Column, low: float, high: float) -> Column:
-    return F.least(F.greatest(column, F.lit(low)), F.lit(high))
+def evaluate(model, parts: dict[str, np.ndarray], train, test, seed: int) -> dict:
+    """Every metric of metrics.json from the scored test rows (`parts`, from als.score)."""
+    actual = test.column("rating").to_numpy().astype(np.float64)
+    baseline = model.global_mean + parts["user_bias"] + parts["item_bias"]
+    prediction = model.combine(baseline, parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"])
+    bias = np.clip(baseline, *model.rating_scale)
+    global_mean = np.full(len(actual), np.clip(model.global_mean, *model.rating_scale))
+    covered, user_known, item_known = parts["both_known"], parts["user_known"], parts["item_known"]
+    bias_rmse = metrics.rmse(bias, actual)
+    model_rmse = metrics.rmse(prediction, actual)
+    return {
+        "rmse": model_rmse,
+        "mae": metrics.mae(prediction, actual),
+        "n_test": len(actual),
+        "coverage": float(covered.mean()),
+        "rmse_covered": metrics.rmse(prediction[covered], actual[covered]),
+        "baselines": {
+            "global_mean": {"rmse": metrics.rmse(global_mean, actual), "mae": metrics.mae(global_mean, actual)},
+            "bias": {"rmse": bias_rmse, "mae": metrics.mae(bias, actual)},
+        },
+        "improvement_over_bias": 1.0 - model_rmse / bias_rmse,
+        "by_activity": metrics.rmse_by_activity(prediction, actual, parts["user_count"]),
+        "cold": {
+            "users": {
+                "n": int((~user_known).sum()),
+                "rmse": metrics.rmse(prediction[~user_known], actual[~user_known]),
+            },
+            "items": {
+                "n": int((~item_known).sum()),
+                "rmse": metrics.rmse(prediction[~item_known], actual[~item_known]),
+            },
+        },
+        "ranking": metrics.ranking_report(
+            model,
+            train.column("user").to_numpy(),
+            train.column("item").to_numpy(),
+            test.column("user").to_numpy(),
+            test.column("item").to_numpy(),
+            actual,
+            RANKING_K,
+            RANKING_USERS,
+            seed,
+        ),
+        "distribution": metrics.rating_distribution(prediction, actual, model.rating_scale),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     store = Store.from_job_arguments(args)
-    spark = spark_session()
-    try:
+    with spark_session() as spark:
         progress(5, f"reading {store.uri(args.test)} and the model at {store.uri(args.model)}")
-        model = store.read_json(f"{args.model}/{MODEL_JSON}")
-        scored = score(
-            spark,
-            store.read_parquet(args.test),
-            store.read_parquet(f"{args.model}/{USER_FACTORS}"),
-            store.read_parquet(f"{args.model}/{ITEM_FACTORS}"),
-            model["global_mean"],
-            (args.rating_min, args.rating_max),
-        )
-        progress(30, "scoring the test ratings")
-        metrics = error_metrics(scored, model["global_mean"])
+        description = store.read_json(f"{args.model}/{MODEL_JSON}")
+        users = store.read_parquet(f"{args.model}/{USER_FACTORS}")
+        items = store.read_parquet(f"{args.model}/{ITEM_FACTORS}")
+        test = store.read_parquet(args.test)
+        progress(20, f"scoring {test.num_rows} test ratings")
+        parts = als.score(spark, test, users, items)
+        progress(60, "computing the metrics")
+        model = model_from_tables(description, users, items)
+        result = evaluate(model, parts, store.read_parquet(args.train), test, args.seed)
         store.write_json(
             args.output,
             {
-                **metrics,
-                "fallback": FALLBACK,
+                **result,
+                "model_type": description["model"],
+                "fallback": "unseen users and items: their bias is 0 and they have no factor term "
+                "(plain ALS: the global mean)",
                 "params": args.params,
                 "model": store.uri(args.model),
                 "test": store.uri(args.test),
@@ -104,9 +111,7 @@ def main(argv: list[str] | None = None) -> None:
                 "evaluated_at": utc_now(),
             },
         )
-        progress(100, f"RMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings; {store.uri(args.output)}")
-    finally:
-        spark.stop()
+        progress(100, f"RMSE {result['rmse']:.4f} on {result['n_test']} test ratings; {store.uri(args.output)}")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from tests.conftest import BIN, FAKE_KEY_ID, FAKE_SECRET, run_command, run_luigi
 from tests.fakes import ratings_csv, ratings_rows, release_zip
 
 SPLIT = "splits/ml-latest-small/user_random-0.2-seed42"
-MODEL = "models/ml-latest-small/user_random-0.2-seed42/als-rank10-reg0.1-iter10"
-METRICS = "evaluations/ml-latest-small/user_random-0.2-seed42/als-rank10-reg0.1-iter10/metrics.json"
+MODEL = "models/ml-latest-small/user_random-0.2-seed42/biased_als-rank32-reg0.15-iter15"
+METRICS = "evaluations/ml-latest-small/user_random-0.2-seed42/biased_als-rank32-reg0.15-iter15/metrics.json"
 OUTPUTS = {
     "downloads/ml-latest-small.zip",
     *(f"{SPLIT}/{name}" for name in ("train.parquet", "test.parquet", "stats.json", "_SUCCESS")),
@@ -59,24 +59,27 @@ def test_the_chain_on_the_local_store_then_a_rerun_does_nothing(real_release_zip
     stats = json.loads((root / SPLIT / "stats.json").read_text())
     assert metrics["n_test"] == stats["test"]["rows"] and stats["train"]["rows"] + stats["test"]["rows"] == 100_836
     assert stats["test"]["users"] == stats["train"]["users"] == 610  # user_random: everyone on both sides
-    assert metrics["rmse"] < metrics["global_mean_rmse"]
+    assert metrics["rmse"] < metrics["baselines"]["bias"]["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
     assert 0.9 < metrics["coverage"] <= 1.0
     assert metrics["params"] == {
         "dataset": "ml-latest-small",
         "strategy": "user_random",
         "test_fraction": 0.2,
         "seed": 42,
-        "rank": 10,
-        "reg_param": 0.1,
-        "max_iter": 10,
         "skip_malformed": False,
+        "model": "biased_als",
+        "rank": 32,
+        "reg_param": 0.15,
+        "max_iter": 15,
+        "tuned": False,
     }
     assert (
         f"metrics.json: {root / METRICS}\nRMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings"
         in first.stdout
     )
     model = json.loads((root / MODEL / "model.json").read_text())
-    assert model["als"]["rank"] == 10 and model["train"]["rows"] == stats["train"]["rows"]
+    assert model["model"] == "biased_als" and model["als"]["rank"] == 32
+    assert model["train"]["rows"] == stats["train"]["rows"]
     assert model["spark_version"].startswith("4.")
 
     before = files_under(root)
@@ -95,7 +98,18 @@ def test_the_chain_on_s3_keeps_everything_in_the_bucket(
     config = s3_config
 
     result = run_luigi(
-        ["EvaluatedRMSE", "--local-scheduler", "--strategy", "random", "--rank", "8", "--max-iter", "8"],
+        [
+            "EvaluatedRMSE",
+            "--local-scheduler",
+            "--strategy",
+            "random",
+            "--model",
+            "als",
+            "--rank",
+            "8",
+            "--max-iter",
+            "8",
+        ],
         config,
         workdir,
     )
@@ -104,8 +118,8 @@ def test_the_chain_on_s3_keeps_everything_in_the_bucket(
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name)["Contents"]}
     split = "splits/ml-latest-small/random-0.2-seed42"
-    model = "models/ml-latest-small/random-0.2-seed42/als-rank8-reg0.1-iter8"
-    metrics_key = "evaluations/ml-latest-small/random-0.2-seed42/als-rank8-reg0.1-iter8/metrics.json"
+    model = "models/ml-latest-small/random-0.2-seed42/als-rank8-reg0.15-iter8"
+    metrics_key = "evaluations/ml-latest-small/random-0.2-seed42/als-rank8-reg0.15-iter8/metrics.json"
     assert keys == {f"movielens/{k}" for k in OUTPUTS if not k.startswith(("splits", "models", "evaluations"))} | {
         f"movielens/{split}/{n}" for n in ("train.parquet", "test.parquet", "stats.json", "_SUCCESS")
     } | {
@@ -113,7 +127,8 @@ def test_the_chain_on_s3_keeps_everything_in_the_bucket(
     } | {f"movielens/{metrics_key}"}
     metrics = json.loads(s3.get_object(Bucket=bucket_name, Key=f"movielens/{metrics_key}")["Body"].read())
     assert metrics["n_test"] == 20_124  # the reference random split of shared/data/README.md
-    assert metrics["rmse"] < metrics["global_mean_rmse"]
+    assert metrics["model_type"] == "als"
+    assert metrics["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
     assert metrics["model"] == f"s3://{bucket_name}/movielens/{model}"
     assert list(workdir.iterdir()) == []
     model_json = s3.get_object(Bucket=bucket_name, Key=f"movielens/{model}/model.json")["Body"].read().decode()

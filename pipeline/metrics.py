@@ -1,0 +1,126 @@
+"""Evaluation metrics on plain numpy arrays: errors, errors by user activity, and ranking
+quality at k. Every predictor is measured on exactly the rows it is given."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.model import Model
+
+# Buckets of user activity, by the user's number of ratings in the training data.
+ACTIVITY_BUCKETS = ((1, 10), (10, 50), (50, 200), (200, None))
+RELEVANT_RATING = 4.0
+
+
+def rmse(prediction: np.ndarray, actual: np.ndarray) -> float | None:
+    return float(np.sqrt(np.mean((prediction - actual) ** 2))) if len(actual) else None
+
+
+def mae(prediction: np.ndarray, actual: np.ndarray) -> float | None:
+    return float(np.mean(np.abs(prediction - actual))) if len(actual) else None
+
+
+def rmse_by_activity(prediction: np.ndarray, actual: np.ndarray, user_train_count: np.ndarray) -> list[dict]:
+    """RMSE per bucket of the user's training ratings; users with none are the "cold" bucket."""
+    rows = []
+    for low, high in ((0, 1), *ACTIVITY_BUCKETS):
+        inside = (user_train_count >= low) & (user_train_count < (high or np.inf))
+        label = "cold (0)" if high == 1 else (f"{low}-{high - 1}" if high else f"{low}+")
+        rows.append(
+            {"ratings_in_train": label, "n": int(inside.sum()), "rmse": rmse(prediction[inside], actual[inside])}
+        )
+    return rows
+
+
+def rating_distribution(prediction: np.ndarray, actual: np.ndarray, scale: tuple[float, float]) -> dict:
+    """Counts of actual ratings and of predictions rounded to the nearest half star."""
+    bins = np.arange(scale[0], scale[1] + 0.25, 0.5)
+    rounded = np.clip(np.round(prediction * 2) / 2, scale[0], scale[1])
+    return {
+        "rating": bins.tolist(),
+        "actual": [int(n) for n in np.sum(np.isclose(actual[:, None], bins[None, :]), axis=0)],
+        "predicted": [int(n) for n in np.sum(np.isclose(rounded[:, None], bins[None, :]), axis=0)],
+    }
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k highest scores of each row, best first; ties go to the lower
+    index. Entries of -inf are never chosen: a row with fewer than k others is padded with -1."""
+    n_rows, n_cols = scores.shape
+    k_eff = min(k, n_cols)
+    kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
+    rows, cols = np.nonzero((scores >= kth) & np.isfinite(scores))  # few per row, cols ascending
+    order = np.lexsort((cols, -scores[rows, cols], rows))
+    rows, cols = rows[order], cols[order]
+    position = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = position < k
+    top = np.full((n_rows, k), -1, dtype=np.int64)
+    top[rows[keep], position[keep]] = cols[keep]
+    return top
+
+
+def ranking_at_k(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict[str, float]:
+    """Mean precision, recall and NDCG at k (binary relevance) over the rows of `top`, given
+    each row's relevant column indices. Rows without any relevant item must not be passed."""
+    hits = np.array([np.isin(row[:k], rel) & (row[:k] >= 0) for row, rel in zip(top, relevant)], dtype=float)
+    n_relevant = np.array([len(rel) for rel in relevant])
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
+    return {
+        "precision": float(np.mean(hits.sum(axis=1) / k)),
+        "recall": float(np.mean(hits.sum(axis=1) / n_relevant)),
+        "ndcg": float(np.mean((hits * discount).sum(axis=1) / ideal)),
+    }
+
+
+def ranking_report(
+    model: Model, train_users, train_items, test_users, test_items, test_ratings, k: int, max_users: int, seed: int
+) -> dict:
+    """Precision, recall and NDCG at k of the model and of a most-popular baseline. A user
+    counts if the model knows them and they have a relevant test rating (≥ RELEVANT_RATING);
+    candidates are the model's items minus the user's training items; ties go to the lower
+    item id. Above `max_users` such users, a seeded sample of them is ranked."""
+    relevant = test_ratings >= RELEVANT_RATING
+    user_rows, user_known = model.users.lookup(test_users)
+    eligible = np.unique(user_rows[relevant & user_known])
+    rows = eligible
+    if len(eligible) > max_users:
+        rows = np.sort(np.random.default_rng(seed).choice(eligible, max_users, replace=False))
+    item_rows, item_known = model.items.lookup(test_items)
+    # Relevant items the model does not know can never be recommended, but they still count.
+    relevant_items = np.where(item_known, item_rows, -1)
+    keep = relevant & user_known & np.isin(user_rows, rows)
+    relevant_by_user = _group(user_rows[keep], relevant_items[keep], rows)
+    train_rows, train_known = model.users.lookup(train_users)
+    train_item_rows, _ = model.items.lookup(train_items)
+    seen = train_known & np.isin(train_rows, rows)
+    seen_rows, seen_items = train_rows[seen], train_item_rows[seen]
+
+    popularity = model.items.count.astype(np.float64)
+    top_model, top_popular = [], []
+    block = max(1, 4_000_000 // max(len(model.items.ids), 1))
+    for start in range(0, len(rows), block):
+        block_rows = rows[start : start + block]
+        in_block = np.isin(seen_rows, block_rows)
+        local = np.searchsorted(block_rows, seen_rows[in_block])
+        for scores, top in (
+            (model.score_all_items(block_rows, clip=False), top_model),
+            (np.tile(popularity, (len(block_rows), 1)), top_popular),
+        ):
+            scores[local, seen_items[in_block]] = -np.inf
+            top.append(top_k(scores, k))
+    report = {"k": k, "relevant_rating": RELEVANT_RATING, "users": len(rows), "eligible_users": len(eligible)}
+    report["sampled"] = {"seed": seed} if len(rows) < len(eligible) else None
+    if not len(rows):
+        return report | {"model": None, "popularity": None}
+    report["model"] = ranking_at_k(np.vstack(top_model), relevant_by_user, k)
+    report["popularity"] = ranking_at_k(np.vstack(top_popular), relevant_by_user, k)
+    return report
+
+
+def _group(keys: np.ndarray, values: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
+    """values[keys == g] for each g in `groups` (sorted), without a Python loop over values."""
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    bounds = np.searchsorted(keys, np.r_[groups, np.iinfo(np.int64).max])
+    return [values[bounds[i] : bounds[i + 1]] for i in range(len(groups))]

@@ -1,0 +1,186 @@
+"""The recommender as numbers: damped biases, factor scores, calibration, and the one formula
+that turns them into a predicted rating. Pure numpy, so a stored model can be scored
+anywhere, without Spark.
+
+Biased ALS predicts   r̂(u, i) = μ + b_u + b_i + p_u·q_i,   with ALS fitted on r - μ - b_u - b_i.
+Plain ALS predicts    r̂(u, i) = p_u·q_i.
+A tuned model is also calibrated on held-out training ratings:
+    r̂ = c0 + c1 (μ + b_u + b_i) + (c2 + c3 log(1 + n_u) + c4 log(1 + n_i)) p_u·q_i,
+which lets the factors count for more where a user or an item has many ratings.
+Fallbacks: a user or item without factors contributes no factor term and a bias of 0, so an
+unseen user gets μ + b_i, an unseen item μ + b_u, and both unseen μ (plain ALS: μ).
+Every prediction is clipped to the release's rating scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Damping of the biases: a user's or item's bias counts as if it had this many extra ratings
+# at the global mean (Koren 2008; the same as Surprise's BaselineOnly defaults).
+USER_DAMPING = 15.0
+ITEM_DAMPING = 10.0
+BIAS_ITERATIONS = 3
+MODELS = ("biased_als", "als")
+# The files of a stored model, in its directory. The factor tables have the columns id,
+# features (list of float32), bias and count (training ratings).
+USER_FACTORS = "user_factors.parquet"
+ITEM_FACTORS = "item_factors.parquet"
+MODEL_JSON = "model.json"
+CALIBRATION_TERMS = ("intercept", "baseline", "factors", "factors_x_log_user_ratings", "factors_x_log_item_ratings")
+
+
+def damped_biases(
+    users: np.ndarray, items: np.ndarray, ratings: np.ndarray, global_mean: float
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(ids, bias, count) of the users and of the items, ids sorted: biases around
+    `global_mean` from a few alternating passes of b_i = Σ(r - μ - b_u) / (n_i + ITEM_DAMPING)
+    and b_u = Σ(r - μ - b_i) / (n_u + USER_DAMPING)."""
+    user_ids, user_index = np.unique(users, return_inverse=True)
+    item_ids, item_index = np.unique(items, return_inverse=True)
+    user_count = np.bincount(user_index)
+    item_count = np.bincount(item_index)
+    centred = ratings.astype(np.float64) - global_mean
+    user_bias = np.zeros(len(user_ids))
+    for _ in range(BIAS_ITERATIONS):
+        item_bias = np.bincount(item_index, centred - user_bias[user_index]) / (item_count + ITEM_DAMPING)
+        user_bias = np.bincount(user_index, centred - item_bias[item_index]) / (user_count + USER_DAMPING)
+    return (user_ids, user_bias, user_count), (item_ids, item_bias, item_count)
+
+
+@dataclass(frozen=True)
+class Side:
+    """The users or the items of a model: ids (sorted), factors, biases and training counts."""
+
+    ids: np.ndarray  # int, sorted
+    factors: np.ndarray  # (n, rank) float32
+    bias: np.ndarray  # float64; zeros for plain ALS
+    count: np.ndarray  # ratings in training
+
+    def lookup(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row index, known) for each id; the index of an unknown id is meaningless."""
+        index = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
+        known = self.ids[index] == ids if len(self.ids) else np.zeros(len(ids), dtype=bool)
+        return index, known
+
+
+@dataclass(frozen=True)
+class Model:
+    global_mean: float
+    users: Side
+    items: Side
+    rating_scale: tuple[float, float]
+    biased: bool = True
+    calibration: dict[str, float] | None = None
+
+    def combine(self, baseline, dot, both_known, user_count, item_count, clip: bool = True) -> np.ndarray:
+        """The predicted ratings from their parts; `dot` only counts where `both_known`.
+        Unclipped scores rank items without the ties clipping makes at the top of the scale."""
+        if not self.biased:
+            prediction = np.where(both_known, dot, self.global_mean)
+        elif self.calibration is None:
+            prediction = baseline + np.where(both_known, dot, 0.0)
+        else:
+            c = self.calibration
+            weight = (
+                c["factors"]
+                + c["factors_x_log_user_ratings"] * np.log1p(user_count)
+                + c["factors_x_log_item_ratings"] * np.log1p(item_count)
+            )
+            prediction = c["intercept"] + c["baseline"] * baseline + weight * np.where(both_known, dot, 0.0)
+        return np.clip(prediction, *self.rating_scale) if clip else prediction
+
+    def parts(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        """What a prediction is made of, for each (user, item) pair: baseline, dot, both_known,
+        user_count, item_count, and user_known and item_known."""
+        user_index, user_known = self.users.lookup(users)
+        item_index, item_known = self.items.lookup(items)
+        both = user_known & item_known
+        dot = np.zeros(len(users))
+        rows = np.flatnonzero(both)
+        for start in range(0, len(rows), 1 << 20):  # bounded memory for tens of millions of rows
+            block = rows[start : start + (1 << 20)]
+            dot[block] = np.einsum(
+                "ij,ij->i", self.users.factors[user_index[block]], self.items.factors[item_index[block]]
+            )
+        return {
+            "baseline": self._baseline(user_index, user_known, item_index, item_known),
+            "dot": dot,
+            "both_known": both,
+            "user_count": np.where(user_known, self.users.count[user_index], 0),
+            "item_count": np.where(item_known, self.items.count[item_index], 0),
+            "user_known": user_known,
+            "item_known": item_known,
+        }
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        p = self.parts(users, items)
+        return self.combine(p["baseline"], p["dot"], p["both_known"], p["user_count"], p["item_count"])
+
+    def score_all_items(self, user_rows: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Predicted ratings of every item of the model for the users at rows `user_rows` of
+        `self.users`: a (len(user_rows), n_items) matrix."""
+        baseline = self.global_mean + self.users.bias[user_rows][:, None] + self.items.bias[None, :]
+        dot = self.users.factors[user_rows] @ self.items.factors.T
+        counts = self.users.count[user_rows][:, None], self.items.count[None, :]
+        return self.combine(baseline, dot, True, *counts, clip=clip)
+
+    def bias_baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The user+item bias predictor μ + b_u + b_i (clipped) of the same training ratings."""
+        return np.clip(self._baseline(*self.users.lookup(users), *self.items.lookup(items)), *self.rating_scale)
+
+    def _baseline(self, user_index, user_known, item_index, item_known) -> np.ndarray:
+        """μ + b_u + b_i, a bias counting 0 where its user or item is unknown."""
+        return (
+            self.global_mean
+            + np.where(user_known, self.users.bias[user_index], 0.0)
+            + np.where(item_known, self.items.bias[item_index], 0.0)
+        )
+
+
+def fit_calibration(baseline: np.ndarray, dot: np.ndarray, user_count, item_count, ratings) -> dict[str, float]:
+    """Least-squares weights of CALIBRATION_TERMS that best predict `ratings` (held-out ones)."""
+    design = np.column_stack([np.ones(len(dot)), baseline, dot, np.log1p(user_count) * dot, np.log1p(item_count) * dot])
+    weights, *_ = np.linalg.lstsq(design, np.asarray(ratings, dtype=np.float64), rcond=None)
+    return dict(zip(CALIBRATION_TERMS, map(float, weights)))
+
+
+def factor_table(ids: np.ndarray, factors: np.ndarray, bias: np.ndarray, count: np.ndarray) -> pa.Table:
+    rank = factors.shape[1]
+    flat = pa.array(np.ascontiguousarray(factors, dtype=np.float32).ravel())
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int32()),
+            "features": pa.FixedSizeListArray.from_arrays(flat, rank).cast(pa.list_(pa.float32())),
+            "bias": pa.array(bias, pa.float64()),
+            "count": pa.array(count, pa.int64()),
+        }
+    )
+
+
+def side_from_table(table: pa.Table) -> Side:
+    table = table.sort_by("id")
+    features = table.column("features").combine_chunks()
+    rank = len(features[0]) if len(features) else 0
+    return Side(
+        ids=table.column("id").to_numpy(),
+        factors=pc.list_flatten(features).to_numpy().reshape(len(features), rank),
+        bias=table.column("bias").to_numpy(),
+        count=table.column("count").to_numpy(),
+    )
+
+
+def model_from_tables(description: dict, users: pa.Table, items: pa.Table) -> Model:
+    """The model stored as model.json (`description`) and its two factor tables."""
+    return Model(
+        global_mean=description["global_mean"],
+        users=side_from_table(users),
+        items=side_from_table(items),
+        rating_scale=tuple(description["rating_scale"]),
+        biased=description["model"] == "biased_als",
+        calibration=description.get("calibration"),
+    )

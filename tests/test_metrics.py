@@ -1,0 +1,83 @@
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.metrics import mae, ranking_at_k, ranking_report, rating_distribution, rmse, rmse_by_activity, top_k
+from pipeline.model import Model, Side
+
+INF = np.inf
+
+
+def test_errors_known_answers():
+    prediction, actual = np.array([3.0, 4.0, 2.0]), np.array([4.0, 4.0, 4.0])
+    assert rmse(prediction, actual) == pytest.approx(math.sqrt(5 / 3))
+    assert mae(prediction, actual) == pytest.approx(1.0)
+    assert rmse(prediction[:0], actual[:0]) is None
+
+
+def test_rmse_by_activity_buckets():
+    counts = np.array([0, 5, 9, 10, 60, 250])
+    prediction = np.array([1.0, 2.0, 2.0, 3.0, 4.0, 5.0])
+    actual = np.array([2.0, 2.0, 4.0, 3.0, 4.0, 4.0])
+    rows = {r["ratings_in_train"]: (r["n"], r["rmse"]) for r in rmse_by_activity(prediction, actual, counts)}
+    assert rows == {
+        "cold (0)": (1, 1.0),
+        "1-9": (2, pytest.approx(math.sqrt(2))),
+        "10-49": (1, 0.0),
+        "50-199": (1, 0.0),
+        "200+": (1, 1.0),
+    }
+
+
+def test_rating_distribution_rounds_predictions_to_half_stars():
+    d = rating_distribution(np.array([4.74, 4.76, 0.1]), np.array([5.0, 5.0, 1.0]), (0.5, 5.0))
+    assert d["rating"][-2:] == [4.5, 5.0]
+    assert d["predicted"][d["rating"].index(4.5)] == 1 and d["predicted"][-1] == 1 and d["predicted"][0] == 1
+    assert d["actual"][-1] == 2 and d["actual"][1] == 1
+
+
+def test_top_k_breaks_ties_by_lower_index_and_skips_excluded():
+    scores = np.array([[1.0, 3.0, 3.0, 2.0], [-INF, 5.0, -INF, -INF], [0.0, 0.0, 0.0, 0.0]])
+    assert top_k(scores, 2).tolist() == [[1, 2], [1, -1], [0, 1]]
+
+
+def test_ranking_at_k_known_answers():
+    top = np.array([[1, 2], [5, 6]])
+    result = ranking_at_k(top, [np.array([2, 7]), np.array([5])], k=2)
+    d2 = 1 / math.log2(3)
+    assert result["precision"] == pytest.approx((0.5 + 0.5) / 2)
+    assert result["recall"] == pytest.approx((0.5 + 1.0) / 2)
+    assert result["ndcg"] == pytest.approx((d2 / (1 + d2) + 1.0) / 2)
+
+
+def test_padding_never_hits_an_unknown_relevant_item():
+    # A relevant test item the model does not know is -1; so is a padded slot of the top k.
+    assert ranking_at_k(np.array([[3, -1]]), [np.array([-1, 3])], k=2)["recall"] == 0.5
+
+
+def ranking_model() -> Model:
+    # Every user likes item 30 best, then 20, then 10; item 10 is by far the most popular.
+    users = Side(np.array([1, 2, 3]), np.ones((3, 1)), np.zeros(3), np.array([1, 1, 1]))
+    items = Side(np.array([10, 20, 30]), np.array([[0.1], [0.2], [0.3]]), np.zeros(3), np.array([50, 2, 1]))
+    return Model(0.0, users, items, (0.5, 5.0))
+
+
+def test_ranking_report_excludes_train_items_and_users_without_relevant_items():
+    train = (np.array([1, 2, 3]), np.array([30, 10, 10]))
+    # user 1: relevant 20; user 2: relevant 30 and 20; user 3: only a rating below 4.
+    test = (np.array([1, 2, 2, 3]), np.array([20, 30, 20, 20]), np.array([4.0, 5.0, 4.5, 3.0]))
+    report = ranking_report(ranking_model(), *train, *test, k=1, max_users=100, seed=0)
+    assert (report["users"], report["eligible_users"], report["sampled"]) == (2, 2, None)
+    # Model: user 1 (30 seen) gets 20, a hit; user 2 gets 30, a hit. Popularity: user 1 gets 10, a
+    # miss; user 2 (10 seen) gets 20, a hit.
+    assert report["model"] == pytest.approx({"precision": 1.0, "recall": 0.75, "ndcg": 1.0})
+    assert report["popularity"] == pytest.approx({"precision": 0.5, "recall": 0.25, "ndcg": 0.5})
+
+
+def test_ranking_report_samples_users_above_the_limit_with_a_seed():
+    train = (np.array([1, 2, 3]), np.array([30, 10, 10]))
+    test = (np.array([1, 2, 3]), np.array([20, 30, 20]), np.array([4.0, 5.0, 4.0]))
+    first = ranking_report(ranking_model(), *train, *test, k=1, max_users=2, seed=5)
+    assert (first["users"], first["eligible_users"], first["sampled"]) == (2, 3, {"seed": 5})
+    assert first == ranking_report(ranking_model(), *train, *test, k=1, max_users=2, seed=5)

@@ -1,0 +1,77 @@
+"""--tuned end to end on a small generated release, and determinism of the whole chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.synthetic import synthetic_ratings, write_release
+from tests.conftest import BIN, run_command
+from tests.fakes import md5
+
+GRID = ["--ranks", "[2,4]", "--reg-params", "[0.05,0.3]", "--max-iters", "[5,25]"]
+
+
+@pytest.fixture
+def synthetic_mirror(mirror):
+    data = synthetic_ratings(4000, 120, 90, seed=3)
+    write_release(data, mirror.directory / "ml-latest-small.zip", "ml-latest-small")
+    checksum = md5((mirror.directory / "ml-latest-small.zip").read_bytes())
+    (mirror.directory / "ml-latest-small.zip.md5").write_text(f"{checksum}  ml-latest-small.zip\n")
+    return mirror
+
+
+def run(config, workdir, *args):
+    result = run_command([str(BIN / "movielens-als"), "--local-scheduler", *args], config, workdir)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return result
+
+
+def test_tuned_searches_on_training_data_then_trains_and_evaluates(
+    synthetic_mirror, pipeline_config, tmp_path, workdir
+):
+    root = tmp_path / "store"
+    config = pipeline_config(store={"root": root}, movielens={"base_url": synthetic_mirror.base_url})
+
+    result = run(config, workdir, "--tuned", *GRID)
+
+    [tuning_file] = root.glob("tuning/ml-latest-small/user_random-0.2-seed42/biased_als-grid-*/tuning.json")
+    tuning = json.loads(tuning_file.read_text())
+    stats = json.loads((root / "splits/ml-latest-small/user_random-0.2-seed42/stats.json").read_text())
+    # The validation split is carved from the training ratings: the test ratings are never seen.
+    assert tuning["validation"]["fit"]["rows"] + tuning["validation"]["validation"]["rows"] == stats["train"]["rows"]
+    candidates = tuning["candidates"]
+    assert {(c["rank"], c["reg_param"], c["max_iter"]) for c in candidates} == {
+        (r, g, i) for r in (2, 4) for g in (0.05, 0.3) for i in (5, 25)
+    }
+    assert tuning["best"] == min(candidates, key=lambda c: c["validation_rmse_calibrated"])
+    assert all(c["validation_rmse_calibrated"] <= c["validation_rmse"] + 1e-12 for c in candidates)
+
+    grid_id = tuning_file.parent.name.split("-", 1)[1]
+    model_dir = root / f"models/ml-latest-small/user_random-0.2-seed42/biased_als-tuned-{grid_id}"
+    model = json.loads((model_dir / "model.json").read_text())
+    assert {k: model["als"][k] for k in ("rank", "reg_param", "max_iter")} == {
+        k: tuning["best"][k] for k in ("rank", "reg_param", "max_iter")
+    }
+    assert model["calibration"] == tuning["best"]["calibration"]
+    assert model["tuning"] == str(tuning_file.relative_to(root))
+    metrics = json.loads(next(root.glob("evaluations/**/metrics.json")).read_text())
+    assert metrics["params"]["tuned"] is True and metrics["params"]["ranks"] == [2, 4]
+    assert metrics["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
+    assert "candidate 8 of 8" in result.stderr  # one Spark application for the whole grid
+    assert result.stderr.count("spark-submit --master") == 3  # tune, train and evaluate
+
+
+def test_two_runs_with_the_same_parameters_give_the_same_metrics(synthetic_mirror, pipeline_config, tmp_path, workdir):
+    outcomes = []
+    for run_number in range(2):
+        root = tmp_path / f"store-{run_number}"
+        config = pipeline_config(store={"root": root}, movielens={"base_url": synthetic_mirror.base_url})
+        run(config, workdir, "--rank", "6")
+        outcomes.append(json.loads(next(root.glob("evaluations/**/metrics.json")).read_text()))
+    first, second = outcomes
+    for name in ("rmse", "mae", "coverage", "rmse_covered", "improvement_over_bias"):
+        assert first[name] == pytest.approx(second[name], abs=1e-6)
+    assert first["ranking"] == second["ranking"]
+    assert first["by_activity"] == second["by_activity"]
