@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.model import Model
+from pipeline.ranking import top_unseen
 
 # Buckets of user activity, by the user's number of ratings in the training data.
 ACTIVITY_BUCKETS = ((1, 10), (10, 50), (50, 200), (200, None))
@@ -43,22 +44,6 @@ def rating_distribution(prediction: np.ndarray, actual: np.ndarray, scale: tuple
     }
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k highest scores of each row, best first; ties go to the lower
-    index. Entries of -inf are never chosen: a row with fewer than k others is padded with -1."""
-    n_rows, n_cols = scores.shape
-    k_eff = min(k, n_cols)
-    kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
-    rows, cols = np.nonzero((scores >= kth) & np.isfinite(scores))  # few per row, cols ascending
-    order = np.lexsort((cols, -scores[rows, cols], rows))
-    rows, cols = rows[order], cols[order]
-    position = np.arange(len(rows)) - np.searchsorted(rows, rows)
-    keep = position < k
-    top = np.full((n_rows, k), -1, dtype=np.int64)
-    top[rows[keep], position[keep]] = cols[keep]
-    return top
-
-
 def ranking_at_k(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict[str, float]:
     """Mean precision, recall and NDCG at k (binary relevance) over the rows of `top`, given
     each row's relevant column indices. Rows without any relevant item must not be passed."""
@@ -91,30 +76,21 @@ def ranking_report(
     relevant_items = np.where(item_known, item_rows, -1)
     keep = relevant & user_known & np.isin(user_rows, rows)
     relevant_by_user = _group(user_rows[keep], relevant_items[keep], rows)
-    train_rows, train_known = model.users.lookup(train_users)
-    train_item_rows, _ = model.items.lookup(train_items)
-    seen = train_known & np.isin(train_rows, rows)
-    seen_rows, seen_items = train_rows[seen], train_item_rows[seen]
-
+    seen_rows, seen_items = model.users.lookup(train_users)[0], model.items.lookup(train_items)[0]
     popularity = model.items.count.astype(np.float64)
-    top_model, top_popular = [], []
-    block = max(1, 4_000_000 // max(len(model.items.ids), 1))
-    for start in range(0, len(rows), block):
-        block_rows = rows[start : start + block]
-        in_block = np.isin(seen_rows, block_rows)
-        local = np.searchsorted(block_rows, seen_rows[in_block])
-        for scores, top in (
-            (model.score_all_items(block_rows, clip=False), top_model),
-            (np.tile(popularity, (len(block_rows), 1)), top_popular),
-        ):
-            scores[local, seen_items[in_block]] = -np.inf
-            top.append(top_k(scores, k))
+    n_items = len(model.items.ids)
+    top_model = top_unseen(
+        lambda block: model.score_all_items(block, clip=False), rows, seen_rows, seen_items, k, n_items
+    )
+    top_popular = top_unseen(
+        lambda block: np.tile(popularity, (len(block), 1)), rows, seen_rows, seen_items, k, n_items
+    )
     report = {"k": k, "relevant_rating": RELEVANT_RATING, "users": len(rows), "eligible_users": len(eligible)}
     report["sampled"] = {"seed": seed} if len(rows) < len(eligible) else None
     if not len(rows):
         return report | {"model": None, "popularity": None}
-    report["model"] = ranking_at_k(np.vstack(top_model), relevant_by_user, k)
-    report["popularity"] = ranking_at_k(np.vstack(top_popular), relevant_by_user, k)
+    report["model"] = ranking_at_k(top_model, relevant_by_user, k)
+    report["popularity"] = ranking_at_k(top_popular, relevant_by_user, k)
     return report
 
 

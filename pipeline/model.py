@@ -174,6 +174,15 @@ def side_from_table(table: pa.Table) -> Side:
     )
 
 
+def load_model(store, key: str) -> Model:
+    """The model stored in directory `key` of `store` (a pipeline.store.Store)."""
+    return model_from_tables(
+        store.read_json(f"{key}/{MODEL_JSON}"),
+        store.read_parquet(f"{key}/{USER_FACTORS}"),
+        store.read_parquet(f"{key}/{ITEM_FACTORS}"),
+    )
+
+
 def model_from_tables(description: dict, users: pa.Table, items: pa.Table) -> Model:
     """The model stored as model.json (`description`) and its two factor tables."""
     return Model(

@@ -50,6 +50,7 @@ class Release:
     header: tuple[str, ...] | None  # the expected first line, or None when there is none
     rating_scale: tuple[float, float]
     rating_step: float  # 1 for whole stars, 0.5 for half stars
+    movies_member: str  # id and title first, with the ratings' delimiter (u.item: '|')
     # Pinned MD5 of the zip for releases GroupLens never changes; None means "use the
     # `<name>.zip.md5` published beside the zip", for releases that are re-issued in place.
     md5: str | None = None
@@ -60,15 +61,42 @@ class Release:
 
 
 def _csv_release(name: str, md5: str | None = None) -> Release:
-    return Release(name, f"{name}/ratings.csv", ",", CSV_HEADER, (0.5, 5.0), 0.5, md5)
+    return Release(name, f"{name}/ratings.csv", ",", CSV_HEADER, (0.5, 5.0), 0.5, f"{name}/movies.csv", md5)
 
 
 RELEASES: dict[str, Release] = {
     r.name: r
     for r in (
-        Release("ml-100k", "ml-100k/u.data", "\t", None, (1.0, 5.0), 1.0, "0e33842e24a9c977be4e0107933c0723"),
-        Release("ml-1m", "ml-1m/ratings.dat", "::", None, (1.0, 5.0), 1.0, "c4d9eecfca2ab87c1945afe126590906"),
-        Release("ml-10m", "ml-10M100K/ratings.dat", "::", None, (0.5, 5.0), 0.5, "ce571fd55effeba0271552578f2648bd"),
+        Release(
+            "ml-100k",
+            "ml-100k/u.data",
+            "\t",
+            None,
+            (1.0, 5.0),
+            1.0,
+            "ml-100k/u.item",
+            "0e33842e24a9c977be4e0107933c0723",
+        ),
+        Release(
+            "ml-1m",
+            "ml-1m/ratings.dat",
+            "::",
+            None,
+            (1.0, 5.0),
+            1.0,
+            "ml-1m/movies.dat",
+            "c4d9eecfca2ab87c1945afe126590906",
+        ),
+        Release(
+            "ml-10m",
+            "ml-10M100K/ratings.dat",
+            "::",
+            None,
+            (0.5, 5.0),
+            0.5,
+            "ml-10M100K/movies.dat",
+            "ce571fd55effeba0271552578f2648bd",
+        ),
         _csv_release("ml-20m", "cd245b17a1ae2cc31bb14903e1204af3"),
         _csv_release("ml-25m", "6b51fb2759a8657d3bfcbfc42b592ada"),
         _csv_release("ml-32m", "d472be332d4daa821edc399621853b57"),
@@ -147,6 +175,34 @@ def read_ratings(archive: zipfile.ZipFile, rel: Release, skip_malformed: bool = 
         raise RatingsError(f"{member}: no ratings" + (" left after skipping malformed lines" if skip_malformed else ""))
     table, report.duplicates_dropped = _keep_latest_per_pair(table)
     return table, report
+
+
+def read_movies(archive: zipfile.ZipFile, rel: Release) -> pa.Table:
+    """The release's movie titles: a table of item (int32) and title. The older releases are
+    Latin-1, the newer UTF-8; titles may hold commas (quoted in movies.csv) and colons."""
+    info = _checked_member(archive, rel.movies_member)
+    try:
+        data = archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise RatingsError(f"{rel.movies_member} is corrupt ({e})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    if rel.header:  # movies.csv: movieId,title,genres with quoting
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode()),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=["movieId", "title"], column_types={"movieId": pa.int32(), "title": pa.string()}
+            ),
+        )
+        return table.rename_columns(["item", "title"])
+    delimiter = "|" if rel.delimiter == "\t" else rel.delimiter
+    fields = pc.split_pattern(pa.array(text.splitlines()), delimiter, max_splits=2)
+    try:
+        return pa.table({"item": pc.cast(pc.list_element(fields, 0), pa.int32()), "title": pc.list_element(fields, 1)})
+    except (pa.ArrowInvalid, IndexError) as e:
+        raise RatingsError(f"{rel.movies_member}: not 'id{delimiter}title{delimiter}...' on every line ({e})") from None
 
 
 def _checked_member(archive: zipfile.ZipFile, member: str) -> zipfile.ZipInfo:

@@ -96,12 +96,26 @@ def write_release(ratings: pa.Table, path: Path, name: str = "ml-25m", compressl
                 ]
                 lines = pc.binary_join_element_wise(*fields, rel.delimiter).to_pylist()
                 member.write(("\n".join(lines) + "\n").encode())
+        archive.writestr(rel.movies_member, movies_text(name, int(pc.max(ratings.column("movieId")).as_py())))
         archive.writestr(f"{rel.ratings_member.split('/')[0]}/README.txt", "Synthetic ratings, not MovieLens data.\n")
     digest = hashlib.md5()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 24):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def movies_text(release: str = "ml-latest-small", n_items: int = 80) -> bytes:
+    """A movies file in the release's layout, its titles with the commas, colons and accents
+    real titles have (quoted in movies.csv; Latin-1 in the older layouts, as theirs are)."""
+    rel = RELEASES[release]
+    titles = [f"Movie {i}, The: Part {i} (Café {1990 + i % 30})" for i in range(1, n_items + 1)]
+    if rel.header:
+        lines = ["movieId,title,genres", *(f'{i},"{t}",Drama|Comedy' for i, t in enumerate(titles, 1))]
+        return ("\n".join(lines) + "\n").encode("utf-8")
+    sep = "|" if rel.delimiter == "\t" else rel.delimiter
+    rest = "01-Jan-1995||http://x|0|1" if sep == "|" else "Drama|Comedy"
+    return ("\n".join(f"{i}{sep}{t}{sep}{rest}" for i, t in enumerate(titles, 1)) + "\n").encode("latin-1")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,8 +18,9 @@ import luigi
 from luigi.util import inherits, requires
 
 from pipeline.download import http_session, published_md5, verified_chunks
-from pipeline.model import MODELS
-from pipeline.movielens import RELEASES, read_ratings, release, release_source
+from pipeline.model import MODELS, load_model
+from pipeline.movielens import RELEASES, read_movies, read_ratings, release, release_source
+from pipeline.ranking import recommend
 from pipeline.sparkjob import SparkJobTask
 from pipeline.split import STRATEGIES, describe, split_ratings
 from pipeline.store import Store
@@ -53,6 +54,7 @@ PARAMETER_RANGES = {
     "rank": (lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10000"),
     "reg_param": (lambda v: 0 <= v < math.inf, "a finite number, 0 or more"),
     "max_iter": (lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10000"),
+    "top_n": (lambda v: 1 <= v <= 1000, "a whole number from 1 to 1000"),
 }
 # The tuning grid: lists of values, each valid as above.
 GRID_OF = {"ranks": "rank", "reg_params": "reg_param", "max_iters": "max_iter"}
@@ -301,3 +303,35 @@ class EvaluatedRMSE(CheckedParameters, SparkJobTask):
             seed=self.seed,
             params=json.dumps(result_params(self)),
         )
+
+
+@inherits(TrainedALS)
+class Recommendations(CheckedParameters, luigi.Task):
+    """The top N movies each user has not rated, with their titles: one Parquet table (user,
+    rank, item, title, predicted_rating) computed from the stored model with numpy, which
+    pandas or any Parquet reader can load and serve."""
+
+    top_n = luigi.IntParameter(default=10, description="movies per user, 1 to 1000")
+
+    def requires(self):
+        return {"model": self.clone(TrainedALS), "split": self.clone(SplitData), "zip": self.clone(DownloadedZip)}
+
+    @property
+    def key(self) -> str:
+        return self.requires()["model"].key.replace("models/", "recommendations/", 1) + f"/top{self.top_n}.parquet"
+
+    def output(self):
+        return Store.from_config().file(self.key)
+
+    def run(self):
+        store = Store.from_config()
+        deps = self.requires()
+        model = load_model(store, deps["model"].key)
+        train = store.read_parquet(f"{deps['split'].key}/train.parquet")
+        with store.open_zip(deps["zip"].key) as archive:
+            movies = read_movies(archive, release(self.dataset))
+        top = recommend(model, train.column("user").to_numpy(), train.column("item").to_numpy(), self.top_n)
+        titled = top.join(movies, "item", join_type="left outer").sort_by(
+            [("user", "ascending"), ("rank", "ascending")]
+        )
+        store.write_parquet(self.key, titled.select(["user", "rank", "item", "title", "predicted_rating"]))

@@ -91,11 +91,11 @@ def main(argv: list[str] | None = None) -> None:
         description = store.read_json(f"{args.model}/{MODEL_JSON}")
         users = store.read_parquet(f"{args.model}/{USER_FACTORS}")
         items = store.read_parquet(f"{args.model}/{ITEM_FACTORS}")
+        model = model_from_tables(description, users, items)
         test = store.read_parquet(args.test)
         progress(20, f"scoring {test.num_rows} test ratings")
         parts = als.score(spark, test, users, items)
         progress(60, "computing the metrics")
-        model = model_from_tables(description, users, items)
         result = evaluate(model, parts, store.read_parquet(args.train), test, args.seed)
         store.write_json(
             args.output,

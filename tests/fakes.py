@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 
 from pipeline.movielens import RELEASES
+from pipeline.synthetic import movies_text
 
 HEADER = "userId,movieId,rating,timestamp"
 
@@ -52,6 +53,7 @@ def release_zip(name: str = "ml-latest-small", ratings: str | None = None, membe
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(member or RELEASES[name].ratings_member, ratings_csv() if ratings is None else ratings)
+        archive.writestr(RELEASES[name].movies_member, movies_text(name))
         archive.writestr(f"{name}/README.txt", "A generated test release, not MovieLens data.\n")
     return buffer.getvalue()
 

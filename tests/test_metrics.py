@@ -3,8 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.metrics import mae, ranking_at_k, ranking_report, rating_distribution, rmse, rmse_by_activity, top_k
+from pipeline.metrics import mae, ranking_at_k, ranking_report, rating_distribution, rmse, rmse_by_activity
 from pipeline.model import Model, Side
+from pipeline.ranking import recommend, top_k
 
 INF = np.inf
 
@@ -81,3 +82,17 @@ def test_ranking_report_samples_users_above_the_limit_with_a_seed():
     first = ranking_report(ranking_model(), *train, *test, k=1, max_users=2, seed=5)
     assert (first["users"], first["eligible_users"], first["sampled"]) == (2, 3, {"seed": 5})
     assert first == ranking_report(ranking_model(), *train, *test, k=1, max_users=2, seed=5)
+
+
+def test_recommend_ranks_unseen_items_per_user():
+    seen = (np.array([1, 2, 3]), np.array([30, 10, 10]))
+    table = recommend(ranking_model(), *seen, n=2)
+    assert table.column_names == ["user", "rank", "item", "predicted_rating"]
+    assert list(zip(*(table.column(c).to_pylist() for c in ("user", "rank", "item")))) == [
+        (1, 1, 20),
+        (1, 2, 10),
+        (2, 1, 30),
+        (2, 2, 20),
+        (3, 1, 30),
+        (3, 2, 20),
+    ]

@@ -5,8 +5,17 @@ import zipfile
 
 import pytest
 
-from pipeline.movielens import RATINGS_SCHEMA, RELEASES, RatingsError, Source, read_ratings, release, release_source
-from tests.fakes import ratings_text, release_zip
+from pipeline.movielens import (
+    RATINGS_SCHEMA,
+    RELEASES,
+    RatingsError,
+    Source,
+    read_movies,
+    read_ratings,
+    release,
+    release_source,
+)
+from tests.fakes import movies_text, ratings_text, release_zip
 
 ROWS = [(1, 10, 4.0, 100), (1, 11, 3.0, 101), (2, 10, 5.0, 102), (3, 12, 1.0, 103)]
 FORMATS = ["ml-latest-small", "ml-100k", "ml-1m", "ml-10m", "ml-25m"]
@@ -201,3 +210,20 @@ def test_url_and_md5_overrides_apply_per_release():
 def test_bad_overrides_are_rejected(urls, md5s, message):
     with pytest.raises(ValueError, match=message):
         release_source("ml-25m", "http://m/", urls, md5s)
+
+
+@pytest.mark.parametrize("name", ["ml-latest-small", "ml-100k", "ml-1m", "ml-10m"])
+def test_movie_titles_of_every_layout_keep_their_commas_colons_and_accents(name):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr(RELEASES[name].movies_member, movies_text(name, n_items=3))
+    movies = read_movies(zipfile.ZipFile(buffer), RELEASES[name])
+    assert movies.column("item").to_pylist() == [1, 2, 3]
+    assert movies.column("title")[1].as_py() == "Movie 2, The: Part 2 (Café 1992)"
+
+
+def test_the_real_releases_titles(real_release_zip):
+    with zipfile.ZipFile(real_release_zip) as z:
+        movies = read_movies(z, RELEASES["ml-latest-small"])
+    assert movies.num_rows == 9742
+    assert "Toy Story (1995)" in movies.column("title").to_pylist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.synthetic import synthetic_ratings, write_release
@@ -75,3 +76,39 @@ def test_two_runs_with_the_same_parameters_give_the_same_metrics(synthetic_mirro
         assert first[name] == pytest.approx(second[name], abs=1e-6)
     assert first["ranking"] == second["ranking"]
     assert first["by_activity"] == second["by_activity"]
+
+
+def test_recommendations_are_unseen_titled_and_ordered(synthetic_mirror, pipeline_config, tmp_path, workdir):
+    root = tmp_path / "store"
+    config = pipeline_config(store={"root": root}, movielens={"base_url": synthetic_mirror.base_url})
+
+    result = run_command(
+        [
+            str(BIN / "luigi"),
+            "--module",
+            "pipeline",
+            "Recommendations",
+            "--local-scheduler",
+            "--top-n",
+            "5",
+            "--rank",
+            "4",
+        ],
+        config,
+        workdir,
+    )
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    [path] = root.glob("recommendations/ml-latest-small/user_random-0.2-seed42/biased_als-rank4-*/top5.parquet")
+    table = pq.read_table(path)
+    assert table.column_names == ["user", "rank", "item", "title", "predicted_rating"]
+    train = pq.read_table(root / "splits/ml-latest-small/user_random-0.2-seed42/train.parquet")
+    seen = set(zip(train.column("user").to_pylist(), train.column("item").to_pylist()))
+    rows = table.to_pylist()
+    assert len({r["user"] for r in rows}) == len(set(train.column("user").to_pylist()))
+    assert not any((r["user"], r["item"]) in seen for r in rows)
+    assert all(r["title"] and r["title"].startswith(f"Movie {r['item']}, The") for r in rows)
+    for user in {r["user"] for r in rows}:
+        mine = [r for r in rows if r["user"] == user]
+        assert [r["rank"] for r in mine] == [1, 2, 3, 4, 5]
+        assert [r["predicted_rating"] for r in mine] == sorted((r["predicted_rating"] for r in mine), reverse=True)
