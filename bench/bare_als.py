@@ -1,7 +1,9 @@
 """The bare baseline: one spark-submit, one file, the same work as the pipeline's default
-chain (read ratings.csv from the zip, user_random 80/20 split with seed 42, ALS rank 10,
-regParam 0.1, 10 iterations, RMSE with the global-mean fallback and clipping), written the
-way a competent Spark user would without any orchestration. Prints one JSON line.
+chain, written the way a competent Spark user would without any orchestration: read
+ratings.csv from the zip, user_random 80/20 split with seed 42, damped user and item biases,
+ALS (rank 32, regParam 0.15, 15 iterations) on what they leave, and the RMSE of
+mu + b_u + b_i + p_u.q_i on every test rating (bias terms only where factors are missing),
+clipped to 0.5-5. Prints one JSON line.
 
     spark-submit --master 'local[*]' --conf spark.sql.shuffle.partitions=4 bench/bare_als.py ZIP
 """
@@ -16,11 +18,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pyspark.ml.recommendation import ALS
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 started = time.perf_counter()
 spark = SparkSession.builder.appName("bare-als").getOrCreate()
 spark.sparkContext.setLogLevel("WARN")
+spark.sparkContext.setCheckpointDir("/tmp/bare-als-checkpoints")
 
 with zipfile.ZipFile(sys.argv[1]) as z, z.open("ml-latest-small/ratings.csv") as f:
     types = {"userId": pa.int32(), "movieId": pa.int32(), "rating": pa.float32(), "timestamp": pa.int64()}
@@ -37,25 +39,28 @@ is_test = np.empty(len(users), bool)
 is_test[order] = np.arange(len(users)) - np.repeat(starts, counts) < np.repeat(k, counts)
 train, test = ratings.filter(pa.array(~is_test)), ratings.filter(pa.array(is_test))
 
-blocks = spark.sparkContext.defaultParallelism
-als = ALS(
-    rank=10,
-    regParam=0.1,
-    maxIter=10,
-    seed=42,
-    userCol="userId",
-    itemCol="movieId",
-    ratingCol="rating",
-    numUserBlocks=blocks,
-    numItemBlocks=blocks,
-    coldStartStrategy="nan",
-)
-model = als.fit(spark.createDataFrame(train))
+# Damped biases: three alternating passes, items damped by 10 ratings, users by 15.
+u, i = train.column("userId").to_numpy(), train.column("movieId").to_numpy()
+r = train.column("rating").to_numpy().astype(np.float64)
+mu = r.mean()
+size = max(users.max(), ratings.column("movieId").to_numpy().max()) + 1
+n_u, n_i = np.bincount(u, minlength=size), np.bincount(i, minlength=size)
+b_u = np.zeros(size)
+for _ in range(3):
+    b_i = np.bincount(i, r - mu - b_u[u], minlength=size) / (n_i + 10.0)
+    b_u = np.bincount(u, r - mu - b_i[i], minlength=size) / (n_u + 15.0)
+residuals = pa.table({"userId": u, "movieId": i, "residual": (r - mu - b_u[u] - b_i[i]).astype(np.float32)})
 
-mean = float(np.mean(train.column("rating").to_numpy(), dtype=np.float64))
-scored = model.transform(spark.createDataFrame(test)).withColumn(
-    "p", F.least(F.greatest(F.nanvl("prediction", F.lit(mean)), F.lit(0.5)), F.lit(5.0))
-)
-rmse = scored.select(F.sqrt(F.avg((F.col("p") - F.col("rating")) ** 2))).first()[0]
+blocks = spark.sparkContext.defaultParallelism
+als = ALS(rank=32, regParam=0.15, maxIter=15, seed=42, userCol="userId", itemCol="movieId", ratingCol="residual",
+          numUserBlocks=blocks, numItemBlocks=blocks)
+model = als.fit(spark.createDataFrame(residuals))
+
+P, Q = np.zeros((size, 32)), np.zeros((size, 32))
+for table, matrix in ((model.userFactors.toArrow(), P), (model.itemFactors.toArrow(), Q)):
+    matrix[table.column("id").to_numpy()] = np.stack(table.column("features").to_numpy(zero_copy_only=False))
+tu, ti = test.column("userId").to_numpy(), test.column("movieId").to_numpy()
+prediction = np.clip(mu + b_u[tu] + b_i[ti] + np.einsum("ij,ij->i", P[tu], Q[ti]), 0.5, 5.0)
+rmse = float(np.sqrt(np.mean((prediction - test.column("rating").to_numpy()) ** 2)))
 print(json.dumps({"rmse": rmse, "n_test": test.num_rows, "seconds_in_driver": time.perf_counter() - started}))
 spark.stop()

@@ -6,9 +6,19 @@ from pipeline.tasks import (
     DownloadedZip,
     EvaluatedRMSE,
     Recommendations,
+    Report,
     SplitData,
     TrainedALS,
     TunedALS,
 )
 
-__all__ = ["BucketReady", "DownloadedZip", "EvaluatedRMSE", "Recommendations", "SplitData", "TrainedALS", "TunedALS"]
+__all__ = [
+    "BucketReady",
+    "DownloadedZip",
+    "EvaluatedRMSE",
+    "Recommendations",
+    "Report",
+    "SplitData",
+    "TrainedALS",
+    "TunedALS",
+]

@@ -18,7 +18,7 @@ import io
 import json
 import os
 import shutil
-import tempfile
+import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -217,16 +217,15 @@ class Store:
             return
         path = self.fs_path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".partial", delete=False
-        ) as out:
-            try:
+        partial = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex}.partial")
+        try:
+            with open(partial, "xb") as out:  # a name of its own; permissions from the umask
                 out.writelines(chunks)
-                out.flush()
-                os.replace(out.name, path)
-            except BaseException:
-                os.remove(out.name)
-                raise
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+            raise
 
     @contextlib.contextmanager
     def open_zip(self, key: str) -> Iterator[zipfile.ZipFile]:

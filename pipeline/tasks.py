@@ -335,3 +335,41 @@ class Recommendations(CheckedParameters, luigi.Task):
             [("user", "ascending"), ("rank", "ascending")]
         )
         store.write_parquet(self.key, titled.select(["user", "rank", "item", "title", "predicted_rating"]))
+
+
+@inherits(TrainedALS)
+class Report(CheckedParameters, luigi.Task):
+    """report.html: a self-contained page of charts and tables about the evaluated model,
+    its tuning if any, and every evaluation in the store at the time it was made."""
+
+    def requires(self):
+        deps = {"evaluation": self.clone(EvaluatedRMSE)}
+        if self.tuned:
+            deps["tuning"] = self.clone(TunedALS)
+        return deps
+
+    @property
+    def key(self) -> str:
+        return (
+            self.requires()["evaluation"]
+            .key.replace("evaluations/", "reports/", 1)
+            .replace("metrics.json", "report.html")
+        )
+
+    def output(self):
+        return Store.from_config().file(self.key)
+
+    def run(self):
+        from pipeline import report  # matplotlib is slow to import, and only this task needs it
+
+        store = Store.from_config()
+        evaluation = self.requires()["evaluation"].key
+        tuning = store.read_json(self.requires()["tuning"].key) if self.tuned else None
+        history = [
+            report.history_row(key, store.read_json(key))
+            for key, _ in store.list_files("evaluations/")
+            if key.endswith("/metrics.json")
+        ]
+        title = f"{self.dataset}: {evaluation.split('/')[3]} on the {evaluation.split('/')[2]} split"
+        page = report.render(title, store.read_json(evaluation), tuning, history, evaluation)
+        store.write_bytes(self.key, page.encode())

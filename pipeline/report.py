@@ -1,0 +1,232 @@
+"""report.html: one self-contained page (charts embedded as PNG data) about an evaluated
+model: against its baselines, by user activity, its rating distribution, its tuning grid,
+and the history of every evaluation found in the store."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, and no GUI toolkit needed
+import matplotlib.pyplot as plt
+import numpy as np
+
+MODEL_COLOUR, BASELINE_COLOUR, OTHER_COLOUR = "#1f77b4", "#aaaaaa", "#ff7f0e"
+
+
+def model_vs_baselines(metrics: dict) -> bytes:
+    names = ["global mean", "user+item bias", "model"]
+    sources = [metrics["baselines"]["global_mean"], metrics["baselines"]["bias"], metrics]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    x = np.arange(len(names))
+    for offset, measure, alpha in ((-0.2, "rmse", 1.0), (0.2, "mae", 0.55)):
+        values = [s[measure] for s in sources]
+        bars = ax.bar(
+            x + offset,
+            values,
+            0.4,
+            label=measure.upper(),
+            alpha=alpha,
+            color=[BASELINE_COLOUR, BASELINE_COLOUR, MODEL_COLOUR],
+        )
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("error on the test ratings")
+    ax.set_title(f"Model vs baselines: {metrics['improvement_over_bias']:.1%} below the bias baseline's RMSE")
+    ax.legend()
+    return _png(fig)
+
+
+def error_by_activity(metrics: dict) -> bytes:
+    rows = [r for r in metrics["by_activity"] if r["n"]]
+    if metrics["cold"]["items"]["n"]:
+        rows.append({"ratings_in_train": "cold items", **metrics["cold"]["items"]})
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    bars = ax.bar([r["ratings_in_train"] for r in rows], [r["rmse"] for r in rows], color=MODEL_COLOUR)
+    ax.bar_label(bars, labels=[f"{r['rmse']:.3f}\nn={r['n']}" for r in rows], fontsize=8)
+    ax.axhline(metrics["rmse"], color="black", linestyle="--", linewidth=1, label=f"all rows: {metrics['rmse']:.3f}")
+    ax.set_xlabel("the user's ratings in the training data")
+    ax.set_ylabel("RMSE")
+    ax.set_title("Error by user activity, and for items never seen in training")
+    ax.legend(loc="lower left")
+    ax.margins(y=0.2)
+    return _png(fig)
+
+
+def rating_distribution(metrics: dict) -> bytes:
+    d = metrics["distribution"]
+    x = np.arange(len(d["rating"]))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.bar(x - 0.2, d["actual"], 0.4, label="actual", color=BASELINE_COLOUR)
+    ax.bar(x + 0.2, d["predicted"], 0.4, label="predicted (to the nearest half star)", color=MODEL_COLOUR)
+    ax.set_xticks(x, [f"{r:g}" for r in d["rating"]])
+    ax.set_xlabel("rating")
+    ax.set_ylabel("test ratings")
+    ax.set_title("Predicted vs actual ratings")
+    ax.legend()
+    return _png(fig)
+
+
+def tuning_heatmap(tuning: dict) -> bytes:
+    """Validation RMSE over rank x regParam (the best over iteration counts)."""
+    measure = tuning["selected_by"]
+    ranks = sorted({c["rank"] for c in tuning["candidates"]})
+    regs = sorted({c["reg_param"] for c in tuning["candidates"]})
+    grid = np.full((len(ranks), len(regs)), np.nan)
+    for c in tuning["candidates"]:
+        cell = (ranks.index(c["rank"]), regs.index(c["reg_param"]))
+        grid[cell] = np.fmin(grid[cell], c[measure])
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    image = ax.imshow(grid, cmap="viridis_r", aspect="auto")
+    middle = np.nanmean([np.nanmin(grid), np.nanmax(grid)])
+    for (i, j), value in np.ndenumerate(grid):
+        ax.text(
+            j, i, f"{value:.4f}", ha="center", va="center", fontsize=8, color="black" if value < middle else "white"
+        )
+    best = tuning["best"]
+    ax.add_patch(
+        plt.Rectangle(
+            (regs.index(best["reg_param"]) - 0.5, ranks.index(best["rank"]) - 0.5),
+            1,
+            1,
+            fill=False,
+            edgecolor="red",
+            linewidth=2,
+        )
+    )
+    ax.set_xticks(range(len(regs)), [f"{r:g}" for r in regs])
+    ax.set_yticks(range(len(ranks)), ranks)
+    ax.set_xlabel("regParam")
+    ax.set_ylabel("rank")
+    ax.set_title(f"Tuning: {measure.replace('_', ' ')} (winner framed)")
+    fig.colorbar(image, ax=ax)
+    return _png(fig)
+
+
+def history_chart(history: list[dict], current: str) -> bytes:
+    runs = sorted(history, key=lambda r: r["rmse"], reverse=True)
+    fig, ax = plt.subplots(figsize=(6.4, max(2.0, 0.35 * len(runs) + 1.2)))
+    y = np.arange(len(runs))
+    mine = np.array([r["key"] == current for r in runs])
+    rmse = np.array([r["rmse"] for r in runs])
+    ax.scatter(rmse[~mine], y[~mine], color=OTHER_COLOUR, zorder=3)
+    ax.scatter(rmse[mine], y[mine], color=MODEL_COLOUR, s=60, zorder=3)
+    for yy, value in zip(y, rmse):
+        ax.annotate(f"{value:.4f}", (value, yy), textcoords="offset points", xytext=(6, -3), fontsize=8)
+    ax.set_yticks(y, [r["label"] for r in runs], fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_xlabel("test RMSE")
+    ax.set_title("All evaluated runs (this one in blue)")
+    ax.margins(x=0.25, y=0.15)
+    return _png(fig)
+
+
+def history_row(key: str, metrics: dict) -> dict:
+    """One line of the history, from an evaluation's key and its metrics.json."""
+    parts = key.split("/")  # evaluations/<dataset>/<split>/<model>/metrics.json
+    return {
+        "key": key,
+        "dataset": parts[1],
+        "split": parts[2],
+        "model": parts[3],
+        "label": f"{parts[1]} {parts[2]} {parts[3]}",
+        "rmse": metrics["rmse"],
+        "bias_rmse": metrics.get("baselines", {}).get("bias", {}).get("rmse"),
+        "evaluated_at": metrics.get("evaluated_at", ""),
+    }
+
+
+def render(title: str, metrics: dict, tuning: dict | None, history: list[dict], current: str) -> str:
+    """The whole page."""
+    sections = [
+        ("model", "Model vs baselines", model_vs_baselines(metrics), _summary_table(metrics)),
+        ("activity", "Error by user activity", error_by_activity(metrics), ""),
+        ("distribution", "Predicted vs actual ratings", rating_distribution(metrics), ""),
+    ]
+    if tuning:
+        sections.append(("tuning", "Tuning grid", tuning_heatmap(tuning), _tuning_note(tuning)))
+    sections.append(("history", "History", history_chart(history, current), _history_table(history, current)))
+    toc = " · ".join(f'<a href="#{anchor}">{html.escape(name)}</a>' for anchor, name, _, _ in sections)
+    body = "\n".join(
+        f'<section id="{anchor}"><h2>{html.escape(name)}</h2>'
+        f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">{extra}</section>'
+        for anchor, name, png, extra in sections
+    )
+    if not tuning:
+        body += '<p class="note">Not tuned: run with <code>--tuned</code> to search the hyper-parameters.</p>'
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; }} td, th {{ border: 1px solid #ccc; padding: .25rem .6rem; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }} tr.current {{ font-weight: bold; }}
+img {{ max-width: 100%; }} .note {{ color: #666; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>{html.escape(metrics.get("evaluated_at", ""))} · {metrics["n_test"]} test ratings · {toc}</p>
+{body}
+</body></html>
+"""
+
+
+def _summary_table(metrics: dict) -> str:
+    ranking = metrics["ranking"]
+    rows = [
+        ("RMSE", metrics["rmse"], metrics["baselines"]["bias"]["rmse"], metrics["baselines"]["global_mean"]["rmse"]),
+        ("MAE", metrics["mae"], metrics["baselines"]["bias"]["mae"], metrics["baselines"]["global_mean"]["mae"]),
+    ]
+    table = "<table><tr><th></th><th>model</th><th>user+item bias</th><th>global mean</th></tr>"
+    table += "".join(
+        f"<tr><td>{n}</td>" + "".join(f'<td class="num">{v:.4f}</td>' for v in vs) + "</tr>" for n, *vs in rows
+    )
+    table += "</table>"
+    if ranking.get("model"):
+        who = f"{ranking['users']} users" + (
+            f" (a sample of {ranking['eligible_users']}, seed {ranking['sampled']['seed']})"
+            if ranking["sampled"]
+            else ""
+        )
+        table += f"<p>Ranking at {ranking['k']} (relevant: rated ≥ {ranking['relevant_rating']:g}; {who}):</p>"
+        table += "<table><tr><th></th><th>precision</th><th>recall</th><th>NDCG</th></tr>"
+        for name in ("model", "popularity"):
+            r = ranking[name]
+            table += (
+                f'<tr><td>{name}</td><td class="num">{r["precision"]:.4f}</td><td class="num">{r["recall"]:.4f}</td>'
+            )
+            table += f'<td class="num">{r["ndcg"]:.4f}</td></tr>'
+        table += "</table>"
+    return table
+
+
+def _tuning_note(tuning: dict) -> str:
+    best = tuning["best"]
+    return (
+        f"<p>{len(tuning['candidates'])} candidates on {tuning['validation']['validation']['rows']} validation "
+        f"ratings carved from the training data; winner: rank {best['rank']}, regParam {best['reg_param']:g}, "
+        f"{best['max_iter']} iterations.</p>"
+    )
+
+
+def _history_table(history: list[dict], current: str) -> str:
+    rows = "".join(
+        f"<tr{' class=current' if r['key'] == current else ''}><td>{html.escape(r['evaluated_at'])}</td>"
+        f"<td>{html.escape(r['dataset'])}</td><td>{html.escape(r['split'])}</td><td>{html.escape(r['model'])}</td>"
+        f'<td class="num">{r["rmse"]:.4f}</td>'
+        f'<td class="num">{"" if r["bias_rmse"] is None else format(r["bias_rmse"], ".4f")}</td></tr>'
+        for r in sorted(history, key=lambda r: r["evaluated_at"])
+    )
+    return (
+        "<table><tr><th>evaluated</th><th>dataset</th><th>split</th><th>model</th><th>RMSE</th>"
+        f"<th>bias RMSE</th></tr>{rows}</table>"
+    )
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
