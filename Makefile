@@ -24,7 +24,7 @@ $(VENV)/.installed-run: pyproject.toml | $(VENV)/.java-checked
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/.java-checked
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,scheduler]'
 	touch $@ $(VENV)/.installed-run
 
 # Spark 4 needs Java 17 or newer.

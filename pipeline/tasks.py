@@ -33,6 +33,15 @@ def _log_processing_time(task: luigi.Task, seconds: float) -> None:
     logger.info("%s finished in %.1f s", task, seconds)
 
 
+def show_progress(task: luigi.Task, percent: int | None, message: str) -> None:
+    """Progress and status in the scheduler's UI; the worker installs these callbacks only
+    while the task runs under it."""
+    if task.set_status_message is not None:
+        task.set_status_message(message)
+    if percent is not None and task.set_progress_percentage is not None:
+        task.set_progress_percentage(percent)
+
+
 def job_flags(**options) -> list[str]:
     """`--name value` pairs for a Spark job's command line (underscores become dashes)."""
     return [item for name, value in options.items() for item in (f"--{name.replace('_', '-')}", str(value))]
@@ -132,10 +141,7 @@ class DownloadedZip(luigi.Task):
             return
         self._percent_reported = percent
         message = f"downloaded {done / 1e6:.1f}" + (f" of {total / 1e6:.1f} MB" if total else " MB")
-        if self.set_progress_percentage is not None and total:
-            self.set_progress_percentage(percent)
-        if self.set_status_message is not None:
-            self.set_status_message(message)
+        show_progress(self, percent if total else None, message)
         if sys.stderr.isatty():
             print(f"\r{self.dataset}: {message}", end="", file=sys.stderr, flush=True)
 
@@ -165,9 +171,12 @@ class SplitData(CheckedParameters, luigi.Task):
 
     def run(self):
         store = Store.from_config()
+        show_progress(self, 10, f"reading the ratings of {self.requires().key}")
         with store.open_zip(self.requires().key) as archive:
             ratings, report = read_ratings(archive, release(self.dataset), self.skip_malformed)
+        show_progress(self, 50, f"splitting {ratings.num_rows} ratings ({self.strategy})")
         train, test = split_ratings(ratings, self.strategy, self.test_fraction, self.seed)
+        show_progress(self, 70, f"writing {train.num_rows} train and {test.num_rows} test ratings")
         store.write_parquet(f"{self.key}/train.parquet", train)
         store.write_parquet(f"{self.key}/test.parquet", test)
         store.write_json(

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import http.server
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -182,6 +183,45 @@ def workdir(tmp_path) -> Path:
     path = tmp_path / "work"
     path.mkdir()
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def background_process(command_for_port, env: dict, ready: str, timeout: float = 120) -> Iterator[int]:
+    """Runs `command_for_port(port)` on a free port until the block ends, once a line of its
+    output contains `ready`; yields the port. Its output is drained, and shown if it never
+    gets ready. Stopped with SIGTERM (then SIGKILL) at the end."""
+    port = free_port()
+    proc = subprocess.Popen(
+        command_for_port(port), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    is_ready = threading.Event()
+    log: list[str] = []
+
+    def read_log():
+        for line in proc.stdout:
+            log.append(line)
+            if ready in line:
+                is_ready.set()
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
+    try:
+        assert is_ready.wait(timeout), f"{command_for_port(port)[0]} did not start:\n" + "".join(log[-50:])
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(10)
 
 
 def run_command(command: list[str], config: Path, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:

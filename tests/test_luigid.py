@@ -6,52 +6,26 @@ import fcntl
 import json
 import os
 import re
-import socket
 import subprocess
-import threading
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from tests.conftest import BIN, run_command, run_luigi
+from tests.conftest import BIN, background_process, run_command, run_luigi
 from tests.fakes import release_zip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def luigid(tmp_path):
-    port = free_port()
     state = tmp_path / "luigid-state.pickle"
-    proc = subprocess.Popen(
-        [str(BIN / "luigid"), "--address", "127.0.0.1", "--port", str(port), "--state-path", str(state)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, LUIGI_CONFIG_PATH=str(tmp_path / "none.cfg")),
-    )
-    listening = threading.Event()
-    log: list[str] = []
-
-    def read_log():  # luigid logs this line once its socket is bound; the rest is drained
-        for line in proc.stderr:
-            log.append(line)
-            if "Scheduler starting up" in line:
-                listening.set()
-
-    reader = threading.Thread(target=read_log, daemon=True)
-    reader.start()
-    try:
-        assert listening.wait(60), "luigid did not start:\n" + "".join(log)
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(tmp_path / "none.cfg"))
+    with background_process(
+        lambda port: [str(BIN / "luigid"), "--address", "127.0.0.1", "--port", str(port), "--state-path", str(state)],
+        env,
+        ready="Scheduler starting up",  # logged once its socket is bound
+    ) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        reader.join(10)
     assert state.exists()  # a clean shutdown writes the scheduler's state
 
 
