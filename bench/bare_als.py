@@ -5,7 +5,9 @@ ALS (rank 32, regParam 0.15, 15 iterations) on what they leave, and the RMSE of
 mu + b_u + b_i + p_u.q_i on every test rating (bias terms only where factors are missing),
 clipped to 0.5-5. Prints one JSON line.
 
-    spark-submit --master 'local[*]' --conf spark.sql.shuffle.partitions=4 bench/bare_als.py ZIP
+    spark-submit --master 'local[*]' --conf spark.sql.shuffle.partitions=4 bench/bare_als.py ZIP [MEMBER]
+
+MEMBER is the ratings file inside the zip (default ml-latest-small/ratings.csv).
 """
 
 import json
@@ -24,7 +26,8 @@ spark = SparkSession.builder.appName("bare-als").getOrCreate()
 spark.sparkContext.setLogLevel("WARN")
 spark.sparkContext.setCheckpointDir("/tmp/bare-als-checkpoints")
 
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("ml-latest-small/ratings.csv") as f:
+member = sys.argv[2] if len(sys.argv) > 2 else "ml-latest-small/ratings.csv"
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(member) as f:
     types = {"userId": pa.int32(), "movieId": pa.int32(), "rating": pa.float32(), "timestamp": pa.int64()}
     ratings = pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(column_types=types))
 

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     step = RELEASES[args.layout].rating_step
     ratings = synthetic_ratings(args.ratings, args.users, args.items, args.seed, step=step)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     md5 = write_release(ratings, args.output, args.layout)
     Path(f"{args.output}.md5").write_text(f"MD5 ({args.output.name}) = {md5}\n")
     print(f"{args.output}: {ratings.num_rows} ratings, MD5 {md5}")
