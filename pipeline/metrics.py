@@ -47,8 +47,15 @@ def rating_distribution(prediction: np.ndarray, actual: np.ndarray, scale: tuple
 def ranking_at_k(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict[str, float]:
     """Mean precision, recall and NDCG at k (binary relevance) over the rows of `top`, given
     each row's relevant column indices. Rows without any relevant item must not be passed."""
-    hits = np.array([np.isin(row[:k], rel) & (row[:k] >= 0) for row, rel in zip(top, relevant)], dtype=float)
     n_relevant = np.array([len(rel) for rel in relevant])
+    # Each (row, item) pair as one int64 key, so that one isin finds every hit. Relevant items
+    # below 0 (unknown to the model) are never hits but count in n_relevant.
+    top = top[:, :k].astype(np.int64)
+    rel_rows = np.repeat(np.arange(len(relevant)), n_relevant)
+    rel_items = np.concatenate(relevant).astype(np.int64)
+    width = max(int(top.max(initial=0)), int(rel_items.max(initial=0))) + 1
+    relevant_keys = (rel_rows * width + rel_items)[rel_items >= 0]
+    hits = (np.isin(np.arange(len(top))[:, None] * width + top, relevant_keys) & (top >= 0)).astype(float)
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
     return {

@@ -42,12 +42,17 @@ def top_unseen(
     against every item. Users are scored a block at a time, in bounded memory."""
     tops = [np.empty((0, k), dtype=np.int64)]
     in_rows = np.isin(seen_user_rows, user_rows)
-    seen_user_rows, seen_item_rows = seen_user_rows[in_rows], seen_item_rows[in_rows]
+    order = np.argsort(seen_user_rows[in_rows], kind="stable")
+    seen_user_rows, seen_item_rows = seen_user_rows[in_rows][order], seen_item_rows[in_rows][order]
     block = max(1, BLOCK_CELLS // max(n_items, 1))
     for start in range(0, len(user_rows), block):
         block_rows = user_rows[start : start + block]
         scores = scores_for(block_rows)
-        mine = np.isin(seen_user_rows, block_rows)
+        # The block's seen pairs are one slice of them, sorted by user as they are.
+        mine = slice(
+            np.searchsorted(seen_user_rows, block_rows[0], side="left"),
+            np.searchsorted(seen_user_rows, block_rows[-1], side="right"),
+        )
         scores[np.searchsorted(block_rows, seen_user_rows[mine]), seen_item_rows[mine]] = -np.inf
         tops.append(top_k(scores, k))
     return np.vstack(tops)

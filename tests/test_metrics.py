@@ -55,6 +55,8 @@ def test_ranking_at_k_known_answers():
 def test_padding_never_hits_an_unknown_relevant_item():
     # A relevant test item the model does not know is -1; so is a padded slot of the top k.
     assert ranking_at_k(np.array([[3, -1]]), [np.array([-1, 3])], k=2)["recall"] == 0.5
+    # Nor is one user's unknown item another user's hit: user 0 never rated item 2 highly.
+    assert ranking_at_k(np.array([[2, 0], [1, 0]]), [np.array([1]), np.array([-1, 0])], k=2)["precision"] == 0.25
 
 
 def ranking_model() -> Model:
