@@ -11,9 +11,12 @@ MEMBER is the ratings file inside the zip (default ml-latest-small/ratings.csv).
 """
 
 import json
+import os
+import re
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -55,8 +58,17 @@ for _ in range(3):
 residuals = pa.table({"userId": u, "movieId": i, "residual": (r - mu - b_u[u] - b_i[i]).astype(np.float32)})
 
 blocks = spark.sparkContext.defaultParallelism
-als = ALS(rank=32, regParam=0.15, maxIter=15, seed=42, userCol="userId", itemCol="movieId", ratingCol="residual",
-          numUserBlocks=blocks, numItemBlocks=blocks)
+als = ALS(
+    rank=32,
+    regParam=0.15,
+    maxIter=15,
+    seed=42,
+    userCol="userId",
+    itemCol="movieId",
+    ratingCol="residual",
+    numUserBlocks=blocks,
+    numItemBlocks=blocks,
+)
 model = als.fit(spark.createDataFrame(residuals))
 
 P, Q = np.zeros((size, 32)), np.zeros((size, 32))
@@ -66,4 +78,9 @@ tu, ti = test.column("userId").to_numpy(), test.column("movieId").to_numpy()
 prediction = np.clip(mu + b_u[tu] + b_i[ti] + np.einsum("ij,ij->i", P[tu], Q[ti]), 0.5, 5.0)
 rmse = float(np.sqrt(np.mean((prediction - test.column("rating").to_numpy()) ** 2)))
 print(json.dumps({"rmse": rmse, "n_test": test.num_rows, "seconds_in_driver": time.perf_counter() - started}))
+# Peak resident memory of the driver's JVM (this Python's parent) and of this Python, as the pipeline's jobs print it.
+jvm, python = (
+    re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())[1] for pid in (os.getppid(), "self")
+)
+print(f"driver peak resident memory: JVM {int(jvm) // 1024} MiB, Python {int(python) // 1024} MiB")
 spark.stop()

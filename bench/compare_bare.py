@@ -1,12 +1,17 @@
-"""Wall time of the whole chain against one spark-submit of bench/bare_als.py.
+"""Wall time and driver memory of the whole chain against one spark-submit of bench/bare_als.py.
 
     .venv/bin/python bench/compare_bare.py [--runs 5] [--zip ../shared/data/ml-latest-small.zip]
+    .venv/bin/movielens-als-generate --ratings 10000000 --output /tmp/r10m/ml-25m.zip
+    .venv/bin/python bench/compare_bare.py --runs 3 --zip /tmp/r10m/ml-25m.zip
 
-Both sides get the same Spark settings (the [spark] section of luigi.cfg, or of the file
-LUIGI_CONFIG_PATH names) and the same release, served by a local HTTP mirror to the
-pipeline and read from disk by the bare script. Runs alternate between the two so that a
-change in machine load hits both; every pipeline run starts from an empty store, so it
-downloads, splits, trains and evaluates. Prints a Markdown table of medians.
+The release is the one the zip's name says (a generated ml-25m.zip has ml-25m's layout); its
+MD5 is computed here and configured as the release's checksum. Both sides get the same Spark
+settings (the [spark] section of luigi.cfg, or of the file LUIGI_CONFIG_PATH names) and the
+same zip, served by a local HTTP mirror to the pipeline and read from disk by the bare
+script. Runs alternate between the two so that a change in machine load hits both; every
+pipeline run starts from an empty store, so it downloads, splits, trains and evaluates.
+Then, on the last run's store, a rerun with nothing to do and a rerun with another rank (only
+TrainedALS and EvaluatedRMSE run again). Prints a Markdown table of medians.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TASK_TIME = re.compile(r"(\w+)\(.*\) finished in ([\d.]+) s")
+# What spark_jobs/common.py and bench/bare_als.py print at the end of a Spark application.
+PEAK_MEMORY = re.compile(r"driver peak resident memory: JVM (\d+) MiB, Python (\d+) MiB")
+
+
+def peak_memory(log: str) -> tuple[int, int]:
+    """The largest JVM and Python driver peaks (MiB) of the Spark applications in `log`."""
+    peaks = [(int(m[1]), int(m[2])) for m in PEAK_MEMORY.finditer(log)]
+    return max((p[0] for p in peaks), default=0), max((p[1] for p in peaks), default=0)
 
 
 def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -43,18 +56,28 @@ def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def pipeline_run(base_url: str, scratch: Path, run: int) -> dict:
+def pipeline_run(base_url: str, dataset: str, md5: str, scratch: Path, run: int, extra: tuple[str, ...] = ()) -> dict:
+    """One run of the chain on the store of `run` (empty unless an earlier call filled it)."""
     config = configparser.ConfigParser(interpolation=None)
     config.read(os.environ.get("LUIGI_CONFIG_PATH", REPO / "luigi.cfg"))
     config["store"] = {"root": str(scratch / f"store-{run}")}
-    config["movielens"] = {"base_url": base_url}
+    config["movielens"] = {"base_url": base_url, "md5s": json.dumps({dataset: md5})}
     path = scratch / f"luigi-{run}.cfg"
     with open(path, "w") as f:
         config.write(f)
     env = dict(os.environ, LUIGI_CONFIG_PATH=str(path))
     started = time.perf_counter()
     result = subprocess.run(  # noqa: PLW1510 - the return code is checked below
-        [str(BIN / "luigi"), "--module", "pipeline", "EvaluatedRMSE", "--local-scheduler"],
+        [
+            str(BIN / "luigi"),
+            "--module",
+            "pipeline",
+            "EvaluatedRMSE",
+            "--local-scheduler",
+            "--dataset",
+            dataset,
+            *extra,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -63,18 +86,19 @@ def pipeline_run(base_url: str, scratch: Path, run: int) -> dict:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"pipeline run failed:\n{result.stderr[-5000:]}")
-    metrics = next((scratch / f"store-{run}" / "evaluations").rglob("metrics.json"))
+    metrics = max((scratch / f"store-{run}" / "evaluations").rglob("metrics.json"), key=lambda m: m.stat().st_mtime)
     return {
         "seconds": seconds,
         "rmse": json.loads(metrics.read_text())["rmse"],
         "tasks": {m[1]: float(m[2]) for m in TASK_TIME.finditer(result.stderr)},
+        "memory": peak_memory(result.stderr),
     }
 
 
-def bare_run(zip_path: Path, spark_args: list[str], scratch: Path) -> dict:
+def bare_run(zip_path: Path, member: str, spark_args: list[str], scratch: Path) -> dict:
     started = time.perf_counter()
     result = subprocess.run(  # noqa: PLW1510 - the return code is checked below
-        [*spark_args, str(REPO / "bench" / "bare_als.py"), str(zip_path)],
+        [*spark_args, str(REPO / "bench" / "bare_als.py"), str(zip_path), member],
         capture_output=True,
         text=True,
         cwd=scratch,
@@ -83,7 +107,11 @@ def bare_run(zip_path: Path, spark_args: list[str], scratch: Path) -> dict:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"bare run failed:\n{result.stderr[-5000:]}")
-    return {"seconds": seconds, "rmse": json.loads(result.stdout.strip().splitlines()[-1])["rmse"]}
+    return {
+        "seconds": seconds,
+        "rmse": json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))["rmse"],
+        "memory": peak_memory(result.stdout),
+    }
 
 
 def machine() -> str:
@@ -98,42 +126,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--zip", type=Path, default=REPO.parent / "shared" / "data" / "ml-latest-small.zip")
+    parser.add_argument(
+        "--archive-side",
+        action="store_true",
+        help="also time the bare script started from the pipeline's JVM class archive",
+    )
     args = parser.parse_args()
 
+    from pipeline.movielens import RELEASES
     from pipeline.sparkjob import ClassArchive, spark_driver
     from pipeline.tasks import TrainedALS
+
+    dataset = args.zip.name.removesuffix(".zip")
+    if dataset not in RELEASES or RELEASES[dataset].delimiter != ",":
+        sys.exit(f"{args.zip}: the bare script reads the ratings.csv layout; name the zip after such a release")
+    md5 = hashlib.md5(args.zip.read_bytes()).hexdigest()
 
     # The pipeline's own spark-submit command line, without its --name: identical settings.
     task = TrainedALS()
     bare_args = task.spark_command()
     del bare_args[bare_args.index("--name") : bare_args.index("--name") + 2]
-    archive = (
-        ClassArchive(Path(spark_driver().class_archive_dir), task.spark_submit)
-        if spark_driver().class_archive_dir
-        else None
-    )
-    bare_archive_args = None
-    if archive:
-        # Also time the bare script starting from the pipeline's class archive, for a like-for-like JVM.
-        options = " ".join(
-            filter(None, [task.driver_java_options, f"-XX:SharedArchiveFile={archive.path} -Xlog:cds*=off"])
-        )
-        bare_archive_args = [*bare_args[:1], "--driver-java-options", options, *bare_args[1:]]
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         scratch = Path(tmp)
         mirror = scratch / "mirror"
         mirror.mkdir()
-        data = args.zip.read_bytes()
-        (mirror / "ml-latest-small.zip").write_bytes(data)
-        (mirror / "ml-latest-small.zip.md5").write_text(f"{hashlib.md5(data).hexdigest()}  ml-latest-small.zip\n")
+        (mirror / args.zip.name).symlink_to(args.zip.resolve())
         server, base_url = serve(mirror)
+        member = RELEASES[dataset].ratings_member
         sides = {
-            "pipeline": lambda run: pipeline_run(base_url, scratch, run),
-            "bare": lambda run: bare_run(args.zip, bare_args, scratch),
+            "pipeline": lambda run: pipeline_run(base_url, dataset, md5, scratch, run),
+            "bare": lambda run: bare_run(args.zip, member, bare_args, scratch),
         }
-        if bare_archive_args:
-            sides["bare with the class archive"] = lambda run: bare_run(args.zip, bare_archive_args, scratch)
+        if args.archive_side and spark_driver().class_archive_dir:
+            archive = ClassArchive(Path(spark_driver().class_archive_dir), task.spark_submit)
+            options = " ".join(
+                filter(None, [task.driver_java_options, f"-XX:SharedArchiveFile={archive.path} -Xlog:cds*=off"])
+            )
+            archive_args = [*bare_args[:1], "--driver-java-options", options, *bare_args[1:]]
+            sides["bare with the class archive"] = lambda run: bare_run(args.zip, member, archive_args, scratch)
         results: dict[str, list[dict]] = {side: [] for side in sides}
         try:
             warm_up = sides["pipeline"](-1)  # writes the class archive if there is none yet
@@ -146,27 +177,53 @@ def main() -> None:
                     f"run {run + 1}: " + ", ".join(f"{side} {results[side][-1]['seconds']:.1f} s" for side in sides),
                     file=sys.stderr,
                 )
+            last = args.runs - 1
+            reruns = {
+                "rerun with nothing to do": pipeline_run(base_url, dataset, md5, scratch, last),
+                "rerun with rank 16 (train and evaluate only)": pipeline_run(
+                    base_url, dataset, md5, scratch, last, ("--rank", "16")
+                ),
+            }
         finally:
             server.shutdown()
 
-    median = {side: statistics.median(r["seconds"] for r in runs) for side, runs in results.items()}
+    report(dataset, args.runs, results, reruns)
+
+
+def report(dataset: str, runs: int, results: dict[str, list[dict]], reruns: dict[str, dict]) -> None:
+    """The Markdown table of medians."""
+
+    def median(values) -> float:
+        return statistics.median(list(values))
+
+    def memory(side: str) -> str:
+        jvm, python = (median(r["memory"][k] for r in results[side]) for k in (0, 1))
+        return f"JVM {jvm:.0f} MiB, Python {python:.0f} MiB" if jvm else ""
+
+    seconds = {side: median(r["seconds"] for r in side_runs) for side, side_runs in results.items()}
     print(f"Machine: {machine()}\n")
-    print(f"| {args.runs} runs each, alternating | median wall time | RMSE |")
-    print("|---|---|---|")
+    print(f"| {dataset}: {runs} runs each, alternating, median | wall time | driver peak RSS | RMSE |")
+    print("|---|---|---|---|")
     print(
-        f"| whole chain (`luigi ... EvaluatedRMSE`, empty store) | {median['pipeline']:.1f} s | "
-        f"{results['pipeline'][0]['rmse']:.6f} |"
+        f"| whole chain (`luigi ... EvaluatedRMSE`, empty store) | {seconds['pipeline']:.1f} s | "
+        f"{memory('pipeline')} | {results['pipeline'][0]['rmse']:.6f} |"
     )
     for name in results["pipeline"][0]["tasks"]:
-        print(f"| — {name} | {statistics.median(r['tasks'].get(name, 0.0) for r in results['pipeline']):.1f} s | |")
-    for side in sides:
-        if side != "pipeline":
-            print(
-                f"| {side} (`spark-submit bench/bare_als.py`) | {median[side]:.1f} s | {results[side][0]['rmse']:.6f} |"
-            )
-    for side in sides:
-        if side != "pipeline":
-            print(f"| **ratio chain / {side}** | **{median['pipeline'] / median[side]:.2f}×** | |")
+        print(f"| — {name} | {median(r['tasks'].get(name, 0.0) for r in results['pipeline']):.1f} s | | |")
+    for side in sides_other_than_pipeline(results):
+        print(
+            f"| {side} (`spark-submit bench/bare_als.py`) | {seconds[side]:.1f} s | {memory(side)} | "
+            f"{results[side][0]['rmse']:.6f} |"
+        )
+    for side in sides_other_than_pipeline(results):
+        print(f"| **ratio chain / {side}** | **{seconds['pipeline'] / seconds[side]:.2f}×** | | |")
+    for name, rerun in reruns.items():
+        ran = ", ".join(f"{task} {s:.1f} s" for task, s in rerun["tasks"].items()) or "no task ran"
+        print(f"| {name} | {rerun['seconds']:.1f} s ({ran}) | | {rerun['rmse']:.6f} |")
+
+
+def sides_other_than_pipeline(results: dict) -> list[str]:
+    return [side for side in results if side != "pipeline"]
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -40,10 +43,34 @@ def spark_session() -> Iterator[SparkSession]:
         spark.sparkContext.setCheckpointDir(checkpoints)
     try:
         yield spark
+        if memory := peak_memory():
+            print(f"driver peak resident memory: {memory}", flush=True)
     finally:
         spark.stop()
         if checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def peak_memory() -> str | None:
+    """The peak resident memory of the driver's two processes, the JVM and this Python (its
+    child, which spark-submit starts), as Linux records them; None elsewhere."""
+
+    def peak_mib(pid: int | str) -> int | None:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        return int(match[1]) // 1024 if match else None
+
+    try:
+        parent = Path(f"/proc/{os.getppid()}/comm").read_text().strip()
+    except OSError:
+        return None
+    jvm, python = peak_mib(os.getppid()), peak_mib("self")
+    if parent != "java" or jvm is None or python is None:
+        return None
+    return f"JVM {jvm} MiB, Python {python} MiB"
 
 
 def progress(percent: int, message: str) -> None:
