@@ -131,6 +131,9 @@ def main() -> None:
         action="store_true",
         help="also time the bare script started from the pipeline's JVM class archive",
     )
+    parser.add_argument(
+        "--no-warm-up", action="store_true", help="skip the untimed first run (it writes the class archive if missing)"
+    )
     args = parser.parse_args()
 
     from pipeline.movielens import RELEASES
@@ -167,8 +170,9 @@ def main() -> None:
             sides["bare with the class archive"] = lambda run: bare_run(args.zip, member, archive_args, scratch)
         results: dict[str, list[dict]] = {side: [] for side in sides}
         try:
-            warm_up = sides["pipeline"](-1)  # writes the class archive if there is none yet
-            print(f"warm-up pipeline run: {warm_up['seconds']:.1f} s", file=sys.stderr)
+            if not args.no_warm_up:
+                warm_up = sides["pipeline"](-1)  # writes the class archive if there is none yet
+                print(f"warm-up pipeline run: {warm_up['seconds']:.1f} s", file=sys.stderr)
             for run in range(args.runs):
                 order = list(sides) if run % 2 == 0 else list(reversed(sides))
                 for side in order:
