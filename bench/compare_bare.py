@@ -191,10 +191,10 @@ def main() -> None:
         finally:
             server.shutdown()
 
-    report(dataset, args.runs, results, reruns)
+    report(f"{dataset} from {args.zip}", args.runs, results, reruns)
 
 
-def report(dataset: str, runs: int, results: dict[str, list[dict]], reruns: dict[str, dict]) -> None:
+def report(release: str, runs: int, results: dict[str, list[dict]], reruns: dict[str, dict]) -> None:
     """The Markdown table of medians."""
 
     def median(values) -> float:
@@ -206,7 +206,7 @@ def report(dataset: str, runs: int, results: dict[str, list[dict]], reruns: dict
 
     seconds = {side: median(r["seconds"] for r in side_runs) for side, side_runs in results.items()}
     print(f"Machine: {machine()}\n")
-    print(f"| {dataset}: {runs} runs each, alternating, median | wall time | driver peak RSS | RMSE |")
+    print(f"| {release}: {runs} runs each, alternating, median | wall time | driver peak RSS | RMSE |")
     print("|---|---|---|---|")
     print(
         f"| whole chain (`luigi ... EvaluatedRMSE`, empty store) | {seconds['pipeline']:.1f} s | "
