@@ -160,14 +160,22 @@ class SparkJobTask(SparkSubmitTask):
             text=True,
             errors="replace",
         )
+        out_of_memory = False
         with ExternalProgramRunContext(proc):
             for line in proc.stdout:
+                out_of_memory |= "java.lang.OutOfMemoryError" in line
                 self._on_log_line(line.rstrip("\n"), tail)
             returncode = proc.wait()
         if returncode != 0:
+            hint = ""
+            if out_of_memory:
+                hint = (
+                    f"\nSpark ran out of memory: raise [spark] driver_memory in luigi.cfg (now {self.driver_memory}; "
+                    "in local mode the driver also runs the executors), or executor_memory on a cluster."
+                )
             raise SparkJobError(
                 f"Spark job {Path(self.app).name} failed with exit code {returncode}; "
-                f"the end of its log:\n" + "\n".join(tail)
+                f"the end of its log:\n" + "\n".join(tail) + hint
             )
 
     def _on_log_line(self, line: str, tail: collections.deque[str]) -> None:

@@ -101,6 +101,28 @@ def test_a_failing_job_raises_with_its_log_and_without_the_environment(tmp_path,
     assert FAKE_SECRET not in caplog.text
 
 
+def test_a_job_out_of_memory_says_which_setting_to_raise(tmp_path, monkeypatch, luigi_config):
+    luigi_config("spark", "master", "local[1]")
+    luigi_config("spark", "driver_memory", "512m")
+    luigi_config("spark_driver", "class_archive_dir", "")
+    script = tmp_path / "job.py"
+    # A real JVM heap exhaustion: a 4 GiB array in a 512 MiB driver.
+    script.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "jvm = SparkSession.builder.getOrCreate()._jvm\n"
+        "jvm.java.lang.reflect.Array.newInstance(jvm.java.lang.Long.TYPE, 2**29)\n"
+    )
+    monkeypatch.setattr(FailingJob, "script", script)
+    with pytest.raises(SparkJobError) as failure:
+        FailingJob().run()
+    message = str(failure.value)
+    assert "java.lang.OutOfMemoryError" in message
+    assert message.endswith(
+        "Spark ran out of memory: raise [spark] driver_memory in luigi.cfg (now 512m; "
+        "in local mode the driver also runs the executors), or executor_memory on a cluster."
+    )
+
+
 def test_the_first_driver_writes_the_class_archive_and_later_ones_use_it(tmp_path, monkeypatch, luigi_config, caplog):
     luigi_config("spark", "master", "local[1]")
     luigi_config("spark_driver", "class_archive_dir", str(tmp_path / "cache"))
