@@ -74,8 +74,8 @@ def score(spark: SparkSession, pairs: pa.Table, users: pa.Table, items: pa.Table
     rank = users.num_columns - 3  # id, bias and count besides the factors
     # One column per factor makes the dot product a plain arithmetic expression, which Spark
     # compiles; over array columns (zip_with + aggregate) it is interpreted, twice as slow.
-    # Parsed from one string: built term by term it costs a py4j call per term. Summed in
-    # double precision (0D first), as numpy sums the float32 products.
+    # Parsed from one string: built term by term it costs a py4j call per term. The float
+    # products are summed in double precision (0D first).
     dot = F.expr(" + ".join(["0D", *(f"user_{k} * item_{k}" for k in range(rank))]))
     both_known = F.col("user_count").isNotNull() & F.col("item_count").isNotNull()
     numbered = pairs.select(["user", "item"]).append_column("row", pa.array(np.arange(pairs.num_rows)))
