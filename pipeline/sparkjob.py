@@ -30,6 +30,11 @@ SPARK_INFO_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ")
 # Spark's own default for spark.redaction.regex, applied to the command line we log.
 SECRET_CONF = re.compile(r"(?i)secret|password|token|access[.]?key")
 TAIL_LINES = 40
+# ALS's lineage grows with every iteration. Without a checkpoint directory (a cluster with no
+# shared storage for one) serialising its tasks in the driver and reading them in the executors
+# recurse deep enough to overflow the JVM's default 1 MB thread stacks, at 15 iterations now and
+# then and at 40 every time. Thread stacks of 16 MB are address space, not memory, until used.
+THREAD_STACK = "-Xss16m"
 
 
 class SparkJobError(RuntimeError):
@@ -121,8 +126,14 @@ class SparkJobTask(SparkSubmitTask):
     @property
     def driver_java_options(self) -> str | None:
         archive = getattr(self, "_class_archive", None)
-        options = [super().driver_java_options, archive and archive.java_options()]
+        options = [THREAD_STACK, super().driver_java_options, archive and archive.java_options()]
         return " ".join(o for o in options if o) or None
+
+    @property
+    def conf(self) -> dict[str, str]:
+        conf = super().conf or {}
+        conf.setdefault("spark.executor.extraJavaOptions", THREAD_STACK)
+        return conf
 
     @property
     def spark_submit(self) -> str:

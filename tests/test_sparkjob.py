@@ -8,8 +8,8 @@ from pipeline.sparkjob import ClassArchive, SparkJobError, SparkJobTask, bundled
 from tests.conftest import FAKE_SECRET
 
 
-class FailingJob(SparkJobTask):
-    """A driver script that fails the way a job does: a Python traceback, a non-zero exit."""
+class ScriptJob(SparkJobTask):
+    """A driver script the test writes."""
 
     script = None
 
@@ -44,7 +44,7 @@ def test_redacts_secret_looking_conf_values():
 
 
 def test_spark_submit_comes_from_the_config_then_path_then_pyspark(luigi_config, monkeypatch, tmp_path):
-    task = FailingJob()
+    task = ScriptJob()
     monkeypatch.setenv("PATH", str(tmp_path))
     assert task.spark_submit == str(bundled_spark_submit())
     assert bundled_spark_submit().is_file()
@@ -58,12 +58,12 @@ def test_spark_submit_comes_from_the_config_then_path_then_pyspark(luigi_config,
 
 def test_the_driver_runs_this_python(monkeypatch):
     monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
-    env = FailingJob().program_environment()
+    env = ScriptJob().program_environment()
     assert env["PYSPARK_PYTHON"] == env["PYSPARK_DRIVER_PYTHON"] == sys.executable
 
 
 def test_log_lines_become_progress_status_and_tracking_url():
-    task = FailingJob()
+    task = ScriptJob()
     calls = []
     task.set_progress_percentage = lambda p: calls.append(("progress", p))
     task.set_status_message = lambda m: calls.append(("status", m))
@@ -90,9 +90,9 @@ def test_a_failing_job_raises_with_its_log_and_without_the_environment(tmp_path,
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
     script = tmp_path / "job.py"
     script.write_text("print('progress: 5% reading')\nraise ValueError('Parquet magic bytes not found')\n")
-    monkeypatch.setattr(FailingJob, "script", script)
+    monkeypatch.setattr(ScriptJob, "script", script)
     with pytest.raises(SparkJobError) as failure:
-        FailingJob().run()
+        ScriptJob().run()
     message = str(failure.value)
     assert message.startswith("Spark job job.py failed with exit code 1; the end of its log:\n")
     assert "\nprogress: 5% reading\n" in message
@@ -112,9 +112,9 @@ def test_a_job_out_of_memory_says_which_setting_to_raise(tmp_path, monkeypatch, 
         "jvm = SparkSession.builder.getOrCreate()._jvm\n"
         "jvm.java.lang.reflect.Array.newInstance(jvm.java.lang.Long.TYPE, 2**29)\n"
     )
-    monkeypatch.setattr(FailingJob, "script", script)
+    monkeypatch.setattr(ScriptJob, "script", script)
     with pytest.raises(SparkJobError) as failure:
-        FailingJob().run()
+        ScriptJob().run()
     message = str(failure.value)
     assert "java.lang.OutOfMemoryError" in message
     assert message.endswith(
@@ -123,17 +123,41 @@ def test_a_job_out_of_memory_says_which_setting_to_raise(tmp_path, monkeypatch, 
     )
 
 
+def test_alss_lineage_does_not_overflow_the_stack_without_checkpoints(tmp_path, monkeypatch, luigi_config, caplog):
+    luigi_config("spark", "master", "local[2]")
+    luigi_config("spark_driver", "class_archive_dir", "")
+    script = tmp_path / "job.py"
+    # No checkpoint directory, as on a cluster without shared storage: 60 iterations overflow
+    # the JVM's default thread stacks every time.
+    script.write_text(
+        "from pyspark.ml.recommendation import ALS\n"
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.config('spark.sql.shuffle.partitions', '2').getOrCreate()\n"
+        "rows = [(u, i, float(u * i % 5 + 1)) for u in range(50) for i in range(40) if (u + i) % 3]\n"
+        "frame = spark.createDataFrame(rows, ['user', 'item', 'rating'])\n"
+        "als = ALS(rank=2, maxIter=60, userCol='user', itemCol='item', ratingCol='rating', seed=1)\n"
+        "print('users with factors:', als.fit(frame).userFactors.count())\n"
+    )
+    monkeypatch.setattr(ScriptJob, "script", script)
+    caplog.set_level(logging.INFO, logger="luigi-interface")
+
+    ScriptJob().run()
+
+    assert "users with factors: 50" in caplog.text
+    assert "spark.executor.extraJavaOptions=-Xss16m" in ScriptJob().spark_command()
+
+
 def test_the_first_driver_writes_the_class_archive_and_later_ones_use_it(tmp_path, monkeypatch, luigi_config, caplog):
     luigi_config("spark", "master", "local[1]")
     luigi_config("spark_driver", "class_archive_dir", str(tmp_path / "cache"))
     script = tmp_path / "job.py"
     script.write_text("raise SystemExit(3)\n")
-    monkeypatch.setattr(FailingJob, "script", script)
+    monkeypatch.setattr(ScriptJob, "script", script)
     caplog.set_level(logging.INFO, logger="luigi-interface")
 
     for _ in range(2):
         with pytest.raises(SparkJobError, match="exit code 3"):
-            FailingJob().run()
+            ScriptJob().run()
 
     archives = list((tmp_path / "cache").iterdir())
     assert len(archives) == 1 and archives[0].suffix == ".jsa" and archives[0].stat().st_size > 1_000_000
