@@ -1,4 +1,4 @@
-"""Wall time and driver memory of the whole chain against one spark-submit of bench/bare_als.py.
+"""Wall time and peak memory of the whole chain against one spark-submit of bench/bare_als.py.
 
     .venv/bin/python bench/compare_bare.py [--runs 5] [--zip ../shared/data/ml-latest-small.zip]
     .venv/bin/movielens-als-generate --ratings 10000000 --output /tmp/r10m/ml-25m.zip
@@ -38,6 +38,18 @@ BIN = Path(sys.executable).parent
 TASK_TIME = re.compile(r"(\w+)\(.*\) finished in ([\d.]+) s")
 # What spark_jobs/common.py and bench/bare_als.py print at the end of a Spark application.
 PEAK_MEMORY = re.compile(r"driver peak resident memory: JVM (\d+) MiB, Python (\d+) MiB")
+# The `luigi` command, printing on exit the peak resident memory of its own process, where the
+# tasks without Spark (SplitData, EvaluatedRMSE) run.
+LUIGI_WITH_PEAK = """
+import atexit, resource, sys
+from luigi.cmdline import luigi_run
+atexit.register(lambda: print(
+    f"luigi worker peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB",
+    file=sys.stderr,
+))
+luigi_run(sys.argv[1:])
+"""
+WORKER_MEMORY = re.compile(r"luigi worker peak resident memory: (\d+) MiB")
 
 
 def peak_memory(log: str) -> tuple[int, int]:
@@ -69,7 +81,9 @@ def pipeline_run(base_url: str, dataset: str, md5: str, scratch: Path, run: int,
     started = time.perf_counter()
     result = subprocess.run(  # noqa: PLW1510 - the return code is checked below
         [
-            str(BIN / "luigi"),
+            sys.executable,
+            "-c",
+            LUIGI_WITH_PEAK,
             "--module",
             "pipeline",
             "EvaluatedRMSE",
@@ -92,6 +106,7 @@ def pipeline_run(base_url: str, dataset: str, md5: str, scratch: Path, run: int,
         "rmse": json.loads(metrics.read_text())["rmse"],
         "tasks": {m[1]: float(m[2]) for m in TASK_TIME.finditer(result.stderr)},
         "memory": peak_memory(result.stderr),
+        "worker_memory": int(WORKER_MEMORY.search(result.stderr)[1]),
     }
 
 
@@ -206,11 +221,12 @@ def report(release: str, runs: int, results: dict[str, list[dict]], reruns: dict
 
     seconds = {side: median(r["seconds"] for r in side_runs) for side, side_runs in results.items()}
     print(f"Machine: {machine()}\n")
-    print(f"| {release}: {runs} runs each, alternating, median | wall time | driver peak RSS | RMSE |")
+    worker = median(r["worker_memory"] for r in results["pipeline"])
+    print(f"| {release}: {runs} runs each, alternating, median | wall time | peak RSS | RMSE |")
     print("|---|---|---|---|")
     print(
         f"| whole chain (`luigi ... EvaluatedRMSE`, empty store) | {seconds['pipeline']:.1f} s | "
-        f"{memory('pipeline')} | {results['pipeline'][0]['rmse']:.6f} |"
+        f"Spark driver: {memory('pipeline')}; luigi worker {worker:.0f} MiB | {results['pipeline'][0]['rmse']:.6f} |"
     )
     for name in results["pipeline"][0]["tasks"]:
         print(f"| — {name} | {median(r['tasks'].get(name, 0.0) for r in results['pipeline']):.1f} s | | |")

@@ -1,9 +1,11 @@
 """Evaluation metrics on plain numpy arrays: errors, errors by user activity, and ranking
-quality at k. Every predictor is measured on exactly the rows it is given."""
+quality at k, and `evaluate`, which gathers them all for metrics.json. Every predictor is
+measured on exactly the rows it is given."""
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.model import Model
 from pipeline.ranking import top_unseen
@@ -11,6 +13,9 @@ from pipeline.ranking import top_unseen
 # Buckets of user activity, by the user's number of ratings in the training data.
 ACTIVITY_BUCKETS = ((1, 10), (10, 50), (50, 200), (200, None))
 RELEVANT_RATING = 4.0
+# Ranking quality at this k; above RANKING_USERS users, on a seeded sample of them.
+RANKING_K = 10
+RANKING_USERS = 10_000
 
 
 def rmse(prediction: np.ndarray, actual: np.ndarray) -> float | None:
@@ -107,3 +112,50 @@ def _group(keys: np.ndarray, values: np.ndarray, groups: np.ndarray) -> list[np.
     keys, values = keys[order], values[order]
     bounds = np.searchsorted(keys, np.r_[groups, np.iinfo(np.int64).max])
     return [values[bounds[i] : bounds[i + 1]] for i in range(len(groups))]
+
+
+def evaluate(model: Model, train: pa.Table, test: pa.Table, seed: int) -> dict:
+    """Every metric of metrics.json for `model` on every rating of `test` (columns user, item,
+    rating), with `train` (the ratings it was fitted on) for the ranking metrics: its errors,
+    the baselines' on the same rows, errors by user activity and for cold users and items,
+    ranking quality at RANKING_K, and the distribution of predicted and actual ratings."""
+    test_users, test_items = test.column("user").to_numpy(), test.column("item").to_numpy()
+    actual = test.column("rating").to_numpy().astype(np.float64)
+    parts = model.parts(test_users, test_items)
+    prediction = model.combine(
+        parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
+    )
+    bias = np.clip(parts["baseline"], *model.rating_scale)
+    global_mean = np.full(len(actual), np.clip(model.global_mean, *model.rating_scale))
+    covered, user_known, item_known = parts["both_known"], parts["user_known"], parts["item_known"]
+    bias_rmse = rmse(bias, actual)
+    model_rmse = rmse(prediction, actual)
+    return {
+        "rmse": model_rmse,
+        "mae": mae(prediction, actual),
+        "n_test": len(actual),
+        "coverage": float(covered.mean()),
+        "rmse_covered": rmse(prediction[covered], actual[covered]),
+        "baselines": {
+            "global_mean": {"rmse": rmse(global_mean, actual), "mae": mae(global_mean, actual)},
+            "bias": {"rmse": bias_rmse, "mae": mae(bias, actual)},
+        },
+        "improvement_over_bias": 1.0 - model_rmse / bias_rmse,
+        "by_activity": rmse_by_activity(prediction, actual, parts["user_count"]),
+        "cold": {
+            "users": {"n": int((~user_known).sum()), "rmse": rmse(prediction[~user_known], actual[~user_known])},
+            "items": {"n": int((~item_known).sum()), "rmse": rmse(prediction[~item_known], actual[~item_known])},
+        },
+        "ranking": ranking_report(
+            model,
+            train.column("user").to_numpy(),
+            train.column("item").to_numpy(),
+            test_users,
+            test_items,
+            actual,
+            RANKING_K,
+            RANKING_USERS,
+            seed,
+        ),
+        "distribution": rating_distribution(prediction, actual, model.rating_scale),
+    }

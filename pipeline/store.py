@@ -22,6 +22,7 @@ import uuid
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -314,6 +315,11 @@ _BOTO_CONFIG = BotoConfig(connect_timeout=5, read_timeout=60, retries={"max_atte
 
 
 @functools.cache
+def utc_now() -> str:
+    """The time stamp of a stored record (UTC, to the second)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def _luigi_s3_client(endpoint: str | None, region: str | None) -> S3Client:
     options = {k: v for k, v in (("endpoint_url", endpoint), ("region_name", region)) if v}
     return S3Client(config=_BOTO_CONFIG, **options)

@@ -17,13 +17,14 @@ import sys
 import luigi
 from luigi.util import inherits, requires
 
+from pipeline import metrics
 from pipeline.download import http_session, published_md5, verified_chunks
 from pipeline.model import MODELS, load_model
 from pipeline.movielens import RELEASES, read_movies, read_ratings, release, release_source
 from pipeline.ranking import recommend
 from pipeline.sparkjob import SparkJobTask
 from pipeline.split import STRATEGIES, describe, split_ratings
-from pipeline.store import Store
+from pipeline.store import Store, utc_now
 
 logger = logging.getLogger("luigi-interface")
 
@@ -286,11 +287,11 @@ class TrainedALS(CheckedParameters, SparkJobTask):
 
 
 @inherits(TrainedALS)
-class EvaluatedRMSE(CheckedParameters, SparkJobTask):
+class EvaluatedRMSE(CheckedParameters, luigi.Task):
     """The trained model scored on every test rating: metrics.json with its errors, the
-    baselines' on the same rows, errors by activity and cold start, and ranking quality."""
-
-    job_script = "evaluate_als.py"
+    baselines' on the same rows, errors by activity and cold start, and ranking quality.
+    Scored with numpy from the stored factor tables (pipeline.model): no Spark application,
+    whose start alone would take longer than the scoring."""
 
     def requires(self):
         return {"model": self.clone(TrainedALS), "split": self.clone(SplitData)}
@@ -302,16 +303,29 @@ class EvaluatedRMSE(CheckedParameters, SparkJobTask):
     def output(self):
         return Store.from_config().file(self.key)
 
-    def app_options(self):
-        split = self.requires()["split"].key
-        return Store.from_config().job_args() + job_flags(
-            train=f"{split}/train.parquet",
-            test=f"{split}/test.parquet",
-            model=self.requires()["model"].key,
-            output=self.key,
-            seed=self.seed,
-            params=json.dumps(result_params(self)),
+    def run(self):
+        store = Store.from_config()
+        model_key, split = self.requires()["model"].key, self.requires()["split"].key
+        show_progress(self, 5, f"reading {store.uri(split)}/test.parquet and the model at {store.uri(model_key)}")
+        model = load_model(store, model_key)
+        test = store.read_parquet(f"{split}/test.parquet")
+        train = store.read_parquet(f"{split}/train.parquet")
+        show_progress(self, 30, f"scoring {test.num_rows} test ratings")
+        result = metrics.evaluate(model, train, test, self.seed)
+        store.write_json(
+            self.key,
+            {
+                **result,
+                "model_type": self.model,
+                "fallback": "unseen users and items: their bias is 0 and they have no factor term "
+                "(plain ALS: the global mean)",
+                "params": result_params(self),
+                "model": store.uri(model_key),
+                "test": store.uri(f"{split}/test.parquet"),
+                "evaluated_at": utc_now(),
+            },
         )
+        show_progress(self, 100, f"RMSE {result['rmse']:.4f} on {result['n_test']} test ratings")
 
 
 @inherits(TrainedALS)

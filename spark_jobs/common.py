@@ -10,7 +10,6 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -76,7 +75,3 @@ def peak_memory() -> str | None:
 def progress(percent: int, message: str) -> None:
     """A line the Luigi task turns into progress and status in the scheduler's UI."""
     print(f"progress: {percent}% {message}", flush=True)
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

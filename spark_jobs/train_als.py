@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 
 from pipeline.model import ITEM_DAMPING, ITEM_FACTORS, MODEL_JSON, MODELS, USER_DAMPING, USER_FACTORS
 from pipeline.split import describe
-from pipeline.store import Store
+from pipeline.store import Store, utc_now
 from spark_jobs import als
-from spark_jobs.common import job_parser, progress, spark_session, utc_now
+from spark_jobs.common import job_parser, progress, spark_session
 
 
 def parse_args(argv: list[str] | None):

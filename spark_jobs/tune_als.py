@@ -2,8 +2,8 @@
 validation split carved from the training ratings only (the test ratings are never read),
 and writes tuning.json: every candidate's validation RMSE and the winner.
 
-Each candidate is fitted on the rest of the training ratings and scored on the validation
-ratings. For biased ALS, calibration weights (see pipeline.model) are then fitted on the
+Each candidate is fitted on the rest of the training ratings (ALS on Spark) and scored on
+the validation ratings (numpy, from the factor tables, as the evaluation does). For biased ALS, calibration weights (see pipeline.model) are then fitted on the
 validation ratings too, and candidates are ranked by their calibrated validation RMSE; the
 winner's weights go into the final model, which TrainedALS fits on all the training ratings.
 """
@@ -20,9 +20,9 @@ import numpy as np
 from pipeline import metrics
 from pipeline.model import MODELS, fit_calibration, model_from_tables
 from pipeline.split import STRATEGIES, describe, split_ratings
-from pipeline.store import Store
+from pipeline.store import Store, utc_now
 from spark_jobs import als
-from spark_jobs.common import job_parser, progress, spark_session, utc_now
+from spark_jobs.common import job_parser, progress, spark_session
 
 VALIDATION_FRACTION = 0.2
 
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         train = store.read_parquet(args.train)
         # A seed of its own, so the validation split is not the test split's twin.
         fit_part, validation = split_ratings(train, args.strategy, VALIDATION_FRACTION, args.seed + 1)
+        validation_users, validation_items = validation.column("user").to_numpy(), validation.column("item").to_numpy()
         actual = validation.column("rating").to_numpy().astype(np.float64)
         candidates = []
         for n, (rank, reg_param, max_iter) in enumerate(grid):
@@ -59,40 +60,28 @@ def main(argv: list[str] | None = None) -> None:
             )
             started = time.perf_counter()
             users, items, global_mean = als.fit(spark, fit_part, args.model, rank, reg_param, max_iter, args.seed)
-            model = model_from_tables(
-                {"model": args.model, "global_mean": global_mean, "rating_scale": [args.rating_min, args.rating_max]},
-                users,
-                items,
-            )
-            parts = als.score(spark, validation, users, items)
-            baseline = global_mean + parts["user_bias"] + parts["item_bias"]
-            counts = parts["user_count"], parts["item_count"]
+            description = {
+                "model": args.model,
+                "global_mean": global_mean,
+                "rating_scale": [args.rating_min, args.rating_max],
+            }
+            model = model_from_tables(description, users, items)
+            parts = model.parts(validation_users, validation_items)
+            scored = parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
             candidate = {
                 "rank": rank,
                 "reg_param": reg_param,
                 "max_iter": max_iter,
-                "validation_rmse": metrics.rmse(
-                    model.combine(baseline, parts["dot"], parts["both_known"], *counts), actual
-                ),
+                "validation_rmse": metrics.rmse(model.combine(*scored), actual),
                 "calibration": None,
             }
             if args.model == "biased_als":
-                dot = np.where(parts["both_known"], parts["dot"], 0.0)
-                calibration = fit_calibration(baseline, dot, *counts, actual)
-                calibrated = model_from_tables(
-                    {
-                        "model": args.model,
-                        "global_mean": global_mean,
-                        "calibration": calibration,
-                        "rating_scale": [args.rating_min, args.rating_max],
-                    },
-                    users,
-                    items,
+                calibration = fit_calibration(
+                    parts["baseline"], parts["dot"], parts["user_count"], parts["item_count"], actual
                 )
+                calibrated = model_from_tables({**description, "calibration": calibration}, users, items)
                 candidate["calibration"] = calibration
-                candidate["validation_rmse_calibrated"] = metrics.rmse(
-                    calibrated.combine(baseline, parts["dot"], parts["both_known"], *counts), actual
-                )
+                candidate["validation_rmse_calibrated"] = metrics.rmse(calibrated.combine(*scored), actual)
             candidate["seconds"] = round(time.perf_counter() - started, 2)
             candidates.append(candidate)
         key = "validation_rmse_calibrated" if args.model == "biased_als" else "validation_rmse"

@@ -7,6 +7,7 @@ import io
 import zipfile
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.movielens import RELEASES
 from pipeline.synthetic import movies_text
@@ -56,6 +57,17 @@ def release_zip(name: str = "ml-latest-small", ratings: str | None = None, membe
         archive.writestr(RELEASES[name].movies_member, movies_text(name))
         archive.writestr(f"{name}/README.txt", "A generated test release, not MovieLens data.\n")
     return buffer.getvalue()
+
+
+def ratings_table(users, items, ratings) -> pa.Table:
+    return pa.table(
+        {
+            "user": pa.array(users, pa.int32()),
+            "item": pa.array(items, pa.int32()),
+            "rating": pa.array(ratings, pa.float32()),
+            "timestamp": pa.array(np.zeros(len(users)), pa.int64()),
+        }
+    )
 
 
 def md5(data: bytes) -> str:

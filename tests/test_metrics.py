@@ -3,9 +3,11 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.metrics import mae, ranking_at_k, ranking_report, rating_distribution, rmse, rmse_by_activity
+from pipeline.metrics import evaluate, mae, ranking_at_k, ranking_report, rating_distribution, rmse, rmse_by_activity
 from pipeline.model import Model, Side
 from pipeline.ranking import recommend, top_k
+from tests.fakes import ratings_table
+from tests.test_model import PAIRS, tiny
 
 INF = np.inf
 
@@ -98,3 +100,23 @@ def test_recommend_ranks_unseen_items_per_user():
         (3, 1, 30),
         (3, 2, 20),
     ]
+
+
+def test_evaluate_reports_the_model_against_the_baselines_on_the_same_rows():
+    model = tiny()
+    train = ratings_table([1, 1, 2], [10, 20, 20], [4.0, 5.0, 3.0])
+    test = ratings_table(*PAIRS, [5.0, 4.0, 4.0, 3.0, 2.5, 3.0])
+    result = evaluate(model, train, test, seed=0)
+    predictions = model.predict(*PAIRS)
+    actual = np.array([5.0, 4.0, 4.0, 3.0, 2.5, 3.0])
+    assert result["rmse"] == pytest.approx(np.sqrt(np.mean((predictions - actual) ** 2)))
+    assert result["baselines"]["global_mean"]["rmse"] == pytest.approx(np.sqrt(np.mean((3.0 - actual) ** 2)))
+    bias = np.clip([3.75, 2.5, 3.5, 3.25, 2.5, 3.0], 1, 5)
+    assert result["baselines"]["bias"]["rmse"] == pytest.approx(np.sqrt(np.mean((bias - actual) ** 2)))
+    assert result["improvement_over_bias"] == pytest.approx(1 - result["rmse"] / result["baselines"]["bias"]["rmse"])
+    assert result["coverage"] == pytest.approx(3 / 6)
+    assert result["cold"] == {
+        "users": {"n": 2, "rmse": pytest.approx(np.sqrt((0.25**2 + 0) / 2))},
+        "items": {"n": 2, "rmse": pytest.approx(0.0)},
+    }
+    assert result["n_test"] == 6 and sum(result["distribution"]["actual"]) == 6
