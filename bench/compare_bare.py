@@ -178,10 +178,9 @@ def main() -> None:
         }
         if args.archive_side and spark_driver().class_archive_dir:
             archive = ClassArchive(Path(spark_driver().class_archive_dir), task.spark_submit)
-            options = " ".join(
-                filter(None, [task.driver_java_options, f"-XX:SharedArchiveFile={archive.path} -Xlog:cds*=off"])
-            )
-            archive_args = [*bare_args[:1], "--driver-java-options", options, *bare_args[1:]]
+            archive_args = list(bare_args)
+            options = archive_args.index("--driver-java-options") + 1
+            archive_args[options] += f" -XX:SharedArchiveFile={archive.path} -Xlog:cds*=off"
             sides["bare with the class archive"] = lambda run: bare_run(args.zip, member, archive_args, scratch)
         results: dict[str, list[dict]] = {side: [] for side in sides}
         try:
