@@ -314,12 +314,12 @@ class Store:
 _BOTO_CONFIG = BotoConfig(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
 
 
-@functools.cache
 def utc_now() -> str:
     """The time stamp of a stored record (UTC, to the second)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+@functools.cache
 def _luigi_s3_client(endpoint: str | None, region: str | None) -> S3Client:
     options = {k: v for k, v in (("endpoint_url", endpoint), ("region_name", region)) if v}
     return S3Client(config=_BOTO_CONFIG, **options)

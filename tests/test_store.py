@@ -198,3 +198,24 @@ def test_refused_credentials_are_one_error_naming_the_endpoint(refusing_endpoint
         ) as e:
             operation()
         assert FAKE_SECRET not in str(e.value) and FAKE_KEY_ID not in str(e.value)
+
+
+def test_record_time_stamps_follow_the_clock(monkeypatch):
+    from datetime import datetime, timezone
+
+    import pipeline.store
+
+    times = iter(
+        [datetime(2026, 1, 1, 12, 0, 0, 999, timezone.utc), datetime(2026, 1, 1, 12, 0, 5, tzinfo=timezone.utc)]
+    )
+
+    class Clock:
+        @staticmethod
+        def now(tz):
+            return next(times)
+
+    monkeypatch.setattr(pipeline.store, "datetime", Clock)
+    assert [pipeline.store.utc_now(), pipeline.store.utc_now()] == [
+        "2026-01-01T12:00:00+00:00",
+        "2026-01-01T12:00:05+00:00",
+    ]
