@@ -79,7 +79,7 @@ def pipeline_run(base_url: str, dataset: str, md5: str, scratch: Path, run: int,
         config.write(f)
     env = dict(os.environ, LUIGI_CONFIG_PATH=str(path))
     started = time.perf_counter()
-    result = subprocess.run(  # noqa: PLW1510 - the return code is checked below
+    result = subprocess.run(
         [
             sys.executable,
             "-c",
@@ -112,7 +112,7 @@ def pipeline_run(base_url: str, dataset: str, md5: str, scratch: Path, run: int,
 
 def bare_run(zip_path: Path, member: str, spark_args: list[str], scratch: Path) -> dict:
     started = time.perf_counter()
-    result = subprocess.run(  # noqa: PLW1510 - the return code is checked below
+    result = subprocess.run(
         [*spark_args, str(REPO / "bench" / "bare_als.py"), str(zip_path), member],
         capture_output=True,
         text=True,
@@ -151,7 +151,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from pipeline.movielens import RELEASES
+    from movielens_als.releases import RELEASES
     from pipeline.sparkjob import ClassArchive, spark_driver
     from pipeline.tasks import TrainedALS
 

@@ -18,9 +18,9 @@ import time
 import zipfile
 from pathlib import Path
 
-from pipeline.movielens import RELEASES, read_ratings
-from pipeline.split import STRATEGIES, split_ratings
-from pipeline.synthetic import synthetic_ratings, write_release
+from movielens_als.releases import RELEASES, read_ratings
+from movielens_als.split import STRATEGIES, split_ratings
+from movielens_als.synthetic import synthetic_ratings, write_release
 
 
 def main() -> None:

@@ -25,12 +25,12 @@ from pathlib import Path
 import luigi.retcodes
 from luigi.cmdline_parser import CmdlineParser
 
-from pipeline.movielens import RELEASES, release
-from pipeline.store import Store
+from movielens_als.releases import RELEASES
+from pipeline import layout
+from pipeline.config import configured_store
 
 HELP_FLAGS = {"-h", "--help", "--help-all"}
 WAIT_SECONDS = 5
-OUTPUT_PREFIXES = ("downloads", "splits", "models", "evaluations")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         with CmdlineParser.global_instance(luigi_args) as parser:
             evaluation = parser.get_task_obj()
             if evaluation.complete():
-                store = Store.from_config()
+                store = configured_store()
                 metrics = store.read_json(evaluation.key)
                 break
             already_running = luigi.retcodes.retcode().already_running
@@ -98,20 +98,19 @@ def cron_main(argv: list[str] | None = None) -> int:
 def clean_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Remove the pipeline's outputs from the store: those of some datasets, or all of them. "
-        "Nothing outside downloads/, splits/, models/ and evaluations/ under the store root is touched.",
+        f"Nothing outside {', '.join(f'{root}/' for root in layout.OUTPUT_ROOTS)} under the store root is touched.",
     )
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--dataset", nargs="+", choices=list(RELEASES), metavar="NAME", help="e.g. ml-latest-small")
+    which.add_argument("--dataset", nargs="+", choices=sorted(RELEASES), metavar="NAME", help="e.g. ml-latest-small")
     which.add_argument("--all", action="store_true", help="every dataset")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
 
-    store = Store.from_config()
+    store = configured_store()
     if args.all:
-        prefixes = [f"{p}/" for p in OUTPUT_PREFIXES]
+        prefixes = [f"{root}/" for root in layout.OUTPUT_ROOTS]
     else:
-        prefixes = [f"downloads/{release(d).zip_name}" for d in args.dataset]
-        prefixes += [f"{p}/{d}/" for d in args.dataset for p in OUTPUT_PREFIXES[1:]]
+        prefixes = [prefix for dataset in args.dataset for prefix in layout.dataset_prefixes(dataset)]
     found = {prefix: store.list_files(prefix) for prefix in prefixes}
     n_files = sum(len(files) for files in found.values())
     if not n_files:

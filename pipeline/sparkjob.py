@@ -19,6 +19,7 @@ from luigi.contrib.external_program import ExternalProgramRunContext
 from luigi.contrib.spark import SparkSubmitTask
 
 import spark_jobs
+from pipeline.store import Store
 
 logger = logging.getLogger("luigi-interface")
 
@@ -35,6 +36,18 @@ TAIL_LINES = 40
 # recurse deep enough to overflow the JVM's default 1 MB thread stacks, at 15 iterations now and
 # then and at 40 every time. Thread stacks of 16 MB are address space, not memory, until used.
 THREAD_STACK = "-Xss16m"
+
+
+def job_flags(store: Store, **options) -> list[str]:
+    """A Spark job's arguments: the store, then `--name value` pairs (underscores become
+    dashes), as spark_jobs.common.job_parser reads them."""
+    options = {"store_root": store.root, "s3_endpoint": store.s3_endpoint, "s3_region": store.s3_region, **options}
+    return [
+        item
+        for name, value in options.items()
+        if value is not None
+        for item in (f"--{name.replace('_', '-')}", str(value))
+    ]
 
 
 class SparkJobError(RuntimeError):

@@ -1,32 +1,37 @@
-"""The pipeline: BucketReady → DownloadedZip → SplitData → (TunedALS →) TrainedALS → EvaluatedRMSE.
+"""The pipeline: BucketReady → DownloadedZip → SplitData → (TunedALS →) TrainedALS → EvaluatedRMSE,
+with Recommendations and Report beside the evaluation.
 
-Each task says what it needs, what it makes and how; the logic lives in the modules it calls.
-Parameters that change a result appear in the output key; operational settings come from
-luigi.cfg.
+Each task says what it needs, what it makes and how; the logic lives in the library
+(movielens_als) and the keys in pipeline.layout. Parameters that change a result appear in
+the output key; operational settings come from luigi.cfg.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import functools
 import json
 import logging
-import math
 import sys
 
 import luigi
-from luigi.util import inherits, requires
+from luigi.parameter import ParameterVisibility
 
-from pipeline import metrics
+from movielens_als import metrics
+from movielens_als.columns import ITEM, USER
+from movielens_als.model import MODELS, Model, model_from_tables
+from movielens_als.ranking import recommend, with_titles
+from movielens_als.releases import RELEASES, read_movies, read_ratings, release, release_source
+from movielens_als.split import STRATEGIES, describe, split_ratings
+from pipeline import layout, params
+from pipeline.config import configured_store, movielens
 from pipeline.download import http_session, published_md5, verified_chunks
-from pipeline.model import MODELS, load_model
-from pipeline.movielens import RELEASES, read_movies, read_ratings, release, release_source
-from pipeline.ranking import recommend
-from pipeline.sparkjob import SparkJobTask
-from pipeline.split import STRATEGIES, describe, split_ratings
+from pipeline.sparkjob import SparkJobTask, job_flags
 from pipeline.store import Store, utc_now
+from pipeline.targets import RootTarget, directory_target, file_target
 
 logger = logging.getLogger("luigi-interface")
+GRID = ("ranks", "reg_params", "max_iters")
 
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
@@ -34,96 +39,133 @@ def _log_processing_time(task: luigi.Task, seconds: float) -> None:
     logger.info("%s finished in %.1f s", task, seconds)
 
 
-def show_progress(task: luigi.Task, percent: int | None, message: str) -> None:
-    """Progress and status in the scheduler's UI; the worker installs these callbacks only
-    while the task runs under it."""
-    if task.set_status_message is not None:
-        task.set_status_message(message)
-    if percent is not None and task.set_progress_percentage is not None:
-        task.set_progress_percentage(percent)
+class StoreTask(luigi.Task):
+    """A task whose output is one file, or one directory (`is_directory`), at `key` in the
+    store. Every parameter with a range is checked when the task is made, from the command
+    line or from code, so a bad value fails before any work, naming the option."""
 
-
-def job_flags(**options) -> list[str]:
-    """`--name value` pairs for a Spark job's command line (underscores become dashes)."""
-    return [item for name, value in options.items() for item in (f"--{name.replace('_', '-')}", str(value))]
-
-
-def result_params(task: luigi.Task) -> dict:
-    """The parameters that shape a task's result, for the record in its output (the tuning
-    grid only where it was used)."""
-    params = {name: getattr(task, name) for name, param in task.get_params() if param.significant}
-    if params.get("tuned") is False:
-        params = {name: value for name, value in params.items() if name not in GRID_OF}
-    return params
-
-
-# The valid values of the numeric parameters, checked when a task is created (from the command
-# line or from code): a bad value fails before any work, with the parameter's name.
-PARAMETER_RANGES = {
-    "test_fraction": (lambda v: 0 < v < 1, "strictly between 0 and 1"),
-    "rank": (lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10000"),
-    "reg_param": (lambda v: 0 <= v < math.inf, "a finite number, 0 or more"),
-    "max_iter": (lambda v: 1 <= v <= 10_000, "a whole number from 1 to 10000"),
-    "top_n": (lambda v: 1 <= v <= 1000, "a whole number from 1 to 1000"),
-}
-# The tuning grid: lists of values, each valid as above.
-GRID_OF = {"ranks": "rank", "reg_params": "reg_param", "max_iters": "max_iter"}
-
-
-class CheckedParameters:
-    """Mixin for tasks: rejects out-of-range values of the parameters in PARAMETER_RANGES."""
+    is_directory = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name, (valid, expected) in PARAMETER_RANGES.items():
-            value = getattr(self, name, None)
-            if value is not None and not valid(value):
-                raise ValueError(f"--{name.replace('_', '-')} must be {expected}, not {value}")
-        for name, single in GRID_OF.items():
-            values = getattr(self, name, None)
-            valid, expected = PARAMETER_RANGES[single]
-            if values is not None and (not values or not all(valid(v) for v in values)):
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be a non-empty list of values each {expected}, not {list(values)}"
-                )
+        for name, param in self.get_params():
+            if isinstance(param, params._Named):
+                param.validate(name, getattr(self, name))
 
-
-class movielens(luigi.Config):
-    base_url = luigi.Parameter(
-        default="https://files.grouplens.org/datasets/movielens/",
-        description="Where release zips (and their .md5 files) are downloaded from; a mirror works.",
-    )
-    urls = luigi.DictParameter(
-        default={}, description='Per-release zip URLs, e.g. {"ml-25m": "http://host/ml-25m.zip"}.'
-    )
-    md5s = luigi.DictParameter(default={}, description='Per-release MD5 checksums, e.g. {"ml-25m": "6b51..."}.')
-    download_timeout = luigi.FloatParameter(default=7200, description="Seconds a download may take, resumes included.")
-
-
-class BucketReady(luigi.Task):
-    """The store's bucket (S3) or root folder (local) exists."""
-
-    def output(self):
-        return Store.from_config().root_target()
-
-    def run(self):
-        Store.from_config().create_root()
-
-
-@requires(BucketReady)
-class DownloadedZip(luigi.Task):
-    """A MovieLens release zip in the store, its MD5 verified before it is stored."""
-
-    dataset = luigi.ChoiceParameter(
-        choices=sorted(RELEASES), default="ml-latest-small", description="MovieLens release"
-    )
+    @functools.cached_property
+    def store(self) -> Store:
+        return configured_store()
 
     @property
     def key(self) -> str:
-        return f"downloads/{release(self.dataset).zip_name}"
+        raise NotImplementedError
 
     def output(self):
-        return Store.from_config().file(self.key)
+        return (directory_target if self.is_directory else file_target)(self.store, self.key)
+
+    def shaping_params(self) -> dict:
+        """The parameters that shape this task's result: recorded in its output and the only
+        ones luigid shows (the tuning grid only where it is used)."""
+        shaping = {name: getattr(self, name) for name, param in self.get_params() if param.significant}
+        if not getattr(self, "tuned", True):
+            shaping = {name: value for name, value in shaping.items() if name not in GRID}
+        return shaping
+
+    def _get_param_visibilities(self):  # what luigi tells the scheduler to show of each parameter
+        shaping = self.shaping_params()
+        hidden = ParameterVisibility.HIDDEN.serialize()
+        return {name: v if name in shaping else hidden for name, v in super()._get_param_visibilities().items()}
+
+    def show_progress(self, percent: int | None, message: str) -> None:
+        """Progress and status in the scheduler's UI; the worker installs these callbacks only
+        while the task runs under it."""
+        if self.set_status_message is not None:
+            self.set_status_message(message)
+        if percent is not None and self.set_progress_percentage is not None:
+            self.set_progress_percentage(percent)
+
+
+class OfRelease(StoreTask):
+    """The parameters of a task about one release."""
+
+    dataset = params.ChoiceParameter(
+        choices=sorted(RELEASES), default="ml-latest-small", description="MovieLens release"
+    )
+
+
+class OfSplit(OfRelease):
+    """... and about one split of it."""
+
+    strategy = params.ChoiceParameter(choices=list(STRATEGIES), default="user_random", description="split strategy")
+    test_fraction = params.FloatParameter(
+        default=0.2, check=params.FRACTION, description="share of the ratings that go to test, in (0, 1)"
+    )
+    seed = params.IntParameter(default=42, description="seed of the split and of ALS")
+    skip_malformed = params.BoolParameter(
+        default=False, description="drop and count malformed or off-scale rating lines instead of failing"
+    )
+
+    @property
+    def split_keys(self) -> layout.Run:
+        split = layout.split_id(self.strategy, self.test_fraction, self.seed, self.skip_malformed)
+        return layout.Run(self.dataset, split)
+
+
+class OfGrid(OfSplit):
+    """... and about one kind of model and its tuning grid."""
+
+    model = params.ChoiceParameter(choices=MODELS, default="biased_als", description="biased_als or plain als")
+    ranks = params.ListParameter(default=[16, 32, 64], each=params.RANK, description="ranks to try")
+    reg_params = params.ListParameter(
+        default=[0.05, 0.1, 0.15, 0.2, 0.3], each=params.NON_NEGATIVE, description="regParams to try"
+    )
+    max_iters = params.ListParameter(default=[15], each=params.ITERATIONS, description="iteration counts to try")
+
+    @property
+    def grid_id(self) -> str:
+        return layout.grid_id(self.ranks, self.reg_params, self.max_iters)
+
+    @property
+    def tuning_key(self) -> str:
+        return self.split_keys.tuning(self.model, self.grid_id)
+
+
+class OfModel(OfGrid):
+    """... and about one trained model: its hyper-parameters, or the grid it was tuned on."""
+
+    rank = params.IntParameter(default=32, check=params.RANK, description="number of latent factors")
+    reg_param = params.FloatParameter(default=0.15, check=params.NON_NEGATIVE, description="ALS regularisation")
+    max_iter = params.IntParameter(default=15, check=params.ITERATIONS, description="ALS iterations")
+    tuned = params.BoolParameter(default=False, description="take rank, regParam and maxIter from TunedALS")
+
+    @property
+    def model_keys(self) -> layout.Run:
+        if self.tuned:
+            model = layout.tuned_model_id(self.model, self.grid_id)
+        else:
+            model = layout.model_id(self.model, self.rank, self.reg_param, self.max_iter)
+        return dataclasses.replace(self.split_keys, model=model)
+
+
+class BucketReady(StoreTask):
+    """The store's bucket (S3) or root folder (local) exists."""
+
+    def output(self):
+        return RootTarget(self.store)
+
+    def run(self):
+        self.store.create_root()
+
+
+class DownloadedZip(OfRelease):
+    """A MovieLens release zip in the store, its MD5 verified before it is stored."""
+
+    def requires(self):
+        return BucketReady()
+
+    @property
+    def key(self) -> str:
+        return layout.download(self.dataset)
 
     def run(self):
         config = movielens()
@@ -131,7 +173,7 @@ class DownloadedZip(luigi.Task):
         with http_session() as session:
             expected_md5 = source.md5 or published_md5(session, f"{source.url}.md5")
             chunks = verified_chunks(session, source.url, expected_md5, self._progress, config.download_timeout)
-            Store.from_config().upload(self.key, chunks)
+            self.store.upload(self.key, chunks)
         if sys.stderr.isatty():
             print(file=sys.stderr)  # ends the progress line
 
@@ -142,85 +184,65 @@ class DownloadedZip(luigi.Task):
             return
         self._percent_reported = percent
         message = f"downloaded {done / 1e6:.1f}" + (f" of {total / 1e6:.1f} MB" if total else " MB")
-        show_progress(self, percent if total else None, message)
+        self.show_progress(percent if total else None, message)
         if sys.stderr.isatty():
             print(f"\r{self.dataset}: {message}", end="", file=sys.stderr, flush=True)
 
 
-@requires(DownloadedZip)
-class SplitData(CheckedParameters, luigi.Task):
+class SplitData(OfSplit):
     """The release's ratings split into train.parquet and test.parquet, with stats.json."""
 
-    strategy = luigi.ChoiceParameter(choices=list(STRATEGIES), default="user_random", description="split strategy")
-    test_fraction = luigi.FloatParameter(default=0.2, description="share of the ratings that go to test, in (0, 1)")
-    seed = luigi.IntParameter(default=42, description="seed of the split and of ALS")
-    skip_malformed = luigi.BoolParameter(
-        default=False, description="drop and count malformed or off-scale rating lines instead of failing"
-    )
+    is_directory = True
 
-    @property
-    def split_id(self) -> str:
-        lenient = "-skip-malformed" if self.skip_malformed else ""
-        return f"{self.strategy}-{self.test_fraction!r}-seed{self.seed}{lenient}"
+    def requires(self):
+        return self.clone(DownloadedZip)
 
     @property
     def key(self) -> str:
-        return f"splits/{self.dataset}/{self.split_id}"
-
-    def output(self):
-        return Store.from_config().directory(self.key)
+        return self.split_keys.split_dir
 
     def run(self):
-        store = Store.from_config()
-        show_progress(self, 10, f"reading the ratings of {self.requires().key}")
-        with store.open_zip(self.requires().key) as archive:
+        keys, download = self.split_keys, layout.download(self.dataset)
+        self.show_progress(10, f"reading the ratings of {self.store.uri(download)}")
+        with self.store.open_zip(download) as archive:
             ratings, report = read_ratings(archive, release(self.dataset), self.skip_malformed)
-        show_progress(self, 50, f"splitting {ratings.num_rows} ratings ({self.strategy})")
+        self.show_progress(50, f"splitting {ratings.num_rows} ratings ({self.strategy})")
         train, test = split_ratings(ratings, self.strategy, self.test_fraction, self.seed)
-        show_progress(self, 70, f"writing {train.num_rows} train and {test.num_rows} test ratings")
-        store.write_parquet(f"{self.key}/train.parquet", train)
-        store.write_parquet(f"{self.key}/test.parquet", test)
-        store.write_json(
-            f"{self.key}/stats.json",
+        self.show_progress(70, f"writing {train.num_rows} train and {test.num_rows} test ratings")
+        self.store.write_parquet(keys.train, train)
+        self.store.write_parquet(keys.test, test)
+        self.store.write_json(
+            keys.stats,
             {
-                "params": result_params(self),
+                "params": self.shaping_params(),
                 "ratings": describe(ratings),
                 "train": describe(train),
                 "test": describe(test),
                 "read": dataclasses.asdict(report),
             },
         )
-        store.mark_complete(self.key)
+        self.store.mark_complete(self.key)
 
 
-def _grid_id(task) -> str:
-    grid = json.dumps([list(task.ranks), list(task.reg_params), list(task.max_iters)])
-    return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
-
-
-@requires(SplitData)
-class TunedALS(CheckedParameters, SparkJobTask):
+class TunedALS(OfGrid, SparkJobTask):
     """The best hyper-parameters of a grid, judged on a validation split of the training
     ratings: tuning.json with every candidate's validation RMSE, the winner and, for biased
     ALS, its calibration weights."""
 
     job_script = "tune_als.py"
-    model = luigi.ChoiceParameter(choices=MODELS, default="biased_als", description="biased_als or plain als")
-    ranks = luigi.ListParameter(default=[16, 32, 64], description="ranks to try")
-    reg_params = luigi.ListParameter(default=[0.05, 0.1, 0.15, 0.2, 0.3], description="regParams to try")
-    max_iters = luigi.ListParameter(default=[15], description="iteration counts to try")
+
+    def requires(self):
+        return self.clone(SplitData)
 
     @property
     def key(self) -> str:
-        return f"tuning/{self.dataset}/{self.requires().split_id}/{self.model}-{_grid_id(self)}/tuning.json"
-
-    def output(self):
-        return Store.from_config().file(self.key)
+        return self.tuning_key
 
     def app_options(self):
         low, high = release(self.dataset).rating_scale
-        return Store.from_config().job_args() + job_flags(
-            train=f"{self.requires().key}/train.parquet",
+        return job_flags(
+            self.store,
+            train=self.split_keys.train,
             output=self.key,
             model=self.model,
             ranks=json.dumps(list(self.ranks)),
@@ -230,20 +252,16 @@ class TunedALS(CheckedParameters, SparkJobTask):
             seed=self.seed,
             rating_min=low,
             rating_max=high,
-            params=json.dumps(result_params(self)),
+            params=json.dumps(self.shaping_params()),
         )
 
 
-@inherits(TunedALS)
-class TrainedALS(CheckedParameters, SparkJobTask):
+class TrainedALS(OfModel, SparkJobTask):
     """The model fitted on all the training ratings: user and item factor tables (with the
     biases) and model.json; with `tuned`, the hyper-parameters and calibration TunedALS found."""
 
+    is_directory = True
     job_script = "train_als.py"
-    rank = luigi.IntParameter(default=32, description="number of latent factors, at least 1")
-    reg_param = luigi.FloatParameter(default=0.15, description="ALS regularisation, 0 or more")
-    max_iter = luigi.IntParameter(default=15, description="ALS iterations, at least 1")
-    tuned = luigi.BoolParameter(default=False, description="take rank, regParam and maxIter from TunedALS")
 
     def requires(self):
         deps = {"split": self.clone(SplitData)}
@@ -253,115 +271,101 @@ class TrainedALS(CheckedParameters, SparkJobTask):
 
     @property
     def key(self) -> str:
-        if self.tuned:
-            model_id = f"{self.model}-tuned-{_grid_id(self)}"
-        else:
-            model_id = f"{self.model}-rank{self.rank}-reg{self.reg_param!r}-iter{self.max_iter}"
-        return f"models/{self.dataset}/{self.requires()['split'].split_id}/{model_id}"
-
-    def output(self):
-        return Store.from_config().directory(self.key)
+        return self.model_keys.model_dir
 
     def app_options(self):
-        store = Store.from_config()
         low, high = release(self.dataset).rating_scale
         hyper = {"rank": self.rank, "reg_param": self.reg_param, "max_iter": self.max_iter}
         tuning = {}
         if self.tuned:
-            best = store.read_json(self.requires()["tuning"].key)["best"]
+            best = self.store.read_json(self.tuning_key)["best"]
             hyper = {name: best[name] for name in hyper}
-            tuning = {"tuning": self.requires()["tuning"].key}
+            tuning = {"tuning": self.tuning_key}
             if best["calibration"]:
                 tuning["calibration"] = json.dumps(best["calibration"])
-        return store.job_args() + job_flags(
-            train=f"{self.requires()['split'].key}/train.parquet",
+        return job_flags(
+            self.store,
+            train=self.split_keys.train,
             output=self.key,
             model=self.model,
             **hyper,
             seed=self.seed,
             rating_min=low,
             rating_max=high,
-            params=json.dumps(result_params(self)),
+            params=json.dumps(self.shaping_params()),
             **tuning,
         )
 
 
-@inherits(TrainedALS)
-class EvaluatedRMSE(CheckedParameters, luigi.Task):
+def load_model(store: Store, keys: layout.Run) -> Model:
+    """The model stored at `keys`, for scoring with numpy."""
+    return model_from_tables(
+        store.read_json(keys.model_json), store.read_parquet(keys.user_factors), store.read_parquet(keys.item_factors)
+    )
+
+
+class EvaluatedRMSE(OfModel):
     """The trained model scored on every test rating: metrics.json with its errors, the
     baselines' on the same rows, errors by activity and cold start, and ranking quality.
-    Scored with numpy from the stored factor tables (pipeline.model): no Spark application,
-    whose start alone would take longer than the scoring."""
+    Scored with numpy from the stored factor tables: no Spark application, whose start alone
+    would take longer than the scoring."""
 
     def requires(self):
         return {"model": self.clone(TrainedALS), "split": self.clone(SplitData)}
 
     @property
     def key(self) -> str:
-        return self.requires()["model"].key.replace("models/", "evaluations/", 1) + "/metrics.json"
-
-    def output(self):
-        return Store.from_config().file(self.key)
+        return self.model_keys.metrics
 
     def run(self):
-        store = Store.from_config()
-        model_key, split = self.requires()["model"].key, self.requires()["split"].key
-        show_progress(self, 5, f"reading {store.uri(split)}/test.parquet and the model at {store.uri(model_key)}")
-        model = load_model(store, model_key)
-        test = store.read_parquet(f"{split}/test.parquet")
-        train = store.read_parquet(f"{split}/train.parquet")
-        show_progress(self, 30, f"scoring {test.num_rows} test ratings")
+        keys = self.model_keys
+        self.show_progress(5, f"reading {self.store.uri(keys.test)} and the model at {self.store.uri(keys.model_dir)}")
+        model = load_model(self.store, keys)
+        test = self.store.read_parquet(keys.test)
+        train = self.store.read_parquet(keys.train)
+        self.show_progress(30, f"scoring {test.num_rows} test ratings")
         result = metrics.evaluate(model, train, test, self.seed)
-        store.write_json(
+        self.store.write_json(
             self.key,
             {
                 **result,
                 "model_type": self.model,
                 "fallback": "unseen users and items: their bias is 0 and they have no factor term "
                 "(plain ALS: the global mean)",
-                "params": result_params(self),
-                "model": store.uri(model_key),
-                "test": store.uri(f"{split}/test.parquet"),
+                "params": self.shaping_params(),
+                "model": self.store.uri(keys.model_dir),
+                "test": self.store.uri(keys.test),
                 "evaluated_at": utc_now(),
             },
         )
-        show_progress(self, 100, f"RMSE {result['rmse']:.4f} on {result['n_test']} test ratings")
+        self.show_progress(100, f"RMSE {result['rmse']:.4f} on {result['n_test']} test ratings")
 
 
-@inherits(TrainedALS)
-class Recommendations(CheckedParameters, luigi.Task):
+class Recommendations(OfModel):
     """The top N movies each user has not rated, with their titles: one Parquet table (user,
     rank, item, title, predicted_rating) computed from the stored model with numpy, which
     pandas or any Parquet reader can load and serve."""
 
-    top_n = luigi.IntParameter(default=10, description="movies per user, 1 to 1000")
+    top_n = params.IntParameter(default=10, check=params.TOP_N, description="movies per user")
 
     def requires(self):
         return {"model": self.clone(TrainedALS), "split": self.clone(SplitData), "zip": self.clone(DownloadedZip)}
 
     @property
     def key(self) -> str:
-        return self.requires()["model"].key.replace("models/", "recommendations/", 1) + f"/top{self.top_n}.parquet"
-
-    def output(self):
-        return Store.from_config().file(self.key)
+        return self.model_keys.recommendations(self.top_n)
 
     def run(self):
-        store = Store.from_config()
-        deps = self.requires()
-        model = load_model(store, deps["model"].key)
-        train = store.read_parquet(f"{deps['split'].key}/train.parquet")
-        with store.open_zip(deps["zip"].key) as archive:
+        keys = self.model_keys
+        model = load_model(self.store, keys)
+        train = self.store.read_parquet(keys.train)
+        with self.store.open_zip(layout.download(self.dataset)) as archive:
             movies = read_movies(archive, release(self.dataset))
-        top = recommend(model, train.column("user").to_numpy(), train.column("item").to_numpy(), self.top_n)
-        titled = top.join(movies, "item", join_type="left outer").sort_by(
-            [("user", "ascending"), ("rank", "ascending")]
-        )
-        store.write_parquet(self.key, titled.select(["user", "rank", "item", "title", "predicted_rating"]))
+        top = recommend(model, train.column(USER).to_numpy(), train.column(ITEM).to_numpy(), self.top_n)
+        self.store.write_parquet(self.key, with_titles(top, movies))
 
 
-@inherits(TrainedALS)
-class Report(CheckedParameters, luigi.Task):
+class Report(OfModel):
     """report.html: a self-contained page of charts and tables about the evaluated model,
     its tuning if any, and every evaluation in the store at the time it was made."""
 
@@ -373,26 +377,18 @@ class Report(CheckedParameters, luigi.Task):
 
     @property
     def key(self) -> str:
-        return (
-            self.requires()["evaluation"]
-            .key.replace("evaluations/", "reports/", 1)
-            .replace("metrics.json", "report.html")
-        )
-
-    def output(self):
-        return Store.from_config().file(self.key)
+        return self.model_keys.report
 
     def run(self):
-        from pipeline import report  # matplotlib is slow to import, and only this task needs it
+        from movielens_als import report  # matplotlib is slow to import, and only this task needs it
 
-        store = Store.from_config()
-        evaluation = self.requires()["evaluation"].key
-        tuning = store.read_json(self.requires()["tuning"].key) if self.tuned else None
-        history = [
-            report.history_row(key, store.read_json(key))
-            for key, _ in store.list_files("evaluations/")
-            if key.endswith("/metrics.json")
-        ]
-        title = f"{self.dataset}: {evaluation.split('/')[3]} on the {evaluation.split('/')[2]} split"
-        page = report.render(title, store.read_json(evaluation), tuning, history, evaluation)
-        store.write_bytes(self.key, page.encode())
+        keys = self.model_keys
+        tuning = self.store.read_json(self.tuning_key) if self.tuned else None
+        history = []
+        for key, _ in self.store.list_files("evaluations/"):
+            if key.endswith("/metrics.json"):
+                run = layout.Run.parse(key)
+                history.append(report.history_row(key, run.dataset, run.split, run.model, self.store.read_json(key)))
+        title = f"{self.dataset}: {keys.model} on the {keys.split} split"
+        page = report.render(title, self.store.read_json(keys.metrics), tuning, history, keys.metrics)
+        self.store.write_bytes(self.key, page.encode())

@@ -1,8 +1,8 @@
 """Fitting the models with Spark, shared by the train and tune jobs.
 
 Ratings and factors travel between the driver and Spark as Arrow tables; the biases are
-computed in the driver with numpy (pipeline.model), ALS runs on Spark. Scoring needs no Spark:
-pipeline.model does it with numpy from the factor tables.
+computed in the driver with numpy (movielens_als.model), ALS runs on Spark. Scoring needs no Spark:
+movielens_als.model does it with numpy from the factor tables.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pyarrow as pa
 from pyspark.ml.recommendation import ALS
 from pyspark.sql import SparkSession
 
-from pipeline.model import damped_biases, factor_table
+from movielens_als.columns import FEATURES, ID, ITEM, RATING, USER
+from movielens_als.model import damped_biases, factor_table
 
 
 def fit(
@@ -21,8 +22,8 @@ def fit(
     """(user factor table, item factor table, global mean) of `model` fitted on `train`
     (columns user, item, rating): plain ALS on the ratings, or biased ALS on what the damped
     biases leave of them."""
-    users, items = train.column("user").to_numpy(), train.column("item").to_numpy()
-    ratings = train.column("rating").to_numpy().astype(np.float64)
+    users, items = train.column(USER).to_numpy(), train.column(ITEM).to_numpy()
+    ratings = train.column(RATING).to_numpy().astype(np.float64)
     global_mean = float(ratings.mean())
     (user_ids, user_bias, user_count), (item_ids, item_bias, item_count) = damped_biases(
         users, items, ratings, global_mean
@@ -39,15 +40,15 @@ def fit(
         regParam=reg_param,
         maxIter=max_iter,
         seed=seed,
-        userCol="user",
-        itemCol="item",
+        userCol=USER,
+        itemCol=ITEM,
         ratingCol="target",
         implicitPrefs=False,
         # One block per core: ALS's default of 10 blocks only adds shuffle overhead here.
         numUserBlocks=blocks,
         numItemBlocks=blocks,
     )
-    frame = spark.createDataFrame(pa.table({"user": users, "item": items, "target": target.astype(np.float32)}))
+    frame = spark.createDataFrame(pa.table({USER: users, ITEM: items, "target": target.astype(np.float32)}))
     fitted = als.fit(frame)
     return (
         _with_biases(fitted.userFactors.toArrow(), user_ids, user_bias, user_count, rank),
@@ -58,8 +59,8 @@ def fit(
 
 def _with_biases(factors: pa.Table, ids: np.ndarray, bias: np.ndarray, count: np.ndarray, rank: int) -> pa.Table:
     """The factor table of every id in `ids` (all have factors after ALS) with its bias and count."""
-    factors = factors.sort_by("id")
-    if not np.array_equal(factors.column("id").to_numpy(), ids):
+    factors = factors.sort_by(ID)
+    if not np.array_equal(factors.column(ID).to_numpy(), ids):
         raise RuntimeError("ALS returned factors for other ids than the training ratings hold")
-    flat = np.asarray(factors.column("features").combine_chunks().flatten(), dtype=np.float32)
+    flat = np.asarray(factors.column(FEATURES).combine_chunks().flatten(), dtype=np.float32)
     return factor_table(ids, flat.reshape(len(ids), rank), bias, count)

@@ -18,12 +18,20 @@ from pipeline.store import Store
 
 
 def job_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every job takes (pipeline.sparkjob.job_flags writes them): the store, and
+    the task's parameters for the record."""
     parser = argparse.ArgumentParser(description=description)
-    Store.add_job_arguments(parser)
+    parser.add_argument("--store-root", required=True)
+    parser.add_argument("--s3-endpoint")
+    parser.add_argument("--s3-region")
     parser.add_argument(
         "--params", type=json.loads, default={}, help="the Luigi task's parameters, as JSON, recorded in the output"
     )
     return parser
+
+
+def job_store(args: argparse.Namespace) -> Store:
+    return Store.at(args.store_root, args.s3_endpoint, args.s3_region)
 
 
 @contextlib.contextmanager

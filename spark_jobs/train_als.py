@@ -15,11 +15,11 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.model import ITEM_DAMPING, ITEM_FACTORS, MODEL_JSON, MODELS, USER_DAMPING, USER_FACTORS
-from pipeline.split import describe
-from pipeline.store import Store, utc_now
+from movielens_als.model import ITEM_DAMPING, ITEM_FACTORS, MODEL_JSON, MODELS, USER_DAMPING, USER_FACTORS
+from movielens_als.split import describe
+from pipeline.store import utc_now
 from spark_jobs import als
-from spark_jobs.common import job_parser, progress, spark_session
+from spark_jobs.common import job_parser, job_store, progress, spark_session
 
 
 def parse_args(argv: list[str] | None):
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    store = Store.from_job_arguments(args)
+    store = job_store(args)
     with spark_session() as spark:
         progress(5, f"reading {store.uri(args.train)}")
         train_bytes = store.read_bytes(args.train)

@@ -3,8 +3,9 @@ validation split carved from the training ratings only (the test ratings are nev
 and writes tuning.json: every candidate's validation RMSE and the winner.
 
 Each candidate is fitted on the rest of the training ratings (ALS on Spark) and scored on
-the validation ratings (numpy, from the factor tables, as the evaluation does). For biased ALS, calibration weights (see pipeline.model) are then fitted on the
-validation ratings too, and candidates are ranked by their calibrated validation RMSE; the
+the validation ratings (numpy, from the factor tables, as the evaluation does). For biased
+ALS, calibration weights (see movielens_als.model) are then fitted on the validation ratings
+too, and candidates are ranked by their calibrated validation RMSE; the
 winner's weights go into the final model, which TrainedALS fits on all the training ratings.
 """
 
@@ -17,12 +18,13 @@ import time
 
 import numpy as np
 
-from pipeline import metrics
-from pipeline.model import MODELS, fit_calibration, model_from_tables
-from pipeline.split import STRATEGIES, describe, split_ratings
-from pipeline.store import Store, utc_now
+from movielens_als import metrics
+from movielens_als.columns import ITEM, RATING, USER
+from movielens_als.model import MODELS, fit_calibration, model_from_tables
+from movielens_als.split import STRATEGIES, describe, split_ratings
+from pipeline.store import utc_now
 from spark_jobs import als
-from spark_jobs.common import job_parser, progress, spark_session
+from spark_jobs.common import job_parser, job_store, progress, spark_session
 
 VALIDATION_FRACTION = 0.2
 
@@ -44,14 +46,14 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    store = Store.from_job_arguments(args)
+    store = job_store(args)
     grid = list(itertools.product(args.ranks, args.reg_params, args.max_iters))
     with spark_session() as spark:
         train = store.read_parquet(args.train)
         # A seed of its own, so the validation split is not the test split's twin.
         fit_part, validation = split_ratings(train, args.strategy, VALIDATION_FRACTION, args.seed + 1)
-        validation_users, validation_items = validation.column("user").to_numpy(), validation.column("item").to_numpy()
-        actual = validation.column("rating").to_numpy().astype(np.float64)
+        validation_users, validation_items = validation.column(USER).to_numpy(), validation.column(ITEM).to_numpy()
+        actual = validation.column(RATING).to_numpy().astype(np.float64)
         candidates = []
         for n, (rank, reg_param, max_iter) in enumerate(grid):
             progress(

@@ -9,8 +9,8 @@ import zipfile
 import numpy as np
 import pyarrow as pa
 
-from pipeline.movielens import RELEASES
-from pipeline.synthetic import movies_text
+from movielens_als.releases import RELEASES
+from movielens_als.synthetic import movies_text
 
 HEADER = "userId,movieId,rating,timestamp"
 

@@ -5,6 +5,7 @@ import io
 import pytest
 
 from pipeline.cli import clean_main
+from pipeline.config import configured_store
 from pipeline.store import Store
 
 OUTPUTS = {
@@ -29,12 +30,12 @@ def store(request, tmp_path, luigi_config, bucket_name) -> Store:
         luigi_config("store", "root", f"s3://{bucket_name}/pipeline")
         luigi_config("s3", "endpoint_url", request.getfixturevalue("s3_endpoint"))
         luigi_config("s3", "region_name", "us-east-1")
-    store = Store.from_config()
+    store = configured_store()
     store.create_root()
     for key in [k for keys in OUTPUTS.values() for k in keys] + NOT_OURS:
         store.write_bytes(key, b"x" * 100)
     if store.is_s3:
-        store._boto().put_object(Bucket=bucket_name, Key="elsewhere/downloads/ml-1m.zip", Body=b"x")
+        store.backend.client.put_object(Bucket=bucket_name, Key="elsewhere/downloads/ml-1m.zip", Body=b"x")
     return store
 
 
@@ -51,7 +52,7 @@ def test_removes_one_dataset_and_nothing_else(store, capsys):
     assert keys(store) == set(OUTPUTS["ml-100k"]) | set(NOT_OURS)
     assert "5 files (0.0 MB) under" in capsys.readouterr().out
     if store.is_s3:
-        assert store._boto().head_object(Bucket=store.bucket, Key="elsewhere/downloads/ml-1m.zip")
+        assert store.backend.client.head_object(Bucket=store.backend.bucket, Key="elsewhere/downloads/ml-1m.zip")
 
 
 def test_all_removes_every_output_and_nothing_else(store):

@@ -8,7 +8,6 @@ import re
 import subprocess
 from urllib.parse import urlsplit
 
-import tomllib
 import yaml
 
 from tests.conftest import BIN, REPO
@@ -127,8 +126,9 @@ def test_the_crontab_calls_the_cron_entry_point():
     [line] = [line for line in (REPO / "docker/crontab").read_text().splitlines() if line and line[0].isdigit()]
     command = line.split(None, 5)[5]
     assert command.split()[0] == "movielens-als-cron"
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["movielens-als-cron"] == "pipeline.cli:cron_main"
+    metadata = configparser.ConfigParser()
+    metadata.read(REPO / "setup.cfg")
+    assert "movielens-als-cron = pipeline.cli:cron_main" in metadata["options.entry_points"]["console_scripts"]
     assert SERVICES["runner"]["command"] == ["supercronic", "/app/docker/crontab"]
 
 

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import pytest
 
-from pipeline.movielens import RELEASES
-from pipeline.synthetic import synthetic_ratings, write_release
+from movielens_als.releases import RELEASES
+from movielens_als.synthetic import synthetic_ratings, write_release
 from tests.conftest import FAKE_KEY_ID, FAKE_SECRET, run_luigi, serving
 from tests.fakes import md5, ratings_text, release_zip
 

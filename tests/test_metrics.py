@@ -3,9 +3,17 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.metrics import evaluate, mae, ranking_at_k, ranking_report, rating_distribution, rmse, rmse_by_activity
-from pipeline.model import Model, Side
-from pipeline.ranking import recommend, top_k
+from movielens_als.metrics import (
+    evaluate,
+    mae,
+    ranking_at_k,
+    ranking_report,
+    rating_distribution,
+    rmse,
+    rmse_by_activity,
+)
+from movielens_als.model import Model, Side
+from movielens_als.ranking import recommend, top_k
 from tests.fakes import ratings_table
 from tests.test_model import PAIRS, tiny
 
@@ -92,7 +100,7 @@ def test_recommend_ranks_unseen_items_per_user():
     seen = (np.array([1, 2, 3]), np.array([30, 10, 10]))
     table = recommend(ranking_model(), *seen, n=2)
     assert table.column_names == ["user", "rank", "item", "predicted_rating"]
-    assert list(zip(*(table.column(c).to_pylist() for c in ("user", "rank", "item")))) == [
+    assert list(zip(*(table.column(c).to_pylist() for c in ("user", "rank", "item")), strict=True)) == [
         (1, 1, 20),
         (1, 2, 10),
         (2, 1, 30),

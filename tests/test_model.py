@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import model as model_module
-from pipeline.model import Model, Side, damped_biases, factor_table, fit_calibration, model_from_tables
+from movielens_als import model as model_module
+from movielens_als.model import Model, Side, damped_biases, factor_table, fit_calibration, model_from_tables
 
 
 def test_damped_biases_known_answer(monkeypatch):

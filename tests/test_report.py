@@ -9,7 +9,7 @@ import shutil
 import pytest
 from playwright.sync_api import sync_playwright
 
-from pipeline.synthetic import synthetic_ratings, write_release
+from movielens_als.synthetic import synthetic_ratings, write_release
 from tests.conftest import run_luigi
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -3,7 +3,7 @@
 import pytest
 from pyspark.sql import SparkSession
 
-from pipeline.model import damped_biases
+from movielens_als.model import damped_biases
 from spark_jobs import als
 from tests.fakes import ratings_rows, ratings_table
 
@@ -22,7 +22,7 @@ def spark():
 
 def test_fit_stores_every_id_with_its_bias_and_count(spark):
     rows = ratings_rows(n_users=30, n_items=40)
-    train = ratings_table(*zip(*[(u, i, r) for u, i, r, _ in rows]))
+    train = ratings_table(*zip(*[(u, i, r) for u, i, r, _ in rows], strict=True))
     users, items, global_mean = als.fit(spark, train, "biased_als", rank=4, reg_param=0.1, max_iter=5, seed=1)
     (user_ids, user_bias, user_count), (_item_ids, item_bias, _) = damped_biases(
         train.column("user").to_numpy(), train.column("item").to_numpy(), train.column("rating").to_numpy(), global_mean
@@ -36,7 +36,7 @@ def test_fit_stores_every_id_with_its_bias_and_count(spark):
 
 def test_fit_is_deterministic_for_a_seed(spark):
     rows = ratings_rows(n_users=30, n_items=40)
-    train = ratings_table(*zip(*[(u, i, r) for u, i, r, _ in rows]))
+    train = ratings_table(*zip(*[(u, i, r) for u, i, r, _ in rows], strict=True))
     first = als.fit(spark, train, "biased_als", rank=4, reg_param=0.1, max_iter=5, seed=1)
     again = als.fit(spark, train, "biased_als", rank=4, reg_param=0.1, max_iter=5, seed=1)
     assert first[0].equals(again[0]) and first[1].equals(again[1])

@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.split import STRATEGIES, describe, split_ratings
+from movielens_als.split import STRATEGIES, describe, split_ratings
 
 
 def ratings(users, timestamps=None) -> pa.Table:
@@ -64,8 +64,8 @@ def test_random_reproduces_the_reference_mask():
 @pytest.mark.parametrize("strategy", ["user_random", "user_time"])
 def test_per_user_strategies_put_every_user_on_both_sides(skewed, strategy):
     train, test = split_ratings(skewed, strategy, 0.2, seed=5)
-    counts = dict(zip(*np.unique(skewed.column("user").to_numpy(), return_counts=True)))
-    test_counts = dict(zip(*np.unique(test.column("user").to_numpy(), return_counts=True)))
+    counts = dict(zip(*np.unique(skewed.column("user").to_numpy(), return_counts=True), strict=True))
+    test_counts = dict(zip(*np.unique(test.column("user").to_numpy(), return_counts=True), strict=True))
     train_users = set(train.column("user").to_pylist())
     for user, n in counts.items():
         if n == 1:
@@ -85,7 +85,7 @@ def test_user_random_known_answer():
 def test_user_time_takes_each_users_latest_ratings():
     table = ratings([1, 1, 1, 1, 1, 2, 2, 2], timestamps=[50, 10, 40, 20, 30, 5, 7, 6])
     _train, test = split_ratings(table, "user_time", 0.4, seed=0)
-    assert sorted(zip(test.column("user").to_pylist(), test.column("timestamp").to_pylist())) == [
+    assert sorted(zip(test.column("user").to_pylist(), test.column("timestamp").to_pylist(), strict=True)) == [
         (1, 40),
         (1, 50),
         (2, 7),
@@ -95,9 +95,9 @@ def test_user_time_takes_each_users_latest_ratings():
 def test_user_time_never_trains_on_a_users_future(skewed):
     train, test = split_ratings(skewed, "user_time", 0.3, seed=0)
     latest_train = {}
-    for u, t in zip(train.column("user").to_pylist(), train.column("timestamp").to_pylist()):
+    for u, t in zip(train.column("user").to_pylist(), train.column("timestamp").to_pylist(), strict=True):
         latest_train[u] = max(t, latest_train.get(u, t))
-    for u, t in zip(test.column("user").to_pylist(), test.column("timestamp").to_pylist()):
+    for u, t in zip(test.column("user").to_pylist(), test.column("timestamp").to_pylist(), strict=True):
         assert t >= latest_train[u]
 
 
@@ -119,7 +119,7 @@ def test_a_fraction_outside_zero_one_is_rejected(skewed, fraction):
 
 
 def test_an_unknown_strategy_is_rejected_with_the_valid_ones(skewed):
-    with pytest.raises(ValueError, match="unknown split strategy 'newest'.*random, user_random, time, user_time"):
+    with pytest.raises(ValueError, match=r"unknown split strategy 'newest'.*random, user_random, time, user_time"):
         split_ratings(skewed, "newest", 0.2, seed=0)
 
 

@@ -142,7 +142,8 @@ def test_the_nightly_cron_command_runs_the_chain_on_the_cluster_through_luigid(
     with sqlite3.connect(tmp_path / "luigid" / "history.db") as db:
         history = set(
             db.execute(
-                "SELECT tasks.name, task_events.event_name FROM tasks JOIN task_events ON task_events.task_id = tasks.id"
+                "SELECT tasks.name, task_events.event_name FROM tasks "
+                "JOIN task_events ON task_events.task_id = tasks.id"
             )
         )
     assert {(name, "DONE") for name in done} <= history

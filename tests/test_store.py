@@ -8,7 +8,11 @@ import threading
 import pyarrow as pa
 import pytest
 
-from pipeline.store import Store, StoreError
+from pipeline.config import configured_store
+from pipeline.errors import StoreError
+from pipeline.sparkjob import job_flags
+from pipeline.store import Store
+from pipeline.targets import RootTarget, directory_target, file_target
 from tests.conftest import FAKE_KEY_ID, FAKE_SECRET
 
 
@@ -41,14 +45,14 @@ def test_a_local_root_is_made_absolute(tmp_path, monkeypatch):
 
 def test_an_s3_root_maps_keys_into_its_bucket_and_prefix():
     store = Store.at("s3://bucket/some/prefix/", "http://127.0.0.1:9000", "eu-west-1")
-    assert (store.is_s3, store.bucket) == (True, "bucket")
+    assert (store.is_s3, store.backend.bucket) == (True, "bucket")
     assert store.uri("k/v.json") == "s3://bucket/some/prefix/k/v.json"
     assert store.fs_path("k/v.json") == "bucket/some/prefix/k/v.json"
-    assert Store.at(*_reparse(store.job_args())) == store
+    assert Store.at(*_reparse(job_flags(store))) == store
 
 
 def _reparse(args):
-    values = dict(zip(args[::2], args[1::2]))
+    values = dict(zip(args[::2], args[1::2], strict=True))
     return values["--store-root"], values.get("--s3-endpoint"), values.get("--s3-region")
 
 
@@ -63,7 +67,7 @@ def test_bad_roots_are_rejected(root, message):
 def test_credentials_in_the_luigi_config_are_refused(luigi_config):
     luigi_config("s3", "aws_secret_access_key", "do-not-commit-me")
     with pytest.raises(StoreError, match=r"\[s3\] aws_secret_access_key is set .* through the environment") as e:
-        Store.from_config()
+        configured_store()
     assert "do-not-commit-me" not in str(e.value)
 
 
@@ -71,25 +75,25 @@ def test_the_store_comes_from_the_luigi_config(luigi_config, tmp_path):
     luigi_config("store", "root", "s3://configured/pre")
     luigi_config("s3", "endpoint_url", "http://127.0.0.1:9000")
     luigi_config("s3", "region_name", "eu-west-1")
-    assert Store.from_config() == Store("s3://configured/pre", "http://127.0.0.1:9000", "eu-west-1")
+    assert configured_store() == Store("s3://configured/pre", "http://127.0.0.1:9000", "eu-west-1")
 
 
 def test_the_root_exists_only_once_created_and_creating_twice_is_fine(store):
-    assert not store.root_target().exists()
+    assert not RootTarget(store).exists()
     store.create_root()
     store.create_root()
-    assert store.root_target().exists()
+    assert RootTarget(store).exists()
 
 
 def test_targets_of_a_missing_bucket_or_folder_do_not_exist(store):
-    assert not store.file("downloads/x.zip").exists()
-    assert not store.directory("splits/x").exists()
+    assert not file_target(store, "downloads/x.zip").exists()
+    assert not directory_target(store, "splits/x").exists()
 
 
 def test_json_round_trips(ready):
     ready.write_json("a/b.json", {"rmse": 0.9})
     assert ready.read_json("a/b.json") == {"rmse": 0.9}
-    assert ready.file("a/b.json").exists()
+    assert file_target(ready, "a/b.json").exists()
 
 
 def test_upload_stores_the_whole_stream(ready):
@@ -104,24 +108,24 @@ def test_a_failed_upload_stores_nothing_and_keeps_the_old_object(ready, size):
     with pytest.raises(RuntimeError, match="checksum mismatch"):
         ready.upload("downloads/r.zip", failing_after([b"n" * size]))
     assert ready.read_bytes("downloads/r.zip") == b"previous"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="checksum mismatch"):
         ready.upload("downloads/new.zip", failing_after([b"n" * size]))
-    assert not ready.file("downloads/new.zip").exists()
+    assert not file_target(ready, "downloads/new.zip").exists()
     assert_no_leftovers(ready)
 
 
 def assert_no_leftovers(store):
     if store.is_s3:
-        assert store._boto().list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+        assert store.backend.client.list_multipart_uploads(Bucket=store.backend.bucket).get("Uploads", []) == []
     else:
         assert not [f for f in os.listdir(store.fs_path("downloads")) if f.endswith(".partial")]
 
 
 def test_a_directory_is_complete_only_with_its_flag(ready):
     ready.write_parquet("splits/s/train.parquet", pa.table({"a": [1, 2]}))
-    assert not ready.directory("splits/s").exists()
+    assert not directory_target(ready, "splits/s").exists()
     ready.mark_complete("splits/s")
-    assert ready.directory("splits/s").exists()
+    assert directory_target(ready, "splits/s").exists()
     assert ready.read_parquet("splits/s/train.parquet").column("a").to_pylist() == [1, 2]
 
 
@@ -183,7 +187,7 @@ def closed_port() -> int:
 def test_an_unreachable_endpoint_is_one_error_naming_it():
     endpoint = f"http://127.0.0.1:{closed_port()}"
     store = Store.at("s3://bucket", endpoint, "us-east-1")
-    for operation in (store.root_target().exists, store.file("downloads/x.zip").exists, store.create_root):
+    for operation in (RootTarget(store).exists, file_target(store, "downloads/x.zip").exists, store.create_root):
         with pytest.raises(
             StoreError, match=rf"cannot reach S3 at {endpoint} \(bucket bucket\): .*check \[s3\] endpoint_url"
         ):
@@ -192,7 +196,7 @@ def test_an_unreachable_endpoint_is_one_error_naming_it():
 
 def test_refused_credentials_are_one_error_naming_the_endpoint(refusing_endpoint, s3_endpoint):
     store = Store.at("s3://bucket", refusing_endpoint, "us-east-1")
-    for operation in (store.root_target().exists, store.directory("splits/x").exists, store.create_root):
+    for operation in (RootTarget(store).exists, directory_target(store, "splits/x").exists, store.create_root):
         with pytest.raises(
             StoreError, match=rf"S3 at {refusing_endpoint} \(bucket bucket\) refused the credentials"
         ) as e:

@@ -3,8 +3,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline.movielens import RELEASES, read_ratings
-from pipeline.synthetic import main, synthetic_ratings
+from movielens_als.releases import RELEASES, read_ratings
+from movielens_als.synthetic import main, synthetic_ratings
 
 
 def test_is_deterministic_for_a_seed_and_has_distinct_pairs_on_the_scale():

@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.synthetic import synthetic_ratings, write_release
+from movielens_als.synthetic import synthetic_ratings, write_release
 from tests.conftest import BIN, run_command
 from tests.fakes import md5
 
@@ -103,7 +103,7 @@ def test_recommendations_are_unseen_titled_and_ordered(synthetic_mirror, pipelin
     table = pq.read_table(path)
     assert table.column_names == ["user", "rank", "item", "title", "predicted_rating"]
     train = pq.read_table(root / "splits/ml-latest-small/user_random-0.2-seed42/train.parquet")
-    seen = set(zip(train.column("user").to_pylist(), train.column("item").to_pylist()))
+    seen = set(zip(train.column("user").to_pylist(), train.column("item").to_pylist(), strict=True))
     rows = table.to_pylist()
     assert len({r["user"] for r in rows}) == len(set(train.column("user").to_pylist()))
     assert not any((r["user"], r["item"]) in seen for r in rows)

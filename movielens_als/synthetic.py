@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.movielens import RELEASES
+from movielens_als.columns import RATING, TIMESTAMP
+from movielens_als.releases import RELEASES
 
 BATCH_ROWS = 1 << 20
 
@@ -56,8 +57,8 @@ def synthetic_ratings(
         {
             "userId": pa.array(user + 1, pa.int32()),
             "movieId": pa.array(item + 1, pa.int32()),
-            "rating": pa.array(rating),
-            "timestamp": pa.array(timestamp.astype(np.int64)),
+            RATING: pa.array(rating),
+            TIMESTAMP: pa.array(timestamp.astype(np.int64)),
         }
     )
 

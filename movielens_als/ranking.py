@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from pipeline.model import Model
+from movielens_als.columns import ITEM, PREDICTED_RATING, RANK, RECOMMENDATION_COLUMNS, USER
+from movielens_als.model import Model
 
 # Score matrices are built this many cells at a time: about 32 MB of float64.
 BLOCK_CELLS = 4_000_000
@@ -77,9 +78,16 @@ def recommend(model: Model, seen_users: np.ndarray, seen_items: np.ndarray, n: i
     predicted = model.predict(model.users.ids[rows], model.items.ids[items])
     return pa.table(
         {
-            "user": pa.array(model.users.ids[rows], pa.int32()),
-            "rank": pa.array(ranks + 1, pa.int16()),
-            "item": pa.array(model.items.ids[items], pa.int32()),
-            "predicted_rating": pa.array(predicted, pa.float32()),
+            USER: pa.array(model.users.ids[rows], pa.int32()),
+            RANK: pa.array(ranks + 1, pa.int16()),
+            ITEM: pa.array(model.items.ids[items], pa.int32()),
+            PREDICTED_RATING: pa.array(predicted, pa.float32()),
         }
     )
+
+
+def with_titles(top: pa.Table, movies: pa.Table) -> pa.Table:
+    """`recommend`'s table with each item's title from `movies` (item, title), in
+    RECOMMENDATION_COLUMNS order; an item the movies file lacks has a null title."""
+    titled = top.join(movies, ITEM, join_type="left outer").sort_by([(USER, "ascending"), (RANK, "ascending")])
+    return titled.select(list(RECOMMENDATION_COLUMNS))

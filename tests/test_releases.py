@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from pipeline.movielens import (
+from movielens_als.releases import (
     RATINGS_SCHEMA,
     RELEASES,
     RatingsError,
@@ -86,13 +86,13 @@ def test_accepts_crlf_line_ends():
     [
         ("ml-latest-small", "1,11,3.0", "expected 4 fields separated by ','"),
         ("ml-latest-small", "1,11,3.0,101,7", "expected 4 fields separated by ','"),
-        ("ml-latest-small", "1,abc,3.0,101", "item is not a whole number from 0 to 999999999"),
+        ("ml-latest-small", "1,abc,3.0,101", "item is not a whole number from 1 to 999999999"),
         ("ml-latest-small", "1,11,,101", "empty rating"),
         ("ml-latest-small", "", "expected 4 fields"),
         ("ml-latest-small", "1,11,3.0,1.5e9", "timestamp is not a whole number of seconds"),
-        ("ml-latest-small", "-1,11,3.0,101", "user is not a whole number from 0 to 999999999"),
+        ("ml-latest-small", "-1,11,3.0,101", "user is not a whole number from 1 to 999999999"),
         ("ml-1m", "1::11:3::101", "expected 4 fields separated by '::'"),
-        ("ml-1m", "1::x::3::101", "item is not a whole number from 0 to 999999999"),
+        ("ml-1m", "1::x::3::101", "item is not a whole number from 1 to 999999999"),
         ("ml-100k", "1\t11\t3", "expected 4 fields separated by '\\t'"),
         ("ml-100k", "1 11 3 101", "expected 4 fields"),
     ],

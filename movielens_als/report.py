@@ -114,7 +114,7 @@ def history_chart(history: list[dict], current: str) -> bytes:
     rmse = np.array([r["rmse"] for r in runs])
     ax.scatter(rmse[~mine], y[~mine], color=OTHER_COLOUR, zorder=3)
     ax.scatter(rmse[mine], y[mine], color=MODEL_COLOUR, s=60, zorder=3)
-    for yy, value in zip(y, rmse):
+    for yy, value in zip(y, rmse, strict=True):
         ax.annotate(f"{value:.4f}", (value, yy), textcoords="offset points", xytext=(6, -3), fontsize=8)
     ax.set_yticks(y, [r["label"] for r in runs], fontsize=7)
     ax.grid(axis="x", alpha=0.3)
@@ -124,15 +124,14 @@ def history_chart(history: list[dict], current: str) -> bytes:
     return _png(fig)
 
 
-def history_row(key: str, metrics: dict) -> dict:
-    """One line of the history, from an evaluation's key and its metrics.json."""
-    parts = key.split("/")  # evaluations/<dataset>/<split>/<model>/metrics.json
+def history_row(key: str, dataset: str, split: str, model: str, metrics: dict) -> dict:
+    """One line of the history, from an evaluation's key, the run it belongs to and its metrics.json."""
     return {
         "key": key,
-        "dataset": parts[1],
-        "split": parts[2],
-        "model": parts[3],
-        "label": f"{parts[1]} {parts[2]} {parts[3]}",
+        "dataset": dataset,
+        "split": split,
+        "model": model,
+        "label": f"{dataset} {split} {model}",
         "rmse": metrics["rmse"],
         "bias_rmse": metrics.get("baselines", {}).get("bias", {}).get("rmse"),
         "evaluated_at": metrics.get("evaluated_at", ""),

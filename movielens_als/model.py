@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from movielens_als.columns import BIAS, COUNT, FEATURES, ID
+
 # Damping of the biases: a user's or item's bias counts as if it had this many extra ratings
 # at the global mean (Koren 2008; the same as Surprise's BaselineOnly defaults).
 USER_DAMPING = 15.0
@@ -146,7 +148,7 @@ def fit_calibration(baseline: np.ndarray, dot: np.ndarray, user_count, item_coun
     """Least-squares weights of CALIBRATION_TERMS that best predict `ratings` (held-out ones)."""
     design = np.column_stack([np.ones(len(dot)), baseline, dot, np.log1p(user_count) * dot, np.log1p(item_count) * dot])
     weights, *_ = np.linalg.lstsq(design, np.asarray(ratings, dtype=np.float64), rcond=None)
-    return dict(zip(CALIBRATION_TERMS, map(float, weights)))
+    return dict(zip(CALIBRATION_TERMS, map(float, weights), strict=True))
 
 
 def factor_table(ids: np.ndarray, factors: np.ndarray, bias: np.ndarray, count: np.ndarray) -> pa.Table:
@@ -154,32 +156,23 @@ def factor_table(ids: np.ndarray, factors: np.ndarray, bias: np.ndarray, count: 
     flat = pa.array(np.ascontiguousarray(factors, dtype=np.float32).ravel())
     return pa.table(
         {
-            "id": pa.array(ids, pa.int32()),
-            "features": pa.FixedSizeListArray.from_arrays(flat, rank).cast(pa.list_(pa.float32())),
-            "bias": pa.array(bias, pa.float64()),
-            "count": pa.array(count, pa.int64()),
+            ID: pa.array(ids, pa.int32()),
+            FEATURES: pa.FixedSizeListArray.from_arrays(flat, rank).cast(pa.list_(pa.float32())),
+            BIAS: pa.array(bias, pa.float64()),
+            COUNT: pa.array(count, pa.int64()),
         }
     )
 
 
 def side_from_table(table: pa.Table) -> Side:
-    table = table.sort_by("id")
-    features = table.column("features").combine_chunks()
+    table = table.sort_by(ID)
+    features = table.column(FEATURES).combine_chunks()
     rank = len(features[0]) if len(features) else 0
     return Side(
-        ids=table.column("id").to_numpy(),
+        ids=table.column(ID).to_numpy(),
         factors=pc.list_flatten(features).to_numpy().reshape(len(features), rank),
-        bias=table.column("bias").to_numpy(),
-        count=table.column("count").to_numpy(),
-    )
-
-
-def load_model(store, key: str) -> Model:
-    """The model stored in directory `key` of `store` (a pipeline.store.Store)."""
-    return model_from_tables(
-        store.read_json(f"{key}/{MODEL_JSON}"),
-        store.read_parquet(f"{key}/{USER_FACTORS}"),
-        store.read_parquet(f"{key}/{ITEM_FACTORS}"),
+        bias=table.column(BIAS).to_numpy(),
+        count=table.column(COUNT).to_numpy(),
     )
 
 

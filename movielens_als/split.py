@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from movielens_als.columns import ITEM, TIMESTAMP, USER
+
 
 def split_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
     """Each rating independently goes to test with probability `test_fraction`."""
@@ -22,7 +24,7 @@ def split_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray
 def split_by_user_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
     """A random `test_fraction` of each user's ratings goes to test, at least one and never
     all of them: every user with two or more ratings is on both sides."""
-    users = _column(table, "user")
+    users = _column(table, USER)
     shuffle_key = np.random.default_rng(seed).integers(0, 2**32, len(users), dtype=np.uint32)
     return _first_per_user(users, np.argsort(_by_user(users, shuffle_key)), test_fraction)
 
@@ -31,7 +33,7 @@ def split_by_time(table: pa.Table, test_fraction: float, seed: int) -> np.ndarra
     """One global cut: ratings at or after the timestamp that leaves `test_fraction` of all
     ratings after it go to test, so no training rating is newer than a test rating. Ratings
     sharing the cut timestamp all go to test, so the test side can be slightly larger."""
-    timestamps = _column(table, "timestamp")
+    timestamps = _column(table, TIMESTAMP)
     n_test = max(1, round(test_fraction * len(timestamps)))
     cut = np.partition(timestamps, len(timestamps) - n_test)[len(timestamps) - n_test]
     return timestamps >= cut
@@ -40,8 +42,8 @@ def split_by_time(table: pa.Table, test_fraction: float, seed: int) -> np.ndarra
 def split_by_user_time(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
     """Each user's latest `test_fraction` of ratings goes to test, with the same per-user
     bounds as `user_random`; ties in timestamp are broken by a seeded random draw."""
-    users = _column(table, "user")
-    timestamps = _column(table, "timestamp")
+    users = _column(table, USER)
+    timestamps = _column(table, TIMESTAMP)
     newest_first = np.clip(timestamps.max() - timestamps, 0, 2**32 - 1).astype(np.uint32)
     tie_break = np.random.default_rng(seed).integers(0, 2**32, len(users), dtype=np.uint32)
     # Rank all ratings newest first (ties at random), then order each user's ratings by that rank.
@@ -76,8 +78,8 @@ def describe(table: pa.Table) -> dict[str, int]:
     """Rows, distinct users and distinct items of a ratings table."""
     return {
         "rows": table.num_rows,
-        "users": pc.count_distinct(table.column("user")).as_py(),
-        "items": pc.count_distinct(table.column("item")).as_py(),
+        "users": pc.count_distinct(table.column(USER)).as_py(),
+        "items": pc.count_distinct(table.column(ITEM)).as_py(),
     }
 
 

@@ -21,13 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from movielens_als.columns import ITEM, RATING, TIMESTAMP, TITLE, USER
+
 # The one schema every release is read into, whatever its file format.
 RATINGS_SCHEMA = pa.schema(
     [
-        ("user", pa.int32()),
-        ("item", pa.int32()),
-        ("rating", pa.float32()),
-        ("timestamp", pa.int64()),
+        (USER, pa.int32()),
+        (ITEM, pa.int32()),
+        (RATING, pa.float32()),
+        (TIMESTAMP, pa.int64()),
     ]
 )
 # The header of the `ratings.csv` layout (ml-20m and later, ml-latest*), in file order.
@@ -128,9 +130,8 @@ def release_source(
     """The source of release `name`: `<base_url>/<name>.zip` with the catalogue's checksum,
     unless `urls` or `md5s` (keyed by release name) override them, e.g. for an internal mirror."""
     urls, md5s = dict(urls or {}), dict(md5s or {})
-    for what, overrides in (("url", urls), ("md5", md5s)):
-        for key in overrides:
-            release(key)  # an unknown release name in an override is an error, not ignored
+    for key in (*urls, *md5s):
+        release(key)  # an unknown release name in an override is an error, not ignored
     for key, value in md5s.items():
         if not re.fullmatch(r"[0-9a-fA-F]{32}", value):
             raise ValueError(f"the md5 override for {key} is {value!r}, not 32 hexadecimal digits")
@@ -196,11 +197,11 @@ def read_movies(archive: zipfile.ZipFile, rel: Release) -> pa.Table:
                 include_columns=["movieId", "title"], column_types={"movieId": pa.int32(), "title": pa.string()}
             ),
         )
-        return table.rename_columns(["item", "title"])
+        return table.rename_columns([ITEM, TITLE])
     delimiter = "|" if rel.delimiter == "\t" else rel.delimiter
     fields = pc.split_pattern(pa.array(text.splitlines()), delimiter, max_splits=2)
     try:
-        return pa.table({"item": pc.cast(pc.list_element(fields, 0), pa.int32()), "title": pc.list_element(fields, 1)})
+        return pa.table({ITEM: pc.cast(pc.list_element(fields, 0), pa.int32()), TITLE: pc.list_element(fields, 1)})
     except (pa.ArrowInvalid, IndexError) as e:
         raise RatingsError(f"{rel.movies_member}: not 'id{delimiter}title{delimiter}...' on every line ({e})") from None
 
@@ -258,17 +259,17 @@ def _read_typed(raw: io.BufferedIOBase, rel: Release) -> pa.Table:
 
 
 def _well_formed(table: pa.Table) -> bool:
-    """No empty field and no negative id: what the typed parse lets through but a line must not have."""
+    """No empty field and no id below 1: what the typed parse lets through but a line must not have."""
     return not any(table.column(name).null_count for name in RATINGS_SCHEMA.names) and all(
-        table.num_rows == 0 or pc.min(table.column(name)).as_py() >= 0 for name in ("user", "item")
+        table.num_rows == 0 or pc.min(table.column(name)).as_py() >= 1 for name in (USER, ITEM)
     )
 
 
-# What each field must look like, in RATINGS_SCHEMA order: ids that fit an int32, a decimal
-# rating, a timestamp that fits an int64.
+# What each field must look like, in RATINGS_SCHEMA order: ids from 1 (as MovieLens numbers
+# them) that fit an int32, a decimal rating, a timestamp that fits an int64.
 _FIELDS = (
-    (r"^[0-9]{1,9}$", "is not a whole number from 0 to 999999999"),
-    (r"^[0-9]{1,9}$", "is not a whole number from 0 to 999999999"),
+    (r"^0*[1-9][0-9]{0,8}$", "is not a whole number from 1 to 999999999"),
+    (r"^0*[1-9][0-9]{0,8}$", "is not a whole number from 1 to 999999999"),
     (r"^[0-9]{1,3}(\.[0-9]+)?$", "is not a decimal number"),
     (r"^-?[0-9]{1,18}$", "is not a whole number of seconds"),
 )
@@ -294,7 +295,7 @@ def _read_line_by_line(
     problem = np.where(four_fields.to_numpy(zero_copy_only=False), 0, 1).astype(np.int8)
     fields = pc.split_pattern(pc.if_else(four_fields, lines, rel.delimiter.join("0000")), rel.delimiter)
     columns = {}
-    for index, (name, (pattern, description)) in enumerate(zip(RATINGS_SCHEMA.names, _FIELDS)):
+    for index, (name, (pattern, description)) in enumerate(zip(RATINGS_SCHEMA.names, _FIELDS, strict=True)):
         values = pc.list_element(fields, index)
         for message, bad in (
             (f"empty {name}", pc.equal(values, "")),
@@ -309,14 +310,14 @@ def _read_line_by_line(
         raise RatingsError(
             f"{rel.ratings_member} line {first + 1 + header_lines}: {messages[problem[first]]}: "
             f"{lines[first].as_py()!r}; {len(bad_rows)} malformed lines in all "
-            "(the skip_malformed option drops and counts them)"
+            "(--skip-malformed drops and counts them)"
         )
     report.malformed_lines_skipped = len(bad_rows)
     keep = pa.array(problem == 0)
     return pa.table(
         {
             name: pc.cast(columns[name].filter(keep), typ)
-            for name, typ in zip(RATINGS_SCHEMA.names, RATINGS_SCHEMA.types)
+            for name, typ in zip(RATINGS_SCHEMA.names, RATINGS_SCHEMA.types, strict=True)
         }
     )
 
@@ -325,7 +326,7 @@ def _check_scale(
     table: pa.Table, rel: Release, header_lines: int, skip_malformed: bool, report: ReadReport
 ) -> pa.Table:
     low, high = rel.rating_scale
-    rating = table.column("rating").to_numpy()
+    rating = table.column(RATING).to_numpy()
     off_scale = (rating < low) | (rating > high) | (np.mod(rating, rel.rating_step) != 0)
     n_off = int(off_scale.sum())
     if not n_off:
@@ -345,12 +346,12 @@ def _check_scale(
 def _keep_latest_per_pair(table: pa.Table) -> tuple[pa.Table, int]:
     """Drops all but the latest rating of each (user, item), by timestamp then file order,
     and keeps the file order of what remains."""
-    pair = (table.column("user").to_numpy().astype(np.int64) << 32) | table.column("item").to_numpy().astype(np.int64)
+    pair = (table.column(USER).to_numpy().astype(np.int64) << 32) | table.column(ITEM).to_numpy().astype(np.int64)
     sorted_pairs = np.sort(pair)  # sorting is much faster than hashing 25 M distinct keys
     if not (sorted_pairs[1:] == sorted_pairs[:-1]).any():
         return table, 0
     row = np.arange(len(pair))
-    order = np.lexsort((-row, -table.column("timestamp").to_numpy(), pair))
+    order = np.lexsort((-row, -table.column(TIMESTAMP).to_numpy(), pair))
     latest = order[np.r_[True, pair[order][1:] != pair[order][:-1]]]
     return table.take(pa.array(np.sort(latest))), len(pair) - len(latest)
 

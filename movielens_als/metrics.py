@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline.model import Model
-from pipeline.ranking import top_unseen
+from movielens_als.columns import ITEM, RATING, USER
+from movielens_als.model import Model
+from movielens_als.ranking import top_unseen
 
 # Buckets of user activity, by the user's number of ratings in the training data.
 ACTIVITY_BUCKETS = ((1, 10), (10, 50), (50, 200), (200, None))
@@ -119,8 +120,8 @@ def evaluate(model: Model, train: pa.Table, test: pa.Table, seed: int) -> dict:
     rating), with `train` (the ratings it was fitted on) for the ranking metrics: its errors,
     the baselines' on the same rows, errors by user activity and for cold users and items,
     ranking quality at RANKING_K, and the distribution of predicted and actual ratings."""
-    test_users, test_items = test.column("user").to_numpy(), test.column("item").to_numpy()
-    actual = test.column("rating").to_numpy().astype(np.float64)
+    test_users, test_items = test.column(USER).to_numpy(), test.column(ITEM).to_numpy()
+    actual = test.column(RATING).to_numpy().astype(np.float64)
     parts = model.parts(test_users, test_items)
     prediction = model.combine(
         parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
@@ -148,8 +149,8 @@ def evaluate(model: Model, train: pa.Table, test: pa.Table, seed: int) -> dict:
         },
         "ranking": ranking_report(
             model,
-            train.column("user").to_numpy(),
-            train.column("item").to_numpy(),
+            train.column(USER).to_numpy(),
+            train.column(ITEM).to_numpy(),
             test_users,
             test_items,
             actual,

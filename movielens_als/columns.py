@@ -1,0 +1,10 @@
+"""The column names of every table the pipeline stores, in one place."""
+
+# Ratings (splits/.../train.parquet and test.parquet), in file order.
+USER, ITEM, RATING, TIMESTAMP = "user", "item", "rating", "timestamp"
+# Factor tables (models/.../user_factors.parquet and item_factors.parquet): one row per user
+# or item, with its factors, bias and number of training ratings.
+ID, FEATURES, BIAS, COUNT = "id", "features", "bias", "count"
+# Recommendations (recommendations/.../top<n>.parquet), and movie titles.
+RANK, TITLE, PREDICTED_RATING = "rank", "title", "predicted_rating"
+RECOMMENDATION_COLUMNS = (USER, RANK, ITEM, TITLE, PREDICTED_RATING)

@@ -1,0 +1,128 @@
+"""The one key layout of the store: every output key is built here, and parsed back here.
+
+    downloads/<release>.zip
+    splits/<dataset>/<split>/{train.parquet, test.parquet, stats.json, _SUCCESS}
+    tuning/<dataset>/<split>/<model>-<grid>/tuning.json
+    models/<dataset>/<split>/<model id>/{user_factors.parquet, item_factors.parquet, model.json, _SUCCESS}
+    evaluations/<dataset>/<split>/<model id>/metrics.json
+    recommendations/<dataset>/<split>/<model id>/top<n>.parquet
+    reports/<dataset>/<split>/<model id>/report.html
+
+<split> and <model id> spell the parameters that produced them (`split_id`, `model_id`), so
+runs with different parameters never share a key and a changed model reuses the split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from movielens_als.model import ITEM_FACTORS, MODEL_JSON, USER_FACTORS
+from movielens_als.releases import release
+
+DOWNLOADS = "downloads"
+# The folders below the store root that hold one folder per dataset, in the order the chain
+# fills them. With DOWNLOADS, they are everything the pipeline writes.
+PER_DATASET = ("splits", "tuning", "models", "evaluations", "recommendations", "reports")
+OUTPUT_ROOTS = (DOWNLOADS, *PER_DATASET)
+
+
+def split_id(strategy: str, test_fraction: float, seed: int, skip_malformed: bool) -> str:
+    lenient = "-skip-malformed" if skip_malformed else ""
+    return f"{strategy}-{test_fraction!r}-seed{seed}{lenient}"
+
+
+def grid_id(ranks: Sequence[int], reg_params: Sequence[float], max_iters: Sequence[int]) -> str:
+    grid = json.dumps([list(ranks), list(reg_params), list(max_iters)])
+    return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
+
+
+def model_id(model: str, rank: int, reg_param: float, max_iter: int) -> str:
+    return f"{model}-rank{rank}-reg{reg_param!r}-iter{max_iter}"
+
+
+def tuned_model_id(model: str, grid: str) -> str:
+    return f"{model}-tuned-{grid}"
+
+
+def download(dataset: str) -> str:
+    return f"{DOWNLOADS}/{release(dataset).zip_name}"
+
+
+def dataset_prefixes(dataset: str) -> list[str]:
+    """Every key of one dataset's outputs starts with one of these."""
+    return [download(dataset), *(f"{root}/{dataset}/" for root in PER_DATASET)]
+
+
+@dataclass(frozen=True)
+class Run:
+    """The keys of one dataset, split and (for the model's outputs) model id."""
+
+    dataset: str
+    split: str
+    model: str = ""
+
+    @property
+    def split_dir(self) -> str:
+        return f"splits/{self.dataset}/{self.split}"
+
+    @property
+    def train(self) -> str:
+        return f"{self.split_dir}/train.parquet"
+
+    @property
+    def test(self) -> str:
+        return f"{self.split_dir}/test.parquet"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.split_dir}/stats.json"
+
+    def tuning(self, model: str, grid: str) -> str:
+        return f"tuning/{self.dataset}/{self.split}/{model}-{grid}/tuning.json"
+
+    @property
+    def model_dir(self) -> str:
+        return f"models/{self._model_path}"
+
+    @property
+    def user_factors(self) -> str:
+        return f"{self.model_dir}/{USER_FACTORS}"
+
+    @property
+    def item_factors(self) -> str:
+        return f"{self.model_dir}/{ITEM_FACTORS}"
+
+    @property
+    def model_json(self) -> str:
+        return f"{self.model_dir}/{MODEL_JSON}"
+
+    @property
+    def metrics(self) -> str:
+        return f"evaluations/{self._model_path}/metrics.json"
+
+    def recommendations(self, top_n: int) -> str:
+        return f"recommendations/{self._model_path}/top{top_n}.parquet"
+
+    @property
+    def report(self) -> str:
+        return f"reports/{self._model_path}/report.html"
+
+    @property
+    def _model_path(self) -> str:
+        if not self.model:
+            raise ValueError(f"{self} names no model")
+        return f"{self.dataset}/{self.split}/{self.model}"
+
+    @classmethod
+    def parse(cls, key: str) -> Run:
+        """The run a key of splits/, models/, evaluations/, recommendations/ or reports/
+        belongs to; ValueError for any other key."""
+        parts = key.split("/")
+        if len(parts) >= 3 and parts[0] == "splits":
+            return cls(parts[1], parts[2])
+        if len(parts) >= 4 and parts[0] in PER_DATASET and parts[0] != "tuning":
+            return cls(parts[1], parts[2], parts[3])
+        raise ValueError(f"{key!r} is not a key of a split or of a model's outputs")

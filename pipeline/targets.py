@@ -1,0 +1,60 @@
+"""The Luigi targets of store keys, for `output()`: a file, a directory complete once its
+`_SUCCESS` flag exists, and the store's root (the bucket or folder). Each exists exactly when
+the store says so: luigi's own S3 targets count a key prefix as an existing file and a
+bucket root as always there."""
+
+from __future__ import annotations
+
+import luigi
+from luigi.contrib.s3 import S3FlagTarget, S3Target
+
+from pipeline.store import FLAG, Store
+
+
+def file_target(store: Store, key: str) -> luigi.Target:
+    if store.is_s3:
+        return _S3FileTarget(store, key)
+    return luigi.LocalTarget(store.uri(key))
+
+
+def directory_target(store: Store, key: str) -> luigi.Target:
+    if store.is_s3:
+        return _S3DirectoryTarget(store, key)
+    return _LocalDirectoryTarget(store, key)
+
+
+class RootTarget(luigi.Target):
+    """The bucket or root folder."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def exists(self) -> bool:
+        return self.store.root_exists()
+
+
+class _S3FileTarget(S3Target):
+    def __init__(self, store: Store, key: str):
+        super().__init__(store.uri(key), client=store.backend.luigi_client)
+        self.store, self.key = store, key
+
+    def exists(self) -> bool:
+        return self.store.exists(self.key)
+
+
+class _S3DirectoryTarget(S3FlagTarget):
+    def __init__(self, store: Store, key: str):
+        super().__init__(store.uri(key) + "/", client=store.backend.luigi_client, flag=FLAG)
+        self.store, self.key = store, key
+
+    def exists(self) -> bool:
+        return self.store.is_complete(self.key)
+
+
+class _LocalDirectoryTarget(luigi.LocalTarget):
+    def __init__(self, store: Store, key: str):
+        super().__init__(store.uri(key))
+        self.store, self.key = store, key
+
+    def exists(self) -> bool:
+        return self.store.is_complete(self.key)
