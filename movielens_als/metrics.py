@@ -4,6 +4,8 @@ measured on exactly the rows it is given."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -98,7 +100,12 @@ def ranking_report(
     top_popular = top_unseen(
         lambda block: np.tile(popularity, (len(block), 1)), rows, seen_rows, seen_items, k, n_items
     )
-    report = {"k": k, "relevant_rating": RELEVANT_RATING, "users": len(rows), "eligible_users": len(eligible)}
+    report: dict[str, Any] = {
+        "k": k,
+        "relevant_rating": RELEVANT_RATING,
+        "users": len(rows),
+        "eligible_users": len(eligible),
+    }
     report["sampled"] = {"seed": seed} if len(rows) < len(eligible) else None
     if not len(rows):
         return report | {"model": None, "popularity": None}
@@ -111,7 +118,7 @@ def _group(keys: np.ndarray, values: np.ndarray, groups: np.ndarray) -> list[np.
     """values[keys == g] for each g in `groups` (sorted), without a Python loop over values."""
     order = np.argsort(keys, kind="stable")
     keys, values = keys[order], values[order]
-    bounds = np.searchsorted(keys, np.r_[groups, np.iinfo(np.int64).max])
+    bounds = np.asarray(np.searchsorted(keys, np.r_[groups, np.iinfo(np.int64).max]))
     return [values[bounds[i] : bounds[i + 1]] for i in range(len(groups))]
 
 
@@ -131,6 +138,8 @@ def evaluate(model: Model, train: pa.Table, test: pa.Table, seed: int) -> dict:
     covered, user_known, item_known = parts["both_known"], parts["user_known"], parts["item_known"]
     bias_rmse = rmse(bias, actual)
     model_rmse = rmse(prediction, actual)
+    if model_rmse is None or bias_rmse is None:
+        raise ValueError("there are no test ratings to evaluate the model on")
     return {
         "rmse": model_rmse,
         "mae": mae(prediction, actual),

@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -223,7 +224,7 @@ def _checked_member(archive: zipfile.ZipFile, member: str) -> zipfile.ZipInfo:
     return info
 
 
-def _check_header(raw: io.BufferedIOBase, rel: Release) -> int:
+def _check_header(raw: IO[bytes], rel: Release) -> int:
     """Reads and checks the header line; returns how many lines it took (0 or 1)."""
     if rel.header is None:
         return 0
@@ -237,7 +238,7 @@ def _check_header(raw: io.BufferedIOBase, rel: Release) -> int:
     return 1
 
 
-def _read_typed(raw: io.BufferedIOBase, rel: Release) -> pa.Table:
+def _read_typed(raw: IO[bytes], rel: Release) -> pa.Table:
     """The fast path: typed CSV on all cores; raises ArrowInvalid on any malformed line."""
     source = _ColonsToCommas(raw) if rel.delimiter == "::" else raw
     try:
@@ -276,7 +277,7 @@ _FIELDS = (
 
 
 def _read_line_by_line(
-    raw: io.BufferedIOBase, rel: Release, header_lines: int, skip_malformed: bool, report: ReadReport
+    raw: IO[bytes], rel: Release, header_lines: int, skip_malformed: bool, report: ReadReport
 ) -> pa.Table:
     """The diagnostic path: each line as text, split and checked field by field (vectorised),
     so a bad line is named by its number and its text."""
@@ -360,7 +361,7 @@ class _ColonsToCommas(io.RawIOBase):
     """A reader that turns the `::` separators of ratings.dat into commas on the fly, so the
     typed CSV parser can read the file; a lone colon stays and makes the line malformed."""
 
-    def __init__(self, raw: io.BufferedIOBase):
+    def __init__(self, raw: IO[bytes]):
         self._raw = raw
         self._carry = b""  # an odd ':' at the end of a read: maybe the first half of a '::'
         self._pending = b""

@@ -65,7 +65,7 @@ def _run_luigi(luigi_args: list[str]) -> int:
     try:
         luigi.retcodes.run_with_retcodes(luigi_args)
     except SystemExit as finished:
-        return finished.code or 0
+        return finished.code if isinstance(finished.code, int) else 1
     return 0
 
 

@@ -31,10 +31,12 @@ class movielens(luigi.Config):
         default="https://files.grouplens.org/datasets/movielens/",
         description="Where release zips (and their .md5 files) are downloaded from; a mirror works.",
     )
-    urls = luigi.DictParameter(
+    urls: dict[str, str] = luigi.DictParameter(
         default={}, description='Per-release zip URLs, e.g. {"ml-25m": "http://host/ml-25m.zip"}.'
     )
-    md5s = luigi.DictParameter(default={}, description='Per-release MD5 checksums, e.g. {"ml-25m": "6b51..."}.')
+    md5s: dict[str, str] = luigi.DictParameter(
+        default={}, description='Per-release MD5 checksums, e.g. {"ml-25m": "6b51..."}.'
+    )
     download_timeout = luigi.FloatParameter(default=7200, description="Seconds a download may take, resumes included.")
 
 

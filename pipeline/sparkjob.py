@@ -128,13 +128,14 @@ class SparkJobTask(SparkSubmitTask):
 
     job_script: str  # a file name in spark_jobs/
 
-    @property
-    def app(self) -> str:
-        return str(JOBS_DIR / self.job_script)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if hasattr(cls, "job_script"):
+            cls.app = str(JOBS_DIR / cls.job_script)  # type: ignore[assignment]  # luigi declares app = None
 
-    @property
-    def name(self) -> str:
-        return self.task_id
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.name = self.task_id  # the Spark application is named as luigid shows the task
 
     @property
     def driver_java_options(self) -> str | None:
@@ -184,6 +185,7 @@ class SparkJobTask(SparkSubmitTask):
             text=True,
             errors="replace",
         )
+        assert proc.stdout is not None  # a pipe, as asked for
         out_of_memory = False
         with ExternalProgramRunContext(proc):
             for line in proc.stdout:
@@ -198,7 +200,7 @@ class SparkJobTask(SparkSubmitTask):
                     "in local mode the driver also runs the executors), or executor_memory on a cluster."
                 )
             raise SparkJobError(
-                f"Spark job {Path(self.app).name} failed with exit code {returncode}; "
+                f"Spark job {self.job_script} failed with exit code {returncode}; "
                 f"the end of its log:\n" + "\n".join(tail) + hint
             )
 

@@ -8,18 +8,19 @@ from __future__ import annotations
 import luigi
 from luigi.contrib.s3 import S3FlagTarget, S3Target
 
+from pipeline.s3 import S3Backend
 from pipeline.store import FLAG, Store
 
 
 def file_target(store: Store, key: str) -> luigi.Target:
-    if store.is_s3:
-        return _S3FileTarget(store, key)
+    if isinstance(store.backend, S3Backend):
+        return _S3FileTarget(store, key, store.backend)
     return luigi.LocalTarget(store.uri(key))
 
 
 def directory_target(store: Store, key: str) -> luigi.Target:
-    if store.is_s3:
-        return _S3DirectoryTarget(store, key)
+    if isinstance(store.backend, S3Backend):
+        return _S3DirectoryTarget(store, key, store.backend)
     return _LocalDirectoryTarget(store, key)
 
 
@@ -34,8 +35,8 @@ class RootTarget(luigi.Target):
 
 
 class _S3FileTarget(S3Target):
-    def __init__(self, store: Store, key: str):
-        super().__init__(store.uri(key), client=store.backend.luigi_client)
+    def __init__(self, store: Store, key: str, backend: S3Backend):
+        super().__init__(store.uri(key), client=backend.luigi_client)
         self.store, self.key = store, key
 
     def exists(self) -> bool:
@@ -43,8 +44,8 @@ class _S3FileTarget(S3Target):
 
 
 class _S3DirectoryTarget(S3FlagTarget):
-    def __init__(self, store: Store, key: str):
-        super().__init__(store.uri(key) + "/", client=store.backend.luigi_client, flag=FLAG)
+    def __init__(self, store: Store, key: str, backend: S3Backend):
+        super().__init__(store.uri(key) + "/", client=backend.luigi_client, flag=FLAG)
         self.store, self.key = store, key
 
     def exists(self) -> bool:

@@ -45,7 +45,7 @@ def spark_session() -> Iterator[SparkSession]:
     # is checkpointed. On a cluster set spark.checkpoint.dir to shared storage; in local mode
     # a temporary folder does.
     checkpoints = None
-    if spark.sparkContext.getCheckpointDir() is None and spark.sparkContext.master.startswith("local"):
+    if spark.sparkContext.getCheckpointDir() is None and (spark.sparkContext.master or "").startswith("local"):
         checkpoints = tempfile.mkdtemp(prefix="spark-checkpoints-")
         spark.sparkContext.setCheckpointDir(checkpoints)
     try:
