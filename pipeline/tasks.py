@@ -41,16 +41,9 @@ def _log_processing_time(task: luigi.Task, seconds: float) -> None:
 
 class StoreTask(luigi.Task):
     """A task whose output is one file, or one directory (`is_directory`), at `key` in the
-    store. Every parameter with a range is checked when the task is made, from the command
-    line or from code, so a bad value fails before any work, naming the option."""
+    store."""
 
     is_directory = False
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name, param in self.get_params():
-            if isinstance(param, params._Named):
-                param.validate(name, getattr(self, name))
 
     @functools.cached_property
     def store(self) -> Store:

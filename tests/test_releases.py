@@ -91,6 +91,9 @@ def test_accepts_crlf_line_ends():
         ("ml-latest-small", "", "expected 4 fields"),
         ("ml-latest-small", "1,11,3.0,1.5e9", "timestamp is not a whole number of seconds"),
         ("ml-latest-small", "-1,11,3.0,101", "user is not a whole number from 1 to 999999999"),
+        ("ml-latest-small", "1,0,3.0,101", "item is not a whole number from 1 to 999999999"),
+        ("ml-100k", "0\t50\t5\t883603013", "user is not a whole number from 1 to 999999999"),
+        ("ml-1m", "1::00::3::101", "item is not a whole number from 1 to 999999999"),
         ("ml-1m", "1::11:3::101", "expected 4 fields separated by '::'"),
         ("ml-1m", "1::x::3::101", "item is not a whole number from 1 to 999999999"),
         ("ml-100k", "1\t11\t3", "expected 4 fields separated by '\\t'"),
@@ -102,7 +105,7 @@ def test_a_malformed_line_is_named_with_its_number_and_text(name, line, problem)
     with pytest.raises(RatingsError) as error:
         read(with_line(name, line_number, line), name)
     assert str(error.value).startswith(f"{RELEASES[name].ratings_member} line {line_number}: {problem}")
-    assert f": {line!r}; 1 malformed lines in all" in str(error.value)
+    assert str(error.value).endswith(f": {line!r}; 1 malformed lines in all (--skip-malformed drops and counts them)")
 
 
 @pytest.mark.parametrize(
@@ -118,6 +121,12 @@ def test_a_rating_off_the_release_scale_is_named_with_its_line(name, line, messa
     line_number = 4 if RELEASES[name].header else 3
     with pytest.raises(RatingsError, match=re.escape(f"{RELEASES[name].ratings_member} {message}")):
         read(with_line(name, line_number, line), name)
+
+
+def test_skip_malformed_drops_ids_below_one():
+    table, report = read(ratings_text(ROWS) + "0,50,5.0,883603013\n3,0,4.0,1\n", skip=True)
+    assert table.num_rows == len(ROWS) and min(table.column("user").to_pylist()) >= 1
+    assert min(table.column("item").to_pylist()) >= 1 and report.malformed_lines_skipped == 2
 
 
 def test_skip_malformed_drops_and_counts_bad_lines():

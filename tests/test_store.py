@@ -4,6 +4,7 @@ import http.server
 import os
 import socket
 import threading
+import zipfile
 
 import pyarrow as pa
 import pytest
@@ -223,3 +224,26 @@ def test_record_time_stamps_follow_the_clock(monkeypatch):
         "2026-01-01T12:00:00+00:00",
         "2026-01-01T12:00:05+00:00",
     ]
+
+
+@pytest.mark.parametrize("data", [b"", b"PK", b"not a zip at all"], ids=["empty", "two-bytes", "text"])
+def test_an_empty_or_tiny_file_is_not_a_readable_zip(ready, data):
+    ready.write_bytes("downloads/r.zip", data)
+    with pytest.raises(zipfile.BadZipFile, match=r"downloads/r.zip is not a readable zip .* remove it"):
+        with ready.open_zip("downloads/r.zip"):
+            pass
+
+
+def test_a_local_root_that_is_a_file_names_the_setting(tmp_path):
+    (tmp_path / "data").write_text("not a folder")
+    store = Store.at(str(tmp_path / "data"))
+    assert not RootTarget(store).exists()
+    with pytest.raises(StoreError, match=r"\[store\] root .*/data is a file, not a folder: set \[store\] root"):
+        store.create_root()
+    assert (tmp_path / "data").read_text() == "not a folder"
+
+
+def test_a_local_root_that_cannot_be_created_names_the_setting(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match=r"\[store\] root .*/file/data cannot be created \(Not a directory\)"):
+        Store.at(str(tmp_path / "file" / "data")).create_root()

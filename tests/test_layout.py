@@ -1,0 +1,83 @@
+"""The one key layout: every key a task writes is built by pipeline.layout, parses back to its
+run, and lies under a prefix `movielens-als-clean` removes for its dataset."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pipeline import layout
+from pipeline.cli import clean_main
+from pipeline.config import configured_store
+from pipeline.tasks import (
+    BucketReady,
+    DownloadedZip,
+    EvaluatedRMSE,
+    Recommendations,
+    Report,
+    SplitData,
+    StoreTask,
+    TrainedALS,
+    TunedALS,
+)
+
+TASKS = (DownloadedZip, SplitData, TunedALS, TrainedALS, EvaluatedRMSE, Recommendations, Report)
+
+
+def every_output(dataset: str) -> list[StoreTask]:
+    """One instance of every task with an output, tuned and not, on a non-default split."""
+    options = {"dataset": dataset, "strategy": "user_time", "test_fraction": 0.1, "seed": 7, "skip_malformed": True}
+    tasks = [DownloadedZip(dataset=dataset), SplitData(**options), TunedALS(**options, ranks=[4])]
+    for cls, tuned in itertools.product(TASKS[3:], (False, True)):
+        tasks.append(cls(**options, tuned=tuned, ranks=[4], rank=8))
+    return tasks
+
+
+def test_every_task_class_is_covered():
+    assert {type(task) for task in every_output("ml-1m")} == set(TASKS)
+    assert {cls for cls in StoreTask.__subclasses__()} >= {BucketReady}
+
+
+@pytest.mark.parametrize("dataset", ["ml-1m", "ml-latest-small"])
+def test_every_output_lies_under_one_of_its_datasets_clean_prefixes(dataset):
+    prefixes = layout.dataset_prefixes(dataset)
+    for task in every_output(dataset):
+        key = task.key + ("/" if task.is_directory else "")
+        assert [p for p in prefixes if key.startswith(p) or key == p], key
+        assert key.split("/")[0] in layout.OUTPUT_ROOTS
+
+
+def test_the_keys_of_a_model_parse_back_to_its_run():
+    for task in every_output("ml-1m")[3:]:
+        run = layout.Run.parse(task.key)
+        assert run == task.model_keys
+    assert layout.Run.parse(SplitData(dataset="ml-1m").key + "/train.parquet") == SplitData(dataset="ml-1m").split_keys
+    with pytest.raises(ValueError, match="not a key of a split or of a model"):
+        layout.Run.parse("downloads/ml-1m.zip")
+
+
+def test_keys_spell_the_parameters_that_made_them():
+    task = EvaluatedRMSE(dataset="ml-1m", strategy="time", test_fraction=0.1, seed=7, rank=8, reg_param=0.05)
+    assert task.key == "evaluations/ml-1m/time-0.1-seed7/biased_als-rank8-reg0.05-iter15/metrics.json"
+    tuned = Report(dataset="ml-1m", tuned=True, ranks=[4, 8])
+    assert tuned.key == f"reports/ml-1m/user_random-0.2-seed42/biased_als-tuned-{tuned.grid_id}/report.html"
+
+
+def test_clean_removes_every_output_of_a_dataset_and_nothing_of_another(tmp_path, luigi_config):
+    luigi_config("store", "root", str(tmp_path / "store"))
+    store = configured_store()
+    kept, removed = every_output("ml-latest-small"), every_output("ml-1m")
+    for task in kept + removed:
+        if task.is_directory:
+            store.write_bytes(f"{task.key}/part.parquet", b"x")
+            store.mark_complete(task.key)
+        else:
+            store.write_bytes(task.key, b"x")
+    assert all(task.complete() for task in kept + removed)
+
+    assert clean_main(["--dataset", "ml-1m", "--yes"]) == 0
+
+    assert [task.key for task in removed if task.output().exists()] == []
+    assert all(task.complete() for task in kept)
+    assert store.list_files("splits/ml-1m/") == []

@@ -1,0 +1,74 @@
+"""Bad parameter values fail before any work, naming the option and what it accepts, whether
+they come from the command line (parsed as the `luigi` command parses them) or from code."""
+
+from __future__ import annotations
+
+import pytest
+from luigi.cmdline_parser import CmdlineParser
+
+from pipeline.tasks import EvaluatedRMSE, Recommendations, SplitData, TrainedALS
+
+
+def task_from_command_line(*args: str):
+    with CmdlineParser.global_instance(["--module", "pipeline", *args]) as parser:
+        return parser.get_task_obj()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seed", "abc"], "--seed must be a whole number, not 'abc'"),
+        (["--test-fraction", "x"], "--test-fraction must be a number, not 'x'"),
+        (["--test-fraction", "1"], "--test-fraction must be strictly between 0 and 1, not 1.0"),
+        (["--rank", "0"], "--rank must be a whole number from 1 to 10000, not 0"),
+        (["--reg-param", "-0.1"], "--reg-param must be a finite number, 0 or more, not -0.1"),
+        (["--reg-param", "inf"], "--reg-param must be a finite number, 0 or more, not inf"),
+        (["--max-iter", "0"], "--max-iter must be a whole number from 1 to 10000, not 0"),
+        (["--max-iter", "1.5"], "--max-iter must be a whole number, not '1.5'"),
+        (["--ranks", "abc"], r"--ranks must be a JSON list such as \[16, 32\], not 'abc'"),
+        (
+            ["--ranks", "[]"],
+            r"--ranks must be a non-empty list of values each a whole number from 1 to 10000, not \[\]",
+        ),
+        (["--reg-params", "[0.1, -1]"], r"--reg-params must be .* each a finite number, 0 or more, not \[0.1, -1\]"),
+        (["--max-iters", "[true]"], r"--max-iters must be .* each a whole number from 1 to 10000, not \[True\]"),
+        (
+            ["--dataset", "ml-2m"],
+            "--dataset must be one of ml-100k, ml-10m, ml-1m, ml-20m, ml-25m, ml-32m, ml-latest, ml-latest-small, "
+            "not 'ml-2m'",
+        ),
+        (["--strategy", "newest"], "--strategy must be one of random, time, user_random, user_time, not 'newest'"),
+        (["--model", "svd"], "--model must be one of als, biased_als, not 'svd'"),
+    ],
+)
+def test_a_bad_value_on_the_command_line_names_its_option(args, message):
+    with pytest.raises(ValueError, match=message):
+        task_from_command_line("EvaluatedRMSE", *args)
+
+
+def test_top_n_is_checked_on_the_command_line():
+    with pytest.raises(ValueError, match="--top-n must be a whole number from 1 to 1000, not 1001"):
+        task_from_command_line("Recommendations", "--top-n", "1001")
+
+
+def test_bad_values_from_code_are_rejected_too():
+    with pytest.raises(ValueError, match="--test-fraction must be strictly between 0 and 1, not 0"):
+        SplitData(test_fraction=0)
+    with pytest.raises(ValueError, match=r"--ranks must be .*, not \[8, 0\]"):
+        TrainedALS(ranks=[8, 0])
+    with pytest.raises(ValueError, match="--top-n must be a whole number from 1 to 1000, not 0"):
+        Recommendations(top_n=0)
+
+
+def test_good_values_pass():
+    task = task_from_command_line("EvaluatedRMSE", "--seed", "7", "--ranks", "[8, 16]", "--reg-param", "0")
+    assert (task.seed, task.ranks, task.reg_param) == (7, (8, 16), 0.0)
+
+
+def test_luigid_shows_only_the_parameters_that_shape_a_task():
+    hidden = {"ranks", "reg_params", "max_iters", "capture_output"}
+    untuned = TrainedALS()._get_param_visibilities()
+    assert {name for name, visibility in untuned.items() if visibility} == hidden
+    tuned = EvaluatedRMSE(tuned=True)._get_param_visibilities()
+    assert {name for name, visibility in tuned.items() if visibility} == set()
+    assert set(tuned) >= {"ranks", "tuned", "rank"}
