@@ -229,9 +229,11 @@ def test_record_time_stamps_follow_the_clock(monkeypatch):
 @pytest.mark.parametrize("data", [b"", b"PK", b"not a zip at all"], ids=["empty", "two-bytes", "text"])
 def test_an_empty_or_tiny_file_is_not_a_readable_zip(ready, data):
     ready.write_bytes("downloads/r.zip", data)
-    with pytest.raises(zipfile.BadZipFile, match=r"downloads/r.zip is not a readable zip .* remove it"):
-        with ready.open_zip("downloads/r.zip"):
-            pass
+    with (
+        pytest.raises(zipfile.BadZipFile, match=r"downloads/r.zip is not a readable zip .* remove it"),
+        ready.open_zip("downloads/r.zip"),
+    ):
+        pass
 
 
 def test_a_local_root_that_is_a_file_names_the_setting(tmp_path):
