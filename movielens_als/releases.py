@@ -48,6 +48,7 @@ class RatingsError(ValueError):
 @dataclass(frozen=True)
 class Release:
     name: str
+    ratings: int  # how many the release holds (ml-latest: as of its last issue), for sizing memory
     ratings_member: str
     delimiter: str  # "," (ratings.csv), "::" (ratings.dat) or "\t" (u.data)
     header: tuple[str, ...] | None  # the expected first line, or None when there is none
@@ -63,8 +64,8 @@ class Release:
         return f"{self.name}.zip"
 
 
-def _csv_release(name: str, md5: str | None = None) -> Release:
-    return Release(name, f"{name}/ratings.csv", ",", CSV_HEADER, (0.5, 5.0), 0.5, f"{name}/movies.csv", md5)
+def _csv_release(name: str, ratings: int, md5: str | None = None) -> Release:
+    return Release(name, ratings, f"{name}/ratings.csv", ",", CSV_HEADER, (0.5, 5.0), 0.5, f"{name}/movies.csv", md5)
 
 
 RELEASES: dict[str, Release] = {
@@ -72,6 +73,7 @@ RELEASES: dict[str, Release] = {
     for r in (
         Release(
             "ml-100k",
+            100_000,
             "ml-100k/u.data",
             "\t",
             None,
@@ -82,6 +84,7 @@ RELEASES: dict[str, Release] = {
         ),
         Release(
             "ml-1m",
+            1_000_209,
             "ml-1m/ratings.dat",
             "::",
             None,
@@ -92,6 +95,7 @@ RELEASES: dict[str, Release] = {
         ),
         Release(
             "ml-10m",
+            10_000_054,
             "ml-10M100K/ratings.dat",
             "::",
             None,
@@ -100,11 +104,11 @@ RELEASES: dict[str, Release] = {
             "ml-10M100K/movies.dat",
             "ce571fd55effeba0271552578f2648bd",
         ),
-        _csv_release("ml-20m", "cd245b17a1ae2cc31bb14903e1204af3"),
-        _csv_release("ml-25m", "6b51fb2759a8657d3bfcbfc42b592ada"),
-        _csv_release("ml-32m", "d472be332d4daa821edc399621853b57"),
-        _csv_release("ml-latest-small"),
-        _csv_release("ml-latest"),
+        _csv_release("ml-20m", 20_000_263, "cd245b17a1ae2cc31bb14903e1204af3"),
+        _csv_release("ml-25m", 25_000_095, "6b51fb2759a8657d3bfcbfc42b592ada"),
+        _csv_release("ml-32m", 32_000_204, "d472be332d4daa821edc399621853b57"),
+        _csv_release("ml-latest-small", 100_836),
+        _csv_release("ml-latest", 33_832_162),
     )
 }
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import logging
+import math
 import os
 import re
 import shutil
@@ -36,6 +38,12 @@ TAIL_LINES = 40
 # recurse deep enough to overflow the JVM's default 1 MB thread stacks, at 15 iterations now and
 # then and at 40 every time. Thread stacks of 16 MB are address space, not memory, until used.
 THREAD_STACK = "-Xss16m"
+# The driver's heap when [spark] driver_memory is not set: in local mode it holds ALS's cached
+# rating blocks and the local relation of the ratings the driver hands Spark. Measured
+# (BENCHMARKS.md): 25 M ratings fit 2 GB, 32 M ran out of it and fit 4 GB; so 1 GB plus
+# 100 MB per million ratings, rounded up to whole GB, at least 2 GB, and at most half of the
+# machine's memory, since the driver's Python holds the ratings too (about 100 B each).
+DRIVER_BASE_MB, DRIVER_MB_PER_MILLION_RATINGS, DRIVER_MIN_GB = 1024, 100, 2
 
 
 def job_flags(store: Store, **options) -> list[str]:
@@ -48,6 +56,21 @@ def job_flags(store: Store, **options) -> list[str]:
         if value is not None
         for item in (f"--{name.replace('_', '-')}", str(value))
     ]
+
+
+def sized_driver_memory(ratings: int, machine_bytes: int) -> str:
+    """The driver memory for a job that fits `ratings` ratings on a machine of `machine_bytes`."""
+    wanted_mb = DRIVER_BASE_MB + DRIVER_MB_PER_MILLION_RATINGS * ratings / 1e6
+    gb = max(DRIVER_MIN_GB, math.ceil(wanted_mb / 1024))
+    return f"{max(1, min(gb, machine_bytes // 2 // 2**30))}g"
+
+
+def machine_memory() -> int:
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    with contextlib.suppress(OSError, ValueError):
+        total = min(total, int(Path("/sys/fs/cgroup/memory.max").read_text()))  # "max" when unlimited
+    return total
 
 
 class SparkJobError(RuntimeError):
@@ -128,6 +151,11 @@ class SparkJobTask(SparkSubmitTask):
 
     job_script: str  # a file name in spark_jobs/
 
+    @property
+    def ratings_hint(self) -> int | None:
+        """How many ratings the job fits, to size the driver when luigi.cfg does not."""
+        return None
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if hasattr(cls, "job_script"):
@@ -136,6 +164,13 @@ class SparkJobTask(SparkSubmitTask):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.name = self.task_id  # the Spark application is named as luigid shows the task
+
+    @property
+    def driver_memory(self) -> str | None:
+        configured = super().driver_memory
+        if configured or not self.ratings_hint:
+            return configured
+        return sized_driver_memory(self.ratings_hint, machine_memory())
 
     @property
     def driver_java_options(self) -> str | None:
@@ -175,6 +210,12 @@ class SparkJobTask(SparkSubmitTask):
 
     def _run_driver(self) -> None:
         args = [str(a) for a in self.program_args()]
+        if self.ratings_hint and not super().driver_memory:
+            logger.info(
+                "Spark driver memory %s, sized for %d ratings; [spark] driver_memory in luigi.cfg overrides it",
+                self.driver_memory,
+                self.ratings_hint,
+            )
         logger.info("Running %s", " ".join(redact_command(args)))
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         proc = subprocess.Popen(

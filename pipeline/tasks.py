@@ -85,6 +85,11 @@ class OfRelease(StoreTask):
         choices=sorted(RELEASES), default="ml-latest-small", description="MovieLens release"
     )
 
+    @property
+    def ratings_hint(self) -> int:
+        """How many ratings the release holds: a Spark job's driver is sized from it."""
+        return release(self.dataset).ratings
+
 
 class OfSplit(OfRelease):
     """... and about one split of it."""

@@ -4,7 +4,15 @@ import sys
 
 import pytest
 
-from pipeline.sparkjob import ClassArchive, SparkJobError, SparkJobTask, bundled_spark_submit, redact_command
+from pipeline.sparkjob import (
+    ClassArchive,
+    SparkJobError,
+    SparkJobTask,
+    bundled_spark_submit,
+    machine_memory,
+    redact_command,
+    sized_driver_memory,
+)
 from tests.conftest import FAKE_SECRET
 
 
@@ -170,3 +178,31 @@ def test_an_unwritable_archive_folder_only_disables_the_archive(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert ClassArchive(blocker / "cache", str(bundled_spark_submit())).java_options() == ""
+
+
+@pytest.mark.parametrize(
+    "ratings, machine_gib, memory",
+    [
+        (100_836, 24, "2g"),
+        (10_000_054, 24, "2g"),
+        (20_000_263, 24, "3g"),
+        (25_000_095, 24, "4g"),
+        (32_000_204, 24, "5g"),
+        (32_000_204, 6, "3g"),
+        (100_836, 2, "1g"),
+    ],
+)
+def test_the_driver_is_sized_from_the_ratings_and_the_machine(ratings, machine_gib, memory):
+    assert sized_driver_memory(ratings, machine_gib * 2**30) == memory
+
+
+def test_a_spark_task_sizes_its_driver_from_its_release_unless_configured(luigi_config):
+    from pipeline.tasks import TrainedALS, TunedALS
+
+    big = TrainedALS(dataset="ml-32m")
+    assert big.driver_memory == sized_driver_memory(32_000_204, machine_memory())
+    command = big.spark_command()
+    assert command[command.index("--driver-memory") + 1] == big.driver_memory
+    assert TunedALS(dataset="ml-latest-small").driver_memory == "2g"
+    luigi_config("spark", "driver_memory", "7g")
+    assert TrainedALS(dataset="ml-32m").driver_memory == "7g"
