@@ -105,9 +105,8 @@ def main() -> None:
                 times[name].append(time.perf_counter() - started)
         memory = {name: peak_growth_mib(name, path) for name in READERS}
     pandas_median = statistics.median(times["pandas C parser"])
-    print(
-        f"| reader ({args.ratings:,} ratings, median of {args.repeats}) | seconds | speed against pandas | peak memory added |"
-    )
+    header = f"reader ({args.ratings:,} ratings, median of {args.repeats})"
+    print(f"| {header} | seconds | speed against pandas | peak memory added |")
     print("|---|---|---|---|")
     for name in READERS:
         median = statistics.median(times[name])
