@@ -9,7 +9,6 @@ the output key; operational settings come from luigi.cfg.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import sys
@@ -45,8 +44,10 @@ class StoreTask(luigi.Task):
 
     is_directory = False
 
-    @functools.cached_property
+    @property
     def store(self) -> Store:
+        # Read anew each time: luigi shares task instances by their parameters, not by the
+        # configuration they were made under.
         return configured_store()
 
     @property
