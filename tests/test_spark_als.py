@@ -33,8 +33,12 @@ def documented_biases(rows: list[tuple[int, int, float]], global_mean: float) ->
         by_item[item].append((user, rating))
     user_bias = dict.fromkeys(by_user, 0.0)
     for _ in range(3):
-        item_bias = {i: sum(r - global_mean - user_bias[u] for u, r in rs) / (len(rs) + 10) for i, rs in by_item.items()}
-        user_bias = {u: sum(r - global_mean - item_bias[i] for i, r in rs) / (len(rs) + 15) for u, rs in by_user.items()}
+        item_bias = {
+            i: sum(r - global_mean - user_bias[u] for u, r in rs) / (len(rs) + 10) for i, rs in by_item.items()
+        }
+        user_bias = {
+            u: sum(r - global_mean - item_bias[i] for i, r in rs) / (len(rs) + 15) for u, rs in by_user.items()
+        }
     return user_bias, item_bias
 
 
