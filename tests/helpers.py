@@ -147,7 +147,7 @@ def run_to_end(command: list[str], timeout: float = COMMAND_TIMEOUT, **popen_opt
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             stop_group(proc)
-            stdout, stderr = proc.communicate()
+            stdout, stderr = proc.communicate(timeout=30)
             raise AssertionError(
                 f"{' '.join(command)} did not finish within {timeout} s; the end of its output:\n"
                 f"{stdout[-3000:]}\n{stderr[-5000:]}"
