@@ -101,7 +101,7 @@ class PausingMirror(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-PIPELINE = ["--module", "pipeline", "EvaluatedRMSE", "--local-scheduler"]
+RUN = ["EvaluatedRMSE", "--local-scheduler"]
 
 
 def kill_when(reached: threading.Event, config: Path, workdir: Path, log: Path) -> None:
@@ -113,7 +113,11 @@ def kill_when(reached: threading.Event, config: Path, workdir: Path, log: Path) 
     with (
         open(log, "w") as log_file,
         process_group(
-            [str(BIN / "luigi"), *PIPELINE], cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=log_file
+            [str(BIN / "luigi"), "--module", "pipeline", *RUN],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
         ) as pipeline,
     ):
         while not reached.wait(0.2) and pipeline.poll() is None and time.monotonic() < deadline:
@@ -126,7 +130,7 @@ def kill_when(reached: threading.Event, config: Path, workdir: Path, log: Path) 
 
 def rerun(config: Path, workdir: Path) -> list[str]:
     """Runs the pipeline to the end; returns the tasks it ran."""
-    result = run_luigi(PIPELINE[2:], config, workdir)
+    result = run_luigi(RUN, config, workdir)
     assert result.returncode == 0, result.stderr[-5000:]
     return tasks_run(result.stderr)
 
@@ -187,11 +191,17 @@ CHAIN = ["BucketReady", "DownloadedZip", "SplitData", "TrainedALS", "EvaluatedRM
 
 
 @pytest.mark.parametrize(
-    "method, path, complete_before, incomplete",
+    "killed_task, method, path, complete_before, incomplete",
     [
-        ("PUT", "/downloads/ml-latest-small.zip", [], ["downloads/ml-latest-small.zip"]),
-        ("PUT", f"/{SPLIT}/test.parquet", ["downloads/ml-latest-small.zip"], [f"{SPLIT}/_SUCCESS"]),
-        ("PUT", f"/{MODEL}/item_factors.parquet", [f"{SPLIT}/_SUCCESS"], [f"{MODEL}/_SUCCESS", f"{MODEL}/model.json"]),
+        ("DownloadedZip", "PUT", "/downloads/ml-latest-small.zip", [], ["downloads/ml-latest-small.zip"]),
+        ("SplitData", "PUT", f"/{SPLIT}/test.parquet", ["downloads/ml-latest-small.zip"], [f"{SPLIT}/_SUCCESS"]),
+        (
+            "TrainedALS",
+            "PUT",
+            f"/{MODEL}/item_factors.parquet",
+            [f"{SPLIT}/_SUCCESS"],
+            [f"{MODEL}/_SUCCESS", f"{MODEL}/model.json"],
+        ),
     ],
     ids=["DownloadedZip", "SplitData", "TrainedALS"],
 )
@@ -203,15 +213,14 @@ def test_a_killed_task_leaves_nothing_that_looks_complete_and_a_rerun_finishes_o
     workdir,
     bucket_name,
     uninterrupted,
+    killed_task,
     method,
     path,
     complete_before,
     incomplete,
-    request,
 ):
     tripwire, endpoint = tripwire_s3
     tripwire.target = (method, path)
-    killed_task = request.node.callspec.id
 
     kill_when(tripwire.reached, s3_pipeline, workdir, tmp_path / "killed-run.log")
     tripwire.release.set()
