@@ -78,6 +78,6 @@ def test_without_a_terminal_it_needs_yes(store, monkeypatch, capsys):
 
 
 def test_an_unknown_dataset_is_refused(store, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match=r"^2$"):  # argparse's usage error
         clean_main(["--dataset", "ml-2m", "--yes"])
     assert "invalid choice: 'ml-2m'" in capsys.readouterr().err

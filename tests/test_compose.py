@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from tests.conftest import BIN, REPO
+from tests.helpers import BIN, REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -30,6 +30,7 @@ def test_the_compose_file_follows_the_compose_specification():
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -42,6 +43,7 @@ def test_the_schema_check_catches_a_broken_file(tmp_path):
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert result.returncode != 0
 
@@ -138,6 +140,7 @@ def test_the_entrypoint_advertises_the_containers_address(tmp_path):
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin"},
     )
     assert re.fullmatch(r"[0-9a-f.:]+\n", result.stdout)
@@ -146,6 +149,7 @@ def test_the_entrypoint_advertises_the_containers_address(tmp_path):
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "SPARK_DRIVER_HOST": "10.1.2.3"},
     )
     assert kept.stdout == "10.1.2.3\n"

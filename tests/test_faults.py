@@ -11,24 +11,24 @@ import socket
 import threading
 import zipfile
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from movielens_als.releases import RELEASES
 from movielens_als.synthetic import synthetic_ratings, write_release
-from tests.conftest import FAKE_KEY_ID, FAKE_SECRET, run_luigi, serving
 from tests.fakes import md5, ratings_text, release_zip
+from tests.helpers import FAKE_KEY_ID, FAKE_SECRET, SCHEDULING_ERROR, TASK_FAILED, UNHANDLED, run_luigi, serving
 
-TASK_FAILED, SCHEDULING_ERROR, UNHANDLED = 30, 35, 40  # [retcode] in luigi.cfg
+pytestmark = pytest.mark.e2e
+
 ZIP_KEY = "downloads/ml-latest-small.zip"
 
 
 class Faulty(http.server.SimpleHTTPRequestHandler):
-    """The mirror folder, with `faults` (a list shared with the test) consumed one per zip
-    request: "500" answers an error, "drop" sends half of the body and closes."""
+    """The mirror folder, with `faults` consumed one per zip request: "500" answers an error,
+    "drop" sends half of the body and closes. Each test serves a subclass with a list of its own."""
 
-    faults: ClassVar[list[str]] = []
+    faults: list[str]
 
     def do_GET(self):
         if self.path.endswith(".zip") and self.faults:
@@ -50,8 +50,10 @@ class Faulty(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def faulty_mirror(mirror):
-    with serving(mirror.directory, Faulty) as base_url:
-        yield mirror, base_url
+    """The mirror, its faulty URL, and the faults still to come (empty: none), this test's own."""
+    handler = type("FaultyOfThisTest", (Faulty,), {"faults": []})
+    with serving(mirror.directory, handler) as base_url:
+        yield mirror, base_url, handler.faults
 
 
 @pytest.fixture
@@ -69,15 +71,15 @@ def stored(tmp_path) -> set[str]:
 
 @pytest.mark.parametrize("faults", [["500", "500"], ["drop"], ["drop", "500", "drop"]], ids=lambda f: "+".join(f))
 def test_server_errors_and_dropped_connections_are_retried(faulty_mirror, local, tmp_path, workdir, faults):
-    mirror, base_url = faulty_mirror
+    mirror, base_url, faults_to_come = faulty_mirror
     data = release_zip()
     mirror.publish("ml-latest-small", data)
-    Faulty.faults[:] = faults
+    faults_to_come.extend(faults)
 
     result = run_luigi(["SplitData", "--local-scheduler"], local(base_url), workdir)
 
     assert result.returncode == 0, result.stderr[-3000:]
-    assert Faulty.faults == []
+    assert faults_to_come == []
     assert md5((tmp_path / "store" / ZIP_KEY).read_bytes()) == md5(data)
     if "drop" in faults:
         assert f"connection to {base_url}ml-latest-small.zip dropped after" in result.stderr
@@ -178,6 +180,17 @@ def test_malformed_lines_fail_or_are_skipped_and_counted_on_request(mirror, loca
         (["--test-fraction", "1.5"], "--test-fraction must be strictly between 0 and 1, not 1.5"),
         (["--rank", "0"], "--rank must be a whole number from 1 to 10000, not 0"),
         (["--reg-param", "-0.1"], "--reg-param must be a finite number, 0 or more, not -0.1"),
+        (["--max-iter", "0"], "--max-iter must be a whole number from 1 to 10000, not 0"),
+        (["--max-iter", "10001"], "--max-iter must be a whole number from 1 to 10000, not 10001"),
+        (
+            ["--ranks", "[16,0]"],
+            "--ranks must be a non-empty list of values each a whole number from 1 to 10000, not [16, 0]",
+        ),
+        (
+            ["--reg-params", "[0.1,-1]"],
+            "--reg-params must be a non-empty list of values each a finite number, 0 or more, not [0.1, -1]",
+        ),
+        (["--max-iters", "[]"], "--max-iters must be a non-empty list of values each a whole number from 1 to 10000"),
     ],
 )
 def test_nonsensical_parameters_are_rejected_before_any_work(mirror, local, tmp_path, workdir, args, message):
@@ -186,6 +199,15 @@ def test_nonsensical_parameters_are_rejected_before_any_work(mirror, local, tmp_
     assert result.returncode == UNHANDLED
     assert message in result.stderr
     assert stored(tmp_path) == set() and not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("top_n", ["0", "1001"])
+def test_a_top_n_out_of_range_is_rejected_before_any_work(mirror, local, tmp_path, workdir, top_n):
+    result = run_luigi(["Recommendations", "--local-scheduler", "--top-n", top_n], local(mirror.base_url), workdir)
+
+    assert result.returncode == UNHANDLED
+    assert f"--top-n must be a whole number from 1 to 1000, not {top_n}" in result.stderr
+    assert not (tmp_path / "store").exists()
 
 
 class Refusing(http.server.BaseHTTPRequestHandler):

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import boto3
@@ -23,8 +24,10 @@ import pytest
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from tests.conftest import BIN, TEST_SPARK, Mirror, serving, write_config
 from tests.fakes import md5, release_zip
+from tests.helpers import BIN, TEST_SPARK, Mirror, process_group, run_luigi, serving, tasks_run, write_config
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
 SPLIT = "splits/ml-latest-small/user_random-0.2-seed42"
 MODEL = "models/ml-latest-small/user_random-0.2-seed42/biased_als-rank32-reg0.15-iter15"
@@ -75,7 +78,8 @@ def tripwire_s3(s3_endpoint):  # s3_endpoint: the fake credentials in the enviro
 
 
 class PausingMirror(http.server.SimpleHTTPRequestHandler):
-    """Serves the mirror folder; a GET of the zip sends half of it, then waits for the test."""
+    """Serves the mirror folder; a GET of the zip sends half of it, then waits for the test.
+    Each test serves a subclass with events of its own."""
 
     reached: threading.Event
     release: threading.Event
@@ -97,34 +101,38 @@ class PausingMirror(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def start_pipeline(config, workdir) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "luigi"), "--module", "pipeline", "EvaluatedRMSE", "--local-scheduler"],
-        cwd=workdir,
-        env=dict(os.environ, LUIGI_CONFIG_PATH=str(config)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+RUN = ["EvaluatedRMSE", "--local-scheduler"]
 
 
-def kill_when(reached: threading.Event, proc: subprocess.Popen) -> None:
-    assert reached.wait(300), "the pipeline never reached the request it was to be killed at"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(60)
+def kill_when(reached: threading.Event, config: Path, workdir: Path, log: Path) -> None:
+    """Runs the pipeline until `reached` is set, then SIGKILLs its whole process group (worker,
+    spark-submit, JVM), as when its machine dies. The group is stopped also when it never
+    gets there, and the test then fails with the end of its log."""
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
+    deadline = time.monotonic() + 300
+    with (
+        open(log, "w") as log_file,
+        process_group(
+            [str(BIN / "luigi"), "--module", "pipeline", *RUN],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        ) as pipeline,
+    ):
+        while not reached.wait(0.2) and pipeline.poll() is None and time.monotonic() < deadline:
+            pass
+        got_there = reached.is_set()
+        if got_there:
+            os.killpg(pipeline.pid, signal.SIGKILL)
+    assert got_there, f"the pipeline never reached the request it was to be killed at:\n{log.read_text()[-5000:]}"
 
 
-def rerun(config, workdir) -> None:
-    result = subprocess.run(
-        [str(BIN / "luigi"), "--module", "pipeline", "EvaluatedRMSE", "--local-scheduler"],
-        cwd=workdir,
-        env=dict(os.environ, LUIGI_CONFIG_PATH=str(config)),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def rerun(config: Path, workdir: Path) -> list[str]:
+    """Runs the pipeline to the end; returns the tasks it ran."""
+    result = run_luigi(RUN, config, workdir)
     assert result.returncode == 0, result.stderr[-5000:]
+    return tasks_run(result.stderr)
 
 
 def s3_keys(endpoint: str, bucket: str) -> set[str]:
@@ -179,22 +187,42 @@ def uninterrupted(tmp_path_factory, s3_endpoint, class_archive_dir):
     return read_result(s3_endpoint, "reference-run")
 
 
+CHAIN = ["BucketReady", "DownloadedZip", "SplitData", "TrainedALS", "EvaluatedRMSE"]
+
+
 @pytest.mark.parametrize(
-    "method, path, complete_before, incomplete",
+    "killed_task, method, path, complete_before, incomplete",
     [
-        ("PUT", "/downloads/ml-latest-small.zip", [], ["downloads/ml-latest-small.zip"]),
-        ("PUT", f"/{SPLIT}/test.parquet", ["downloads/ml-latest-small.zip"], [f"{SPLIT}/_SUCCESS"]),
-        ("PUT", f"/{MODEL}/item_factors.parquet", [f"{SPLIT}/_SUCCESS"], [f"{MODEL}/_SUCCESS", f"{MODEL}/model.json"]),
+        ("DownloadedZip", "PUT", "/downloads/ml-latest-small.zip", [], ["downloads/ml-latest-small.zip"]),
+        ("SplitData", "PUT", f"/{SPLIT}/test.parquet", ["downloads/ml-latest-small.zip"], [f"{SPLIT}/_SUCCESS"]),
+        (
+            "TrainedALS",
+            "PUT",
+            f"/{MODEL}/item_factors.parquet",
+            [f"{SPLIT}/_SUCCESS"],
+            [f"{MODEL}/_SUCCESS", f"{MODEL}/model.json"],
+        ),
     ],
     ids=["DownloadedZip", "SplitData", "TrainedALS"],
 )
-def test_a_killed_task_leaves_nothing_that_looks_complete_and_a_rerun_finishes_it(
-    tripwire_s3, s3_pipeline, workdir, bucket_name, uninterrupted, method, path, complete_before, incomplete
+def test_a_killed_task_leaves_nothing_that_looks_complete_and_a_rerun_finishes_only_what_is_missing(
+    tripwire_s3,
+    s3_pipeline,
+    mirror,
+    tmp_path,
+    workdir,
+    bucket_name,
+    uninterrupted,
+    killed_task,
+    method,
+    path,
+    complete_before,
+    incomplete,
 ):
     tripwire, endpoint = tripwire_s3
     tripwire.target = (method, path)
 
-    kill_when(tripwire.reached, start_pipeline(s3_pipeline, workdir))
+    kill_when(tripwire.reached, s3_pipeline, workdir, tmp_path / "killed-run.log")
     tripwire.release.set()
 
     keys = s3_keys(endpoint, bucket_name)
@@ -202,7 +230,12 @@ def test_a_killed_task_leaves_nothing_that_looks_complete_and_a_rerun_finishes_i
     assert not set(incomplete) & keys
     assert METRICS not in keys
 
-    rerun(s3_pipeline, workdir)
+    downloads_before = len(mirror.downloads())
+    ran = rerun(s3_pipeline, workdir)
+
+    # The rerun starts at the killed task: what was complete is neither redone nor downloaded again.
+    assert ran == CHAIN[CHAIN.index(killed_task) :]
+    assert len(mirror.downloads()) - downloads_before == (1 if killed_task == "DownloadedZip" else 0)
 
     metrics, tables = read_result(endpoint, bucket_name)
     expected_metrics, expected_tables = uninterrupted
@@ -218,18 +251,19 @@ def test_a_killed_task_leaves_nothing_that_looks_complete_and_a_rerun_finishes_i
 def test_a_download_killed_mid_body_stores_nothing_on_the_local_store(
     release, mirror, pipeline_config, tmp_path, workdir
 ):
-    PausingMirror.reached, PausingMirror.release = threading.Event(), threading.Event()
+    pausing = type("PausingOfThisTest", (PausingMirror,), {"reached": threading.Event(), "release": threading.Event()})
     root = tmp_path / "store"
-    with serving(mirror.directory, PausingMirror) as pausing_url:
+    with serving(mirror.directory, pausing) as pausing_url:
         config = pipeline_config(store={"root": root}, movielens={"base_url": pausing_url})
         try:
-            kill_when(PausingMirror.reached, start_pipeline(config, workdir))
+            kill_when(pausing.reached, config, workdir, tmp_path / "killed-run.log")
         finally:
-            PausingMirror.release.set()
+            pausing.release.set()
 
     stored = [p.name for p in (root / "downloads").iterdir()]
     assert "ml-latest-small.zip" not in stored
     assert all(name.endswith(".partial") for name in stored)  # at most the killed writer's temporary file
 
-    rerun(pipeline_config(store={"root": root}, movielens={"base_url": mirror.base_url}), workdir)
+    ran = rerun(pipeline_config(store={"root": root}, movielens={"base_url": mirror.base_url}), workdir)
+    assert ran == CHAIN[1:]  # the folder was ready; the download starts again
     assert md5((root / "downloads" / "ml-latest-small.zip").read_bytes()) == md5(release)

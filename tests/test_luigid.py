@@ -2,55 +2,212 @@
 
 from __future__ import annotations
 
+import configparser
+import contextlib
 import fcntl
-import json
 import os
 import re
 import subprocess
-import urllib.parse
-import urllib.request
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, background_process, run_command, run_luigi
 from tests.fakes import release_zip
+from tests.helpers import (
+    ALREADY_RUNNING,
+    BIN,
+    COMMAND_TIMEOUT,
+    NOT_RUN,
+    TASK_FAILED,
+    QuietHandler,
+    background_process,
+    luigid_api,
+    process_group,
+    run_command,
+    run_luigi,
+    serving,
+    tasks_run,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+# What movielens-als says when another worker runs tasks it needs, before it checks again.
+WAITING = "another worker is running tasks this run needs"
+CHAIN = ["BucketReady", "DownloadedZip", "SplitData", "TrainedALS", "EvaluatedRMSE"]
 
 
-@pytest.fixture
-def luigid(tmp_path):
-    state = tmp_path / "luigid-state.pickle"
-    env = dict(os.environ, LUIGI_CONFIG_PATH=str(tmp_path / "none.cfg"))
+@contextlib.contextmanager
+def running_luigid(state_dir: Path, **config: dict[str, str]) -> Iterator[int]:
+    """luigid on 127.0.0.1 with `config` as its luigi.cfg sections; yields its port, stops it
+    cleanly, and checks it wrote its state as a clean shutdown does."""
+    state = state_dir / "luigid-state.pickle"
+    luigid_config = state_dir / "luigid.cfg"
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_dict(config)
+    with open(luigid_config, "w") as f:
+        parser.write(f)
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(luigid_config))
     with background_process(
         lambda port: [str(BIN / "luigid"), "--address", "127.0.0.1", "--port", str(port), "--state-path", str(state)],
         env,
         ready="Scheduler starting up",  # logged once its socket is bound
     ) as port:
         yield port
-    assert state.exists()  # a clean shutdown writes the scheduler's state
+    assert state.exists()
 
 
-def test_two_runs_at_once_share_the_work_and_both_succeed(luigid, mirror, tmp_path, workdir, pipeline_config):
+@pytest.fixture
+def luigid(tmp_path) -> Iterator[int]:
+    with running_luigid(tmp_path) as port:
+        yield port
+
+
+class HeldMirror:
+    """A mirror whose zip downloads are held back until `release` is set; `downloads` lists
+    the zip downloads it was asked for."""
+
+    def __init__(self):
+        self.reached, self.release, self.downloads = threading.Event(), threading.Event(), []
+
+    def handler(self):
+        held = self
+
+        class Holding(QuietHandler):
+            def do_GET(self):
+                if self.path.endswith(".zip"):
+                    held.downloads.append(self.path)
+                    held.reached.set()
+                    held.release.wait(120)
+                return super().do_GET()
+
+        return Holding
+
+
+@pytest.fixture
+def held_mirror(mirror) -> Iterator[tuple[HeldMirror, str]]:
     mirror.publish("ml-latest-small", release_zip())
-    config = pipeline_config(store={"root": tmp_path / "store"}, movielens={"base_url": mirror.base_url})
-    command = [str(BIN / "movielens-als"), "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid)]
+    held = HeldMirror()
+    with serving(mirror.directory, held.handler()) as base_url:
+        try:
+            yield held, base_url
+        finally:
+            held.release.set()
+
+
+def wait_until(condition, what: str, watched: subprocess.Popen, seconds: float = 120) -> None:
+    """Polls `condition` until it holds; fails if `watched` exits first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert watched.poll() is None, f"{what}: the run exited first, with code {watched.returncode}"
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    "command, second_exit_code",
+    [
+        ([str(BIN / "movielens-als")], 0),  # waits for the other worker, then finds metrics.json
+        ([str(BIN / "luigi"), "--module", "pipeline", "EvaluatedRMSE"], ALREADY_RUNNING),
+    ],
+    ids=["movielens-als", "luigi"],
+)
+def test_two_runs_with_different_command_lines_share_the_tasks_through_luigid(
+    luigid, held_mirror, tmp_path, workdir, pipeline_config, command, second_exit_code
+):
+    held, base_url = held_mirror
+    config = pipeline_config(store={"root": tmp_path / "store"}, movielens={"base_url": base_url})
     env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
-    runs = [
-        subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    outputs = [run.communicate(timeout=600) for run in runs]
+    scheduler = ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid)]
+    # Another command line, and no pid lock: only luigid can keep the second run from redoing the work.
+    commands = [[*command, *scheduler], [*command, *scheduler, "--no-lock"]]
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
 
-    assert [run.returncode for run in runs] == [0, 0], outputs
-    log = "".join(out + err for out, err in outputs)
-    started = re.findall(r"running   (\w+)\(", log)
-    assert sorted(started) == ["BucketReady", "DownloadedZip", "EvaluatedRMSE", "SplitData", "TrainedALS"]
-    assert all("metrics.json: " in out for out, _ in outputs)
+    with contextlib.ExitStack() as stack:
+
+        def start(argv: list[str], log: Path) -> subprocess.Popen:
+            output = stack.enter_context(open(log, "w"))
+            return stack.enter_context(process_group(argv, cwd=workdir, env=env, stdout=output, stderr=output))
+
+        first = start(commands[0], logs[0])
+        wait_until(held.reached.is_set, "the first run never started its download", first)
+        # DownloadedZip is now running in the first run's worker: the second run must not redo it.
+        second = start(commands[1], logs[1])
+        if second_exit_code == ALREADY_RUNNING:
+            second.wait(120)
+        else:
+            wait_until(lambda: WAITING in logs[1].read_text(), "the second run never waited", second)
+        held.release.set()
+        exit_codes = [first.wait(COMMAND_TIMEOUT), second.wait(COMMAND_TIMEOUT)]
+
+    outputs = [log.read_text() for log in logs]
+    assert exit_codes == [0, second_exit_code], "\n---\n".join(text[-4000:] for text in outputs)
+    assert sorted(tasks_run(outputs[0]) + tasks_run(outputs[1])) == sorted(CHAIN)  # each task once, in either
+    assert held.downloads == ["/ml-latest-small.zip"]
+    assert {task["name"] for task in luigid_api(luigid, "task_list", status="DONE").values()} == set(CHAIN)
+    if second_exit_code == ALREADY_RUNNING:
+        assert tasks_run(outputs[1]) == [] and "were being run by another worker" in outputs[1]
+    else:
+        assert all("metrics.json: " in text for text in outputs)
 
 
-def task_list(port: int, status: str) -> dict:
-    query = urllib.parse.quote(json.dumps({"status": status}))
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/task_list?data={query}", timeout=30) as response:
-        return json.load(response)["response"]
+def test_movielens_als_waits_for_a_task_whose_output_exists_but_that_another_worker_has_not_finished(
+    luigid, held_mirror, tmp_path, workdir, pipeline_config
+):
+    """The window between a task writing its output and its worker telling luigid it is done
+    (for TrainedALS: the Spark application's shutdown, seconds). A run that looks then finds the
+    output, while luigid still holds the task as running and will not schedule what follows it.
+    Made here without timing: the first run's download is held while the zip is already stored."""
+    held, base_url = held_mirror
+    root = tmp_path / "store"
+    config = pipeline_config(store={"root": root}, movielens={"base_url": base_url})
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
+    scheduler = ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid)]
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+
+    with contextlib.ExitStack() as stack:
+
+        def start(argv: list[str], log: Path) -> subprocess.Popen:
+            output = stack.enter_context(open(log, "w"))
+            return stack.enter_context(process_group(argv, cwd=workdir, env=env, stdout=output, stderr=output))
+
+        first = start([str(BIN / "movielens-als"), *scheduler], logs[0])
+        wait_until(held.reached.is_set, "the first run never started its download", first)
+        (root / "downloads").mkdir(parents=True, exist_ok=True)
+        (root / "downloads" / "ml-latest-small.zip").write_bytes(release_zip())  # as the first worker stores it
+        second = start([str(BIN / "movielens-als"), *scheduler, "--no-lock"], logs[1])
+        # Until the second run has been through luigi once, with DownloadedZip still running in the first.
+        wait_until(
+            lambda: second.poll() is not None or logs[1].read_text().count("===== Luigi Execution Summary") >= 2,
+            "the second run never finished scheduling",
+            first,
+        )
+        held.release.set()
+        exit_codes = [first.wait(COMMAND_TIMEOUT), second.wait(COMMAND_TIMEOUT)]
+
+    outputs = [log.read_text() for log in logs]
+    assert exit_codes == [0, 0], "\n---\n".join(text[-4000:] for text in outputs)
+    assert sorted(tasks_run(outputs[0]) + tasks_run(outputs[1])) == sorted(CHAIN)
+    assert "metrics.json: " in outputs[1]
+
+
+def test_a_task_luigid_has_disabled_is_not_run_and_the_command_exits_25(mirror, tmp_path, workdir, pipeline_config):
+    config = pipeline_config(store={"root": tmp_path / "store"}, movielens={"base_url": mirror.base_url})
+    # luigid disables a task after retry_count failures; until disable_persist ends, no worker may run it.
+    with running_luigid(tmp_path, scheduler={"retry_count": "1"}) as port:
+        args = ["DownloadedZip", "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port)]
+        failed = run_luigi(args, config, workdir)  # nothing published yet: HTTP 404
+        mirror.publish("ml-latest-small", release_zip())
+        requests_before = list(mirror.requests)
+        refused = run_luigi(args, config, workdir)
+        disabled = {task["name"] for task in luigid_api(port, "task_list", status="DISABLED").values()}
+
+    assert failed.returncode == TASK_FAILED, failed.stderr[-3000:]
+    assert refused.returncode == NOT_RUN, refused.stderr[-3000:]  # [retcode] not_run
+    assert disabled == {"DownloadedZip"}
+    assert tasks_run(refused.stderr) == [] and mirror.requests == requests_before
+    assert not (tmp_path / "store" / "downloads").exists()
 
 
 def test_the_chain_reports_to_luigid(luigid, mirror, tmp_path, workdir, pipeline_config):
@@ -64,7 +221,7 @@ def test_the_chain_reports_to_luigid(luigid, mirror, tmp_path, workdir, pipeline
     )
 
     assert result.returncode == 0, result.stderr[-5000:]
-    done = {task["name"]: task for task in task_list(luigid, "DONE").values()}
+    done = {task["name"]: task for task in luigid_api(luigid, "task_list", status="DONE").values()}
     assert set(done) == {"BucketReady", "DownloadedZip", "SplitData", "TrainedALS", "EvaluatedRMSE"}
     trained = done["TrainedALS"]
     assert trained["params"]["strategy"] == "user_time"
@@ -102,7 +259,10 @@ def test_the_cron_entry_point_runs_against_luigid_and_logs_to_a_file(
     assert re.search(r"^\S+ starting: movielens-als --scheduler-host 127.0.0.1 .* --rank 4$", text, re.MULTILINE)
     assert "EvaluatedRMSE(" in text and "metrics.json: " in text
     assert text.rstrip().endswith("finished with exit code 0")
-    assert {t["name"] for t in task_list(luigid, "DONE").values()} >= {"TrainedALS", "EvaluatedRMSE"}
+    assert {t["name"] for t in luigid_api(luigid, "task_list", status="DONE").values()} >= {
+        "TrainedALS",
+        "EvaluatedRMSE",
+    }
 
 
 def test_the_cron_entry_point_returns_the_pipelines_exit_code(mirror, tmp_path, workdir, pipeline_config):
@@ -114,7 +274,7 @@ def test_the_cron_entry_point_returns_the_pipelines_exit_code(mirror, tmp_path, 
         [str(BIN / "movielens-als-cron"), "--log-file", str(log), "--local-scheduler"], config, workdir
     )
 
-    assert result.returncode == 30  # [retcode] task_failed
+    assert result.returncode == TASK_FAILED
     assert "DownloadError: MD5 of" in log.read_text()
     assert log.read_text().rstrip().endswith("finished with exit code 30")
 
@@ -129,5 +289,5 @@ def test_the_cron_entry_point_does_not_overlap_itself(tmp_path, workdir, pipelin
             pipeline_config(),
             workdir,
         )
-    assert result.returncode == 10  # [retcode] already_running
+    assert result.returncode == ALREADY_RUNNING
     assert log.read_text().rstrip().endswith(f"a previous run still holds {lock}; not starting")

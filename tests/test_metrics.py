@@ -128,3 +128,17 @@ def test_evaluate_reports_the_model_against_the_baselines_on_the_same_rows():
         "items": {"n": 2, "rmse": pytest.approx(0.0)},
     }
     assert result["n_test"] == 6 and sum(result["distribution"]["actual"]) == 6
+
+
+def test_the_bias_baseline_is_clipped_to_the_rating_scale():
+    # μ + b_u + b_i falls outside 1–5 for both test ratings: 3 + 2.5 + 0.5 = 6 and 3 - 2.5 - 0.5 = 0.
+    users = Side(np.array([1, 2]), np.zeros((2, 1)), np.array([2.5, -2.5]), np.array([4, 4]))
+    items = Side(np.array([10, 20]), np.zeros((2, 1)), np.array([0.5, -0.5]), np.array([4, 4]))
+    model = Model(3.0, users, items, (1.0, 5.0))
+    test = ratings_table([1, 2], [10, 20], [4.5, 1.5])
+
+    result = evaluate(model, ratings_table([1, 2], [20, 10], [4.0, 2.0]), test, seed=0)
+
+    # Clipped to 5 and 1, each 0.5 off; unclipped, 6 and 0 would be 1.5 off.
+    assert result["baselines"]["bias"] == pytest.approx({"rmse": 0.5, "mae": 0.5})
+    assert model.bias_baseline(np.array([1, 2]), np.array([10, 20])).tolist() == [5.0, 1.0]

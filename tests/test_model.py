@@ -5,6 +5,7 @@ import pytest
 
 from movielens_als import model as model_module
 from movielens_als.model import Model, Side, damped_biases, factor_table, fit_calibration, model_from_tables
+from tests.fakes import KNOWN_BIAS_RATINGS, KNOWN_ITEM_BIASES, KNOWN_USER_BIASES
 
 
 def test_damped_biases_known_answer(monkeypatch):
@@ -18,6 +19,14 @@ def test_damped_biases_known_answer(monkeypatch):
     assert item_bias == pytest.approx([5 / 9, -5 / 6])
     assert user_ids.tolist() == [1, 2] and user_count.tolist() == [2, 1]
     assert user_bias == pytest.approx([-19 / 54, 7 / 18])
+
+
+def test_damped_biases_use_the_documented_damping_and_passes():
+    users, items, ratings = map(np.array, KNOWN_BIAS_RATINGS)
+    (user_ids, user_bias, user_count), (item_ids, item_bias, item_count) = damped_biases(users, items, ratings, 3.0)
+    assert dict(zip(user_ids.tolist(), user_bias, strict=True)) == pytest.approx(KNOWN_USER_BIASES, rel=1e-9)
+    assert dict(zip(item_ids.tolist(), item_bias, strict=True)) == pytest.approx(KNOWN_ITEM_BIASES, rel=1e-9)
+    assert (user_count.tolist(), item_count.tolist()) == ([2, 1], [2, 1])
 
 
 def test_damping_pulls_rare_users_towards_zero():

@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 
 import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import BIN, FAKE_KEY_ID, FAKE_SECRET, run_command, run_luigi
 from tests.fakes import ratings_csv, ratings_rows, release_zip
+from tests.helpers import BIN, FAKE_KEY_ID, FAKE_SECRET, TASK_FAILED, run_command, run_luigi, tasks_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
 SPLIT = "splits/ml-latest-small/user_random-0.2-seed42"
 MODEL = "models/ml-latest-small/user_random-0.2-seed42/biased_als-rank32-reg0.15-iter15"
@@ -21,7 +25,6 @@ OUTPUTS = {
     *(f"{MODEL}/{name}" for name in ("user_factors.parquet", "item_factors.parquet", "model.json", "_SUCCESS")),
     METRICS,
 }
-TASK_FAILED = 30  # [retcode] task_failed in luigi.cfg
 
 
 @pytest.fixture
@@ -154,3 +157,33 @@ def test_a_failing_spark_job_fails_its_task_without_leaking_credentials(
     assert FAKE_SECRET not in result.stdout + result.stderr and FAKE_KEY_ID not in result.stdout + result.stderr
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name)["Contents"]}
     assert not any(k.startswith(("movielens/models/", "movielens/evaluations/")) for k in keys)
+
+
+def test_report_and_recommendations_on_s3_keep_everything_in_the_bucket(
+    mirror, workdir, s3_config, s3_endpoint, bucket_name
+):
+    mirror.publish("ml-latest-small", release_zip())
+    small = ["--local-scheduler", "--rank", "4", "--max-iter", "5"]
+
+    report = run_luigi(["Report", *small], s3_config, workdir)
+    recommendations = run_luigi(["Recommendations", *small, "--top-n", "3"], s3_config, workdir)
+
+    assert report.returncode == 0, explain(report)
+    assert recommendations.returncode == 0, explain(recommendations)
+    assert tasks_run(recommendations.stderr) == ["Recommendations"]  # the model is the report's, from the bucket
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+
+    def body(key: str) -> bytes:
+        return s3.get_object(Bucket=bucket_name, Key=f"movielens/{key}")["Body"].read()
+
+    run = "ml-latest-small/user_random-0.2-seed42/biased_als-rank4-reg0.15-iter5"
+    page = body(f"reports/{run}/report.html").decode()
+    assert page.count("<img") >= 4 and "biased_als-rank4-reg0.15-iter5" in page
+    table = pq.read_table(pa.BufferReader(body(f"recommendations/{run}/top3.parquet")))
+    assert table.column_names == ["user", "rank", "item", "title", "predicted_rating"]
+    train = pq.read_table(pa.BufferReader(body(f"{SPLIT}/train.parquet")))
+    assert table.num_rows == 3 * len(set(train.column("user").to_pylist()))
+    assert set(table.column("rank").to_pylist()) == {1, 2, 3}
+    assert list(workdir.iterdir()) == []
+    for text in (report.stderr, recommendations.stderr, page):
+        assert FAKE_SECRET not in text and FAKE_KEY_ID not in text

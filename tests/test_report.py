@@ -10,7 +10,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from movielens_als.synthetic import synthetic_ratings, write_release
-from tests.conftest import run_luigi
+from tests.helpers import TEST_SPARK, Mirror, run_luigi, serving, write_config
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.spark]
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 GRID = ["--ranks", "[2,4]", "--reg-params", "[0.1,0.3]", "--max-iters", "[5]"]
@@ -19,8 +21,6 @@ GRID = ["--ranks", "[2,4]", "--reg-params", "[0.1,0.3]", "--max-iters", "[5]"]
 @pytest.fixture(scope="module")
 def report_path(tmp_path_factory, class_archive_dir):
     """A report of a tuned model, made after another evaluation, so its history has two runs."""
-    from tests.conftest import Mirror, serving, write_config
-
     directory = tmp_path_factory.mktemp("mirror")
     write_release(synthetic_ratings(4000, 120, 90, seed=5), directory / "ml-latest-small.zip", "ml-latest-small")
     Mirror(directory, "").publish("ml-latest-small", (directory / "ml-latest-small.zip").read_bytes())
@@ -31,7 +31,7 @@ def report_path(tmp_path_factory, class_archive_dir):
             tmp_path_factory.mktemp("config") / "luigi.cfg",
             store={"root": root},
             movielens={"base_url": base_url},
-            spark={"master": "local[2]", "conf": "spark.sql.shuffle.partitions=2"},
+            spark=TEST_SPARK,
             spark_driver={"class_archive_dir": class_archive_dir},
         )
         for args in (["EvaluatedRMSE", "--rank", "3"], ["Report", "--tuned", *GRID]):

@@ -1,11 +1,14 @@
 """The Spark side of the model (spark_jobs/als.py), with a real local Spark."""
 
+from collections import defaultdict
+
 import pytest
 from pyspark.sql import SparkSession
 
-from movielens_als.model import damped_biases
 from spark_jobs import als
-from tests.fakes import ratings_rows, ratings_table
+from tests.fakes import KNOWN_BIAS_RATINGS, KNOWN_ITEM_BIASES, KNOWN_USER_BIASES, ratings_rows, ratings_table
+
+pytestmark = pytest.mark.spark
 
 
 @pytest.fixture(scope="module")
@@ -20,17 +23,49 @@ def spark():
     session.stop()
 
 
-def test_fit_stores_every_id_with_its_bias_and_count(spark):
-    rows = ratings_rows(n_users=30, n_items=40)
-    train = ratings_table(*zip(*[(u, i, r) for u, i, r, _ in rows], strict=True))
-    users, items, global_mean = als.fit(spark, train, "biased_als", rank=4, reg_param=0.1, max_iter=5, seed=1)
-    (user_ids, user_bias, user_count), (_item_ids, item_bias, _) = damped_biases(
-        train.column("user").to_numpy(), train.column("item").to_numpy(), train.column("rating").to_numpy(), global_mean
+def documented_biases(rows: list[tuple[int, int, float]], global_mean: float) -> tuple[dict, dict]:
+    """The README's bias formula, one rating at a time: three passes of
+    b_i = Σ(r - μ - b_u) / (n_i + 10), then b_u = Σ(r - μ - b_i) / (n_u + 15). Written apart
+    from movielens_als.model, so a wrong constant there cannot also be wrong here."""
+    by_user, by_item = defaultdict(list), defaultdict(list)
+    for user, item, rating in rows:
+        by_user[user].append((item, rating))
+        by_item[item].append((user, rating))
+    user_bias = dict.fromkeys(by_user, 0.0)
+    for _ in range(3):
+        item_bias = {
+            i: sum(r - global_mean - user_bias[u] for u, r in rs) / (len(rs) + 10) for i, rs in by_item.items()
+        }
+        user_bias = {
+            u: sum(r - global_mean - item_bias[i] for i, r in rs) / (len(rs) + 15) for u, rs in by_user.items()
+        }
+    return user_bias, item_bias
+
+
+def test_fit_stores_the_documented_biases_worked_out_by_hand(spark):
+    users, items, global_mean = als.fit(
+        spark, ratings_table(*KNOWN_BIAS_RATINGS), "biased_als", rank=2, reg_param=0.1, max_iter=2, seed=1
     )
-    assert users.column("id").to_pylist() == user_ids.tolist()
-    assert users.column("bias").to_numpy() == pytest.approx(user_bias)
-    assert users.column("count").to_pylist() == user_count.tolist()
-    assert items.column("bias").to_numpy() == pytest.approx(item_bias)
+    assert global_mean == 3.0
+    assert dict(zip(users.column("id").to_pylist(), users.column("bias").to_pylist(), strict=True)) == pytest.approx(
+        KNOWN_USER_BIASES, rel=1e-9
+    )
+    assert dict(zip(items.column("id").to_pylist(), items.column("bias").to_pylist(), strict=True)) == pytest.approx(
+        KNOWN_ITEM_BIASES, rel=1e-9
+    )
+
+
+def test_fit_stores_every_id_with_its_bias_and_count(spark):
+    rows = [(u, i, r) for u, i, r, _ in ratings_rows(n_users=30, n_items=40)]
+    train = ratings_table(*zip(*rows, strict=True))
+    users, items, global_mean = als.fit(spark, train, "biased_als", rank=4, reg_param=0.1, max_iter=5, seed=1)
+    assert global_mean == pytest.approx(sum(r for _, _, r in rows) / len(rows))
+    user_bias, item_bias = documented_biases(rows, global_mean)
+    assert users.column("id").to_pylist() == sorted(user_bias)
+    assert users.column("bias").to_pylist() == pytest.approx([user_bias[u] for u in sorted(user_bias)])
+    assert users.column("count").to_pylist() == [sum(1 for u, _, _ in rows if u == user) for user in sorted(user_bias)]
+    assert items.column("id").to_pylist() == sorted(item_bias)
+    assert items.column("bias").to_pylist() == pytest.approx([item_bias[i] for i in sorted(item_bias)])
     assert len(users.column("features")[0]) == 4
 
 

@@ -13,7 +13,7 @@ from pipeline.sparkjob import (
     redact_command,
     sized_driver_memory,
 )
-from tests.conftest import FAKE_SECRET
+from tests.helpers import FAKE_SECRET
 
 
 class ScriptJob(SparkJobTask):
@@ -92,6 +92,7 @@ def test_log_lines_become_progress_status_and_tracking_url():
     ]
 
 
+@pytest.mark.spark
 def test_a_failing_job_raises_with_its_log_and_without_the_environment(tmp_path, monkeypatch, luigi_config, caplog):
     luigi_config("spark", "master", "local[1]")
     luigi_config("spark_driver", "class_archive_dir", "")
@@ -109,6 +110,7 @@ def test_a_failing_job_raises_with_its_log_and_without_the_environment(tmp_path,
     assert FAKE_SECRET not in caplog.text
 
 
+@pytest.mark.spark
 def test_a_job_out_of_memory_says_which_setting_to_raise(tmp_path, monkeypatch, luigi_config):
     luigi_config("spark", "master", "local[1]")
     luigi_config("spark", "driver_memory", "512m")
@@ -131,6 +133,7 @@ def test_a_job_out_of_memory_says_which_setting_to_raise(tmp_path, monkeypatch, 
     )
 
 
+@pytest.mark.spark
 def test_alss_lineage_does_not_overflow_the_stack_without_checkpoints(tmp_path, monkeypatch, luigi_config, caplog):
     luigi_config("spark", "master", "local[2]")
     luigi_config("spark_driver", "class_archive_dir", "")
@@ -155,6 +158,7 @@ def test_alss_lineage_does_not_overflow_the_stack_without_checkpoints(tmp_path, 
     assert "spark.executor.extraJavaOptions=-Xss16m" in ScriptJob().spark_command()
 
 
+@pytest.mark.spark
 def test_the_first_driver_writes_the_class_archive_and_later_ones_use_it(tmp_path, monkeypatch, luigi_config, caplog):
     luigi_config("spark", "master", "local[1]")
     luigi_config("spark_driver", "class_archive_dir", str(tmp_path / "cache"))

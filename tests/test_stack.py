@@ -10,8 +10,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import subprocess
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -19,9 +17,10 @@ import boto3
 import pyspark
 import pytest
 
-from tests.conftest import BIN, REPO, background_process
 from tests.fakes import release_zip
+from tests.helpers import BIN, REPO, background_process, luigid_api, run_to_end
 
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 SPARK_HOME = Path(pyspark.__file__).parent
 
 
@@ -100,12 +99,6 @@ def crontab_command() -> str:
     return line.split(None, 5)[5]
 
 
-def api(port: int, method: str, **data) -> dict:
-    query = urllib.parse.quote(json.dumps(data))
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/{method}?data={query}", timeout=30) as response:
-        return json.load(response)["response"]
-
-
 def test_the_nightly_cron_command_runs_the_chain_on_the_cluster_through_luigid(
     stack_env, spark_cluster, mirror, tmp_path, workdir, s3_endpoint, bucket_name
 ):
@@ -118,19 +111,16 @@ def test_the_nightly_cron_command_runs_the_chain_on_the_cluster_through_luigid(
     ) as luigid_port:
         env = dict(stack_env, LUIGID_PORT=str(luigid_port))
         # The crontab's own command line, run by a shell as supercronic runs it.
-        result = subprocess.run(
+        result = run_to_end(
             ["sh", "-c", f"{crontab_command()} --movielens-base-url {mirror.base_url} --rank 4"],
+            timeout=900,
             cwd=workdir,
             env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=900,
         )
         log_file = tmp_path / "home" / "logs" / "nightly.log"
         log = log_file.read_text() if log_file.exists() else ""
         assert result.returncode == 0, result.stdout + result.stderr + log[-6000:]
-        done = {task["name"]: task for task in api(luigid_port, "task_list", status="DONE").values()}
+        done = {task["name"]: task for task in luigid_api(luigid_port, "task_list", status="DONE").values()}
 
     assert log.rstrip().endswith("finished with exit code 0")
     assert set(done) == {"BucketReady", "DownloadedZip", "SplitData", "TrainedALS", "EvaluatedRMSE"}

@@ -14,7 +14,7 @@ from pipeline.errors import StoreError
 from pipeline.sparkjob import job_flags
 from pipeline.store import Store
 from pipeline.targets import RootTarget, directory_target, file_target
-from tests.conftest import FAKE_KEY_ID, FAKE_SECRET
+from tests.helpers import FAKE_KEY_ID, FAKE_SECRET
 
 
 @pytest.fixture(params=["local", "s3"])

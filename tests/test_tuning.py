@@ -8,8 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from movielens_als.synthetic import synthetic_ratings, write_release
-from tests.conftest import BIN, run_command
 from tests.fakes import md5
+from tests.helpers import BIN, run_command
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
 GRID = ["--ranks", "[2,4]", "--reg-params", "[0.05,0.3]", "--max-iters", "[5,25]"]
 

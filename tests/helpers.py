@@ -1,0 +1,208 @@
+"""What the tests import: paths, fake credentials, a mirror folder served over HTTP, luigi
+configuration files, and the processes the tests start, each stopped with its whole process
+group however the test ends. Fixtures live in conftest.py, which pytest loads by itself."""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import functools
+import http.server
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from tests.fakes import md5
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# Fake credentials for moto: the secret-leak tests grep every output for this value.
+FAKE_KEY_ID = "AKIAFAKEKEYID0000000"
+FAKE_SECRET = "fake-secret-5dQ8wZr1xPq7"
+# Spark for tests: two cores, tiny shuffles.
+TEST_SPARK = {"master": "local[2]", "conf": "spark.sql.shuffle.partitions=2|spark.ui.showConsoleProgress=false"}
+# [retcode] in luigi.cfg.
+ALREADY_RUNNING, NOT_RUN, TASK_FAILED, SCHEDULING_ERROR, UNHANDLED = 10, 25, 30, 35, 40
+# How long a command of a test may run before it is killed (a whole chain takes well under a minute).
+COMMAND_TIMEOUT = 600
+
+
+def real_release_candidates() -> list[Path]:
+    """Where ml-latest-small.zip may be: the file MOVIELENS_SMALL_ZIP names, or the shared data
+    folder beside the repository's."""
+    named = os.environ.get("MOVIELENS_SMALL_ZIP")
+    return [*([Path(named)] if named else []), REPO.parent / "shared" / "data" / "ml-latest-small.zip"]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+def recording(requests: list[str], handler: type[http.server.BaseHTTPRequestHandler] = QuietHandler):
+    """`handler`, appending "METHOD /path" of every request it is sent to `requests`."""
+
+    class Recording(handler):  # type: ignore[valid-type, misc]
+        def parse_request(self):
+            parsed = super().parse_request()
+            if parsed:
+                requests.append(f"{self.command} {self.path}")
+            return parsed
+
+    return Recording
+
+
+class Mirror:
+    """A folder served over HTTP, standing in for files.grouplens.org; `requests` lists what it
+    was asked for, as "GET /ml-latest-small.zip"."""
+
+    def __init__(self, directory: Path, base_url: str, requests: list[str] | None = None):
+        self.directory = directory
+        self.base_url = base_url
+        self.requests = [] if requests is None else requests
+
+    def downloads(self) -> list[str]:
+        """The requests for a release zip."""
+        return [r for r in self.requests if r.startswith("GET ") and r.endswith(".zip")]
+
+    def publish(self, name: str, data: bytes, published_md5: str | None = None) -> None:
+        """Serves `<name>.zip` and `<name>.zip.md5` in GroupLens' BSD layout."""
+        (self.directory / f"{name}.zip").write_bytes(data)
+        (self.directory / f"{name}.zip.md5").write_text(f"MD5 ({name}.zip) = {published_md5 or md5(data)}\n")
+
+
+@contextlib.contextmanager
+def serving(directory: Path, handler=QuietHandler) -> Iterator[str]:
+    """An HTTP server for `directory` on 127.0.0.1 while the block runs; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def write_config(path: Path, **sections: dict[str, str]) -> Path:
+    """The repository's luigi.cfg with `sections` overriding it, written to `path`."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(REPO / "luigi.cfg")
+    for section, options in sections.items():
+        if not config.has_section(section):
+            config.add_section(section)
+        for key, value in options.items():
+            config.set(section, key, str(value))
+    with open(path, "w") as f:
+        config.write(f)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen, grace_seconds: float = 20) -> None:
+    """Stops `proc` and everything it started in its process group (luigi's worker,
+    spark-submit, the JVM): SIGTERM, then SIGKILL for whatever is left; reaps `proc`.
+    Stopping a stopped group does nothing."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace_seconds)
+    # Also when `proc` itself is gone: a child it left behind still holds the group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
+@contextlib.contextmanager
+def process_group(command: list[str], **popen_options) -> Iterator[subprocess.Popen]:
+    """`command` started in a process group of its own, stopped with the whole group when the
+    block ends, also when an assertion in it fails."""
+    proc = subprocess.Popen(command, start_new_session=True, **popen_options)
+    try:
+        yield proc
+    finally:
+        stop_group(proc)
+
+
+def run_to_end(command: list[str], timeout: float = COMMAND_TIMEOUT, **popen_options) -> subprocess.CompletedProcess:
+    """subprocess.run with its output captured, except that a timeout kills the command's
+    whole process group rather than only the command, and fails the test with its output."""
+    with process_group(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_options) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_group(proc)
+            stdout, stderr = proc.communicate(timeout=30)
+            raise AssertionError(
+                f"{' '.join(command)} did not finish within {timeout} s; the end of its output:\n"
+                f"{stdout[-3000:]}\n{stderr[-5000:]}"
+            ) from None
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+
+@contextlib.contextmanager
+def background_process(
+    command_for_port: Callable[[int], list[str]], env: dict, ready: str, timeout: float = 120
+) -> Iterator[int]:
+    """Runs `command_for_port(port)` on a free port until the block ends, once a line of its
+    output contains `ready`; yields the port. Its output is drained, and shown if it never
+    gets ready. Stopped with SIGTERM (then SIGKILL), with its process group."""
+    port = free_port()
+    command = command_for_port(port)
+    is_ready = threading.Event()
+    log: list[str] = []
+    with process_group(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+
+        def read_log():
+            for line in proc.stdout:
+                log.append(line)
+                if ready in line:
+                    is_ready.set()
+
+        reader = threading.Thread(target=read_log, daemon=True)
+        reader.start()
+        try:
+            assert is_ready.wait(timeout), f"{command[0]} did not start:\n" + "".join(log[-50:])
+            yield port
+        finally:
+            stop_group(proc)
+            reader.join(10)
+
+
+def run_command(command: list[str], config: Path, cwd: Path, timeout: float = COMMAND_TIMEOUT):
+    # The virtual environment is deliberately not on PATH, as for a user who runs
+    # .venv/bin/luigi without activating it: spark-submit must still be found.
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
+    return run_to_end(command, timeout, cwd=cwd, env=env)
+
+
+def run_luigi(args: list[str], config: Path, cwd: Path, timeout: float = COMMAND_TIMEOUT):
+    """The real `luigi --module pipeline ...` command, as a user runs it."""
+    return run_command([str(BIN / "luigi"), "--module", "pipeline", *args], config, cwd, timeout)
+
+
+def tasks_run(log: str) -> list[str]:
+    """The names of the tasks a luigi worker's log says it started running, in order."""
+    return re.findall(r"\) running   (\w+)\(", log)
+
+
+def luigid_api(port: int, method: str, **data) -> dict:
+    """The answer of luigid's `/api/<method>` to `data`."""
+    query = urllib.parse.quote(json.dumps(data))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/{method}?data={query}", timeout=30) as response:
+        return json.load(response)["response"]

@@ -1,0 +1,86 @@
+"""The tasks in this process, without the luigi command: parameter ranges checked when a task is
+made from code, and DownloadedZip following the [movielens] section of the configuration."""
+
+from __future__ import annotations
+
+import json
+
+import luigi
+import pytest
+
+from pipeline.download import DownloadError
+from pipeline.tasks import DownloadedZip, EvaluatedRMSE, Recommendations, TunedALS
+from tests.fakes import md5, release_zip
+
+
+@pytest.fixture(autouse=True)
+def fresh_tasks():
+    """luigi hands out one cached instance per set of parameters, and a task keeps the store it
+    first configured: each test makes its own."""
+    luigi.task_register.Register.clear_instance_cache()
+    yield
+    luigi.task_register.Register.clear_instance_cache()
+
+
+@pytest.mark.parametrize(
+    "task, params, message",
+    [
+        (EvaluatedRMSE, {"max_iter": 0}, "--max-iter must be a whole number from 1 to 10000, not 0"),
+        (EvaluatedRMSE, {"max_iter": 10_001}, "--max-iter must be a whole number from 1 to 10000, not 10001"),
+        (Recommendations, {"top_n": 0}, "--top-n must be a whole number from 1 to 1000, not 0"),
+        (Recommendations, {"top_n": 1001}, "--top-n must be a whole number from 1 to 1000, not 1001"),
+        (
+            TunedALS,
+            {"ranks": [8, 0]},
+            r"--ranks must be a non-empty list of values each a whole number from 1 to 10000",
+        ),
+        (TunedALS, {"reg_params": [-0.5]}, r"--reg-params must be a non-empty list of values each a finite number"),
+        (TunedALS, {"reg_params": [float("inf")]}, r"--reg-params must be a non-empty list of values each a finite"),
+        (TunedALS, {"max_iters": []}, r"--max-iters must be a non-empty list of values each a whole number from 1"),
+        (TunedALS, {"ranks": ["8"]}, r"--ranks must be a non-empty list of values each a whole number"),
+    ],
+)
+def test_a_parameter_out_of_range_is_refused_when_the_task_is_made(task, params, message):
+    with pytest.raises(ValueError, match=message):
+        task(**params)
+
+
+def test_the_grid_and_the_counts_accept_their_bounds():
+    assert TunedALS(ranks=[1, 10_000], reg_params=[0], max_iters=[1, 10_000]).ranks == (1, 10_000)
+    assert Recommendations(top_n=1000, max_iter=1).top_n == 1000
+
+
+@pytest.fixture
+def local_store(tmp_path, luigi_config):
+    root = tmp_path / "store"
+    luigi_config("store", "root", str(root))
+    return root
+
+
+def test_downloaded_zip_fetches_a_release_from_its_own_url(mirror, local_store, luigi_config):
+    data = release_zip()
+    (mirror.directory / "elsewhere").mkdir()
+    (mirror.directory / "elsewhere" / "small-copy.zip").write_bytes(data)
+    (mirror.directory / "elsewhere" / "small-copy.zip.md5").write_text(f"{md5(data)}  small-copy.zip\n")
+    luigi_config("movielens", "base_url", f"{mirror.base_url}not-here/")
+    luigi_config("movielens", "urls", json.dumps({"ml-latest-small": f"{mirror.base_url}elsewhere/small-copy.zip"}))
+
+    assert luigi.build([DownloadedZip()], local_scheduler=True, log_level="WARNING")
+
+    assert md5((local_store / "downloads" / "ml-latest-small.zip").read_bytes()) == md5(data)
+    # The .md5 published beside that URL, then the zip; the base URL is never asked.
+    assert mirror.requests == ["GET /elsewhere/small-copy.zip.md5", "GET /elsewhere/small-copy.zip"]
+
+
+def test_downloaded_zip_gives_up_after_the_download_timeout_and_stores_nothing(mirror, local_store, luigi_config):
+    mirror.publish("ml-latest-small", release_zip())
+    luigi_config("movielens", "base_url", mirror.base_url)
+    luigi_config("movielens", "download_timeout", "0")
+    task = DownloadedZip()
+    task.store.create_root()
+
+    with pytest.raises(DownloadError, match=r"download of http://.*/ml-latest-small.zip did not finish within 0 s"):
+        task.run()
+
+    assert not task.complete()
+    assert [p.name for p in (local_store / "downloads").iterdir()] == []
