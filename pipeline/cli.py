@@ -3,8 +3,9 @@
 `movielens-als [luigi options] [EvaluatedRMSE parameters]` runs the pipeline like
 `luigi --module pipeline EvaluatedRMSE ...`, then says where metrics.json is and what the
 RMSE is. When another worker is running tasks this run needs (a concurrent run against the
-same luigid, or the same command on this host), plain `luigi` exits at once with code 10;
-this command waits for them and succeeds if metrics.json exists at the end.
+same luigid, or the same command on this host), plain `luigi` exits at once with code 10 (or
+25, see _held_by_another_worker); this command waits for them and succeeds if metrics.json
+exists at the end.
 
 `movielens-als-cron [--log-file F] [--lock-file F] [...]` is the same for cron: it logs to a
 file, refuses to overlap a previous run of itself, and returns the pipeline's exit code.
@@ -22,8 +23,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import luigi.interface
 import luigi.retcodes
+import luigi.task
 from luigi.cmdline_parser import CmdlineParser
+from luigi.rpc import RemoteScheduler
 
 from movielens_als.releases import RELEASES
 from pipeline import layout
@@ -46,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                 store = configured_store()
                 metrics = store.read_json(evaluation.key)
                 break
-            already_running = luigi.retcodes.retcode().already_running
-        if code != already_running:
-            return code or luigi.retcodes.retcode().not_run
+            codes = luigi.retcodes.retcode()
+            waiting = code == codes.already_running or (code == codes.not_run and _held_by_another_worker(evaluation))
+        if not waiting:
+            return code or codes.not_run
         # Another worker (of luigid, or another command on this host) runs tasks this run needs.
         print(f"another worker is running tasks this run needs; checking again in {WAIT_SECONDS} s", file=sys.stderr)
         time.sleep(WAIT_SECONDS)
@@ -59,6 +64,29 @@ def main(argv: list[str] | None = None) -> int:
         f"({metrics['baselines']['bias']['rmse']:.4f}; global mean {metrics['baselines']['global_mean']['rmse']:.4f})"
     )
     return 0
+
+
+def _held_by_another_worker(task: luigi.Task) -> bool:
+    """Whether luigid holds a task this run needs as running. Plain luigi exits 10 while
+    another worker runs such a task, but 25 once the task's output exists and its worker has
+    not yet told luigid it is done (for TrainedALS, the seconds Spark takes to shut down):
+    luigid then schedules nothing after it for this run."""
+    core = luigi.interface.core()
+    if core.local_scheduler:
+        return False
+    url = core.scheduler_url or f"http://{core.scheduler_host}:{core.scheduler_port}/"
+    running = RemoteScheduler(url).task_list("RUNNING", "")  # type: ignore[attr-defined]  # an RPC stub luigi generates
+    return not _needed_task_ids(task).isdisjoint(running)
+
+
+def _needed_task_ids(task: luigi.Task) -> set[str]:
+    ids, pending = set(), [task]
+    while pending:
+        current = pending.pop()
+        if current.task_id not in ids:
+            ids.add(current.task_id)
+            pending.extend(luigi.task.flatten(current.requires()))
+    return ids
 
 
 def _run_luigi(luigi_args: list[str]) -> int:

@@ -241,7 +241,7 @@ class SparkJobTask(SparkSubmitTask):
                     "in local mode the driver also runs the executors), or executor_memory on a cluster."
                 )
             raise SparkJobError(
-                f"Spark job {self.job_script} failed with exit code {returncode}; "
+                f"Spark job {Path(str(self.app)).name} failed with exit code {returncode}; "
                 f"the end of its log:\n" + "\n".join(tail) + hint
             )
 
