@@ -212,9 +212,9 @@ class SparkJobTask(SparkSubmitTask):
         args = [str(a) for a in self.program_args()]
         if self.ratings_hint and not super().driver_memory:
             logger.info(
-                "Spark driver memory %s, sized for %d ratings; [spark] driver_memory in luigi.cfg overrides it",
+                "Spark driver memory %s, sized for %s ratings; [spark] driver_memory in luigi.cfg overrides it",
                 self.driver_memory,
-                self.ratings_hint,
+                f"{self.ratings_hint:,}",
             )
         logger.info("Running %s", " ".join(redact_command(args)))
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
