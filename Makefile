@@ -7,12 +7,15 @@ BIN := $(VENV)/bin
 ARGS ?=
 # What `make test-fast` leaves out: everything that starts a JVM, a browser, luigid or Docker.
 SLOW_MARKERS := spark or e2e or browser or stack
+WHEELHOUSE := docker/wheelhouse
+STANDIN_WHEELS := tests/stack/wheels
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast lint stack-test wheelhouse bench clean
 
 run: $(VENV)/.installed-run
 	$(BIN)/movielens-als --local-scheduler $(ARGS)
 
+# Every test but the container test of the compose stack, which is `make stack-test`.
 test: $(VENV)/.installed-test $(VENV)/.chromium
 	$(BIN)/python -m pytest -m "not stack" $(ARGS)
 
@@ -23,6 +26,33 @@ lint: $(VENV)/.installed-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The compose stack built and run in real containers (tests/test_stack_containers.py). Needs
+# root: installs Docker's engine, docker-compose and mmdebstrap from Debian when missing, and
+# builds the image offline from a wheelhouse and a base image made from Debian's packages.
+stack-test: $(VENV)/.installed-test $(WHEELHOUSE)/.complete $(STANDIN_WHEELS)/.complete
+	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v mmdebstrap >/dev/null \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose mmdebstrap >/dev/null; }
+	$(BIN)/python -m pytest -m stack $(ARGS)
+
+# The image's pinned packages as wheels, for OFFLINE_BUILD=1 (docker/Dockerfile). pyspark is
+# published only as an sdist: its wheel is built here (pip caches it for the next time).
+wheelhouse: $(WHEELHOUSE)/.complete
+
+$(WHEELHOUSE)/.complete: docker/constraints.txt | $(VENV)/.installed-run
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	grep -v '^pyspark==' docker/constraints.txt > $(WHEELHOUSE)/binary.txt
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(WHEELHOUSE) -r $(WHEELHOUSE)/binary.txt
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(WHEELHOUSE) "$$(grep '^pyspark==' docker/constraints.txt)"
+	touch $@
+
+# moto's server and what it needs, for the S3 stand-in of the container test (MinIO's image
+# cannot be pulled where the test runs), in the versions the test environment has.
+$(STANDIN_WHEELS)/.complete: | $(VENV)/.installed-test
+	rm -rf $(STANDIN_WHEELS) && mkdir -p $(STANDIN_WHEELS)
+	$(BIN)/python -m pip freeze | grep -iE '^(moto|flask|flask-cors)==' | sed 's/^moto==/moto[s3]==/' > $(STANDIN_WHEELS)/requirements.txt
+	$(BIN)/python -m pip download --quiet --only-binary=:all: -d $(STANDIN_WHEELS) -r $(STANDIN_WHEELS)/requirements.txt
+	touch $@
 
 bench: $(VENV)/.installed-run
 	$(BIN)/python bench/compare_bare.py $(ARGS)
@@ -58,4 +88,4 @@ $(VENV)/.chromium: | $(VENV)/.java-checked
 	touch $@
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) data $(WHEELHOUSE) $(STANDIN_WHEELS)

@@ -9,12 +9,17 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from pipeline.store import Store
+
+# Spark's own conf keys pass through spark-submit only with the "spark." prefix.
+EXECUTOR_WAIT_CONF = "spark.movielens.executorWaitSeconds"
+DEFAULT_EXECUTOR_WAIT_SECONDS = 120.0
 
 
 def job_parser(description: str) -> argparse.ArgumentParser:
@@ -49,6 +54,7 @@ def spark_session() -> Iterator[SparkSession]:
         checkpoints = tempfile.mkdtemp(prefix="spark-checkpoints-")
         spark.sparkContext.setCheckpointDir(checkpoints)
     try:
+        wait_for_executors(spark)
         yield spark
         if memory := peak_memory():
             print(f"driver peak resident memory: {memory}", flush=True)
@@ -56,6 +62,30 @@ def spark_session() -> Iterator[SparkSession]:
         spark.stop()
         if checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+def wait_for_executors(spark: SparkSession) -> None:
+    """Returns once an executor has registered with the driver; raises after the configured
+    wait. On a cluster with no worker, or none with room for an executor, or whose executors
+    cannot reach the driver, Spark would otherwise wait for resources forever, and every later
+    scheduled run would skip itself on the lock of the one still waiting."""
+    context = spark.sparkContext
+    if (context.master or "").startswith("local"):
+        return
+    timeout = float(context.getConf().get(EXECUTOR_WAIT_CONF, str(DEFAULT_EXECUTOR_WAIT_SECONDS)))
+    deadline = time.monotonic() + timeout
+    # The block managers Spark knows of: the driver's, and one per registered executor.
+    while context._jsc.sc().getExecutorMemoryStatus().size() < 2:
+        if time.monotonic() > deadline:
+            conf = context.getConf()
+            raise RuntimeError(
+                f"no Spark executor registered within {timeout:g} s with the master {context.master}. Check that "
+                "a worker is registered with that master (its web UI lists the workers), that one has the free "
+                f"cores and the memory spark.executor.memory={conf.get('spark.executor.memory', '1g')} asks for, "
+                f"and that the workers can connect back to this driver at {conf.get('spark.driver.host')}:"
+                f"{conf.get('spark.driver.port')}. {EXECUTOR_WAIT_CONF} sets how long to wait."
+            )
+        time.sleep(0.5)
 
 
 def peak_memory() -> str | None:

@@ -88,7 +88,8 @@ def stack_env(tmp_path, s3_endpoint, bucket_name, class_archive_dir, spark_clust
         SPARK_DRIVER_MEMORY="1g",
         SPARK_EXECUTOR_MEMORY="1g",
         SPARK_SHUFFLE_PARTITIONS="2",
-        SPARK_DRIVER_HOST="127.0.0.1",
+        SPARK_EXECUTOR_WAIT_SECONDS="60",
+        SPARK_LOCAL_IP="127.0.0.1",  # the address the driver finds for itself, as in a container
         HOME=str(home),
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",  # the image's scripts are on its PATH
     )
@@ -109,10 +110,10 @@ def test_the_nightly_cron_command_runs_the_chain_on_the_cluster_through_luigid(
         stack_env,
         ready="Scheduler starting up",
     ) as luigid_port:
-        env = dict(stack_env, LUIGID_PORT=str(luigid_port))
-        # The crontab's own command line, run by a shell as supercronic runs it.
+        env = dict(stack_env, LUIGID_PORT=str(luigid_port), MOVIELENS_BASE_URL=mirror.base_url)
+        # The crontab's own command line, run by a shell as docker/cron.py runs it.
         result = run_to_end(
-            ["sh", "-c", f"{crontab_command()} --movielens-base-url {mirror.base_url} --rank 4"],
+            ["sh", "-c", f"{crontab_command()} --rank 4"],
             timeout=900,
             cwd=workdir,
             env=env,

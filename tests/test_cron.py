@@ -1,0 +1,81 @@
+"""docker/cron.py, the runner's scheduler: its reading of crontab lines. That it fires in the
+container, as the image's user, is proven by tests/test_stack_containers.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+spec = importlib.util.spec_from_file_location("docker_cron", REPO / "docker" / "cron.py")
+cron = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = cron  # dataclasses look their module up there
+spec.loader.exec_module(cron)
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+
+
+def test_the_images_crontab_runs_nightly_at_02_15():
+    [entry] = cron.parse_crontab((REPO / "docker" / "crontab").read_text())
+    assert entry.matches(at("2026-11-27T02:15"))
+    assert not entry.matches(at("2026-11-27T02:16")) and not entry.matches(at("2026-11-27T14:15"))
+    assert entry.command.startswith("movielens-als-cron ")
+
+
+def test_fields_read_as_cron_reads_them():
+    [entry] = cron.parse_crontab("*/20 8-10,22 * 1-6/5 1-5 echo hi\n")
+    assert entry.fields[0] == {0, 20, 40} and entry.fields[1] == {8, 9, 10, 22} and entry.fields[3] == {1, 6}
+    assert entry.matches(at("2026-06-01T22:40"))  # a Monday in June
+    assert not entry.matches(at("2026-06-06T22:40"))  # a Saturday
+    assert entry.command == "echo hi"
+
+
+def test_sunday_is_0_and_7_and_restricted_days_match_either_way():
+    [sunday] = cron.parse_crontab("0 0 * * 7 true")
+    assert sunday.matches(at("2026-11-29T00:00")) and not sunday.matches(at("2026-11-30T00:00"))
+    # Both day fields restricted: the 1st of the month or a Monday, as in cron.
+    [either] = cron.parse_crontab("0 0 1 * 1 true")
+    assert either.matches(at("2026-11-01T00:00")) and either.matches(at("2026-11-30T00:00"))
+    assert not either.matches(at("2026-11-29T00:00"))
+
+
+def test_comments_and_blank_lines_are_skipped():
+    entries = cron.parse_crontab("# m h dom mon dow command\n\n  # indented\n* * * * * a b  c\n")
+    assert [e.command for e in entries] == ["a b  c"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("* * * * echo", "line 1: expected 5 time fields and a command"),
+        ("60 * * * * echo", "minute field '60': '60' is outside 0-59"),
+        ("* 1-x * * * echo", "hour field '1-x': '1-x' is not a number"),
+        ("*/0 * * * * echo", "'*/0' is outside 0-59 or has a bad step"),
+        ("5-1 * * * * echo", "'5-1' is outside 0-59"),
+        ("# only a comment\n", "the crontab has no entries"),
+    ],
+)
+def test_a_bad_crontab_is_refused_saying_where(text, message):
+    with pytest.raises(cron.CrontabError, match=message.replace("*", r"\*")):
+        cron.parse_crontab(text)
+
+
+def test_the_command_refuses_a_bad_crontab_before_it_starts(tmp_path):
+    crontab = tmp_path / "crontab"
+    crontab.write_text("61 * * * * echo\n")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "docker" / "cron.py"), str(crontab)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert f"cron: {crontab}: line 1: minute field '61'" in result.stderr
