@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 spec = importlib.util.spec_from_file_location("docker_cron", REPO / "docker" / "cron.py")
 cron = importlib.util.module_from_spec(spec)

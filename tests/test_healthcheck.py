@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import BIN, REPO, background_process, free_port
+import pytest
+
+from tests.helpers import BIN, REPO, background_process, free_port
 
 HEALTHCHECK = str(REPO / "docker" / "healthcheck.py")
 
@@ -29,6 +31,7 @@ def test_luigid_that_does_not_answer_is_unhealthy():
     assert "Connection refused" in result.stdout
 
 
+@pytest.mark.e2e
 def test_luigid_that_answers_is_healthy(tmp_path):
     with background_process(
         lambda port: [str(BIN / "luigid"), "--address", "127.0.0.1", "--port", str(port)],

@@ -36,7 +36,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.conftest import BIN, REPO, free_port
+from tests.helpers import BIN, REPO, free_port
 
 pytestmark = pytest.mark.stack
 
