@@ -161,7 +161,7 @@ def main() -> None:
     md5 = hashlib.md5(args.zip.read_bytes()).hexdigest()
 
     # The pipeline's own spark-submit command line, without its --name: identical settings.
-    task = TrainedALS()
+    task = TrainedALS(dataset=dataset)  # the same driver memory, which is sized from the release
     bare_args = task.spark_command()
     del bare_args[bare_args.index("--name") : bare_args.index("--name") + 2]
 
