@@ -5,6 +5,7 @@ USER, ITEM, RATING, TIMESTAMP = "user", "item", "rating", "timestamp"
 # Factor tables (models/.../user_factors.parquet and item_factors.parquet): one row per user
 # or item, with its factors, bias and number of training ratings.
 ID, FEATURES, BIAS, COUNT = "id", "features", "bias", "count"
-# Recommendations (recommendations/.../top<n>.parquet), and movie titles.
-RANK, TITLE, PREDICTED_RATING = "rank", "title", "predicted_rating"
-RECOMMENDATION_COLUMNS = (USER, RANK, ITEM, TITLE, PREDICTED_RATING)
+# Recommendations (recommendations/.../top<n>.parquet), and movie titles. The score is the
+# recommender's own: EASE's score, or the explicit model's predicted rating.
+RANK, TITLE, SCORE = "rank", "title", "score"
+RECOMMENDATION_COLUMNS = (USER, RANK, ITEM, TITLE, SCORE)

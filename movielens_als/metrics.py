@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 
 from movielens_als.columns import ITEM, RATING, USER
-from movielens_als.model import Model
-from movielens_als.ranking import top_unseen
+from movielens_als.model import Model, index_of
+from movielens_als.ranking import Ranker, explicit_ranker, popularity_ranker, top_items
 
 # Buckets of user activity, by the user's number of ratings in the training data.
 ACTIVITY_BUCKETS = ((1, 10), (10, 50), (50, 200), (200, None))
@@ -53,72 +53,97 @@ def rating_distribution(prediction: np.ndarray, actual: np.ndarray, scale: tuple
 
 
 def ranking_at_k(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict[str, float]:
-    """Mean precision, recall and NDCG at k (binary relevance) over the rows of `top`, given
-    each row's relevant column indices. Rows without any relevant item must not be passed."""
+    """Mean precision, recall, NDCG and MAP at k (binary relevance) over the rows of `top`
+    (item ids, -1 for none), given each row's relevant item ids. Rows without any relevant
+    item must not be passed. AP at k divides by min(relevant, k), so a perfect list scores 1."""
     n_relevant = np.array([len(rel) for rel in relevant])
-    # Each (row, item) pair as one int64 key, so that one isin finds every hit. Relevant items
-    # below 0 (unknown to the model) are never hits but count in n_relevant.
+    # Each (row, item) pair as one int64 key, so that one isin finds every hit.
     top = top[:, :k].astype(np.int64)
     rel_rows = np.repeat(np.arange(len(relevant)), n_relevant)
     rel_items = np.concatenate(relevant).astype(np.int64)
     width = max(int(top.max(initial=0)), int(rel_items.max(initial=0))) + 1
     relevant_keys = (rel_rows * width + rel_items)[rel_items >= 0]
     hits = (np.isin(np.arange(len(top))[:, None] * width + top, relevant_keys) & (top >= 0)).astype(float)
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    positions = np.arange(1, k + 1)
+    discount = 1.0 / np.log2(positions + 1)
     ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
+    average_precision = (hits * np.cumsum(hits, axis=1) / positions).sum(axis=1) / np.minimum(n_relevant, k)
     return {
+        "ndcg": float(np.mean((hits * discount).sum(axis=1) / ideal)),
         "precision": float(np.mean(hits.sum(axis=1) / k)),
         "recall": float(np.mean(hits.sum(axis=1) / n_relevant)),
-        "ndcg": float(np.mean((hits * discount).sum(axis=1) / ideal)),
+        "map": float(np.mean(average_precision)),
     }
+
+
+def served_diversity(top: np.ndarray, catalogue: np.ndarray, count: np.ndarray) -> dict[str, float]:
+    """Of the lists `top` (item ids, -1 for none): the share of the catalogue (item ids, with
+    their training ratings `count`) served to anyone, and the mean training ratings of what
+    is served."""
+    served = top[top >= 0]
+    index, known = index_of(catalogue, served)
+    return {
+        "coverage": len(np.unique(served[known])) / len(catalogue) if len(catalogue) else 0.0,
+        "mean_popularity": float(np.mean(np.where(known, count[index], 0))) if len(served) else 0.0,
+    }
+
+
+def compare_rankers(
+    rankers: dict[str, Ranker],
+    train_users,
+    train_items,
+    test_users,
+    test_items,
+    test_ratings,
+    k: int,
+    max_users: int,
+    seed: int,
+) -> dict:
+    """Precision, recall, NDCG and MAP at k, catalogue coverage and mean popularity of what is
+    served, of every ranker on the same users: those with a training rating and a relevant
+    test rating (≥ RELEVANT_RATING); above `max_users`, a seeded sample of them. Each ranker
+    ranks the items it knows that the user did not rate in training; a relevant item it does
+    not know counts as missed. The catalogue is every item of the training ratings."""
+    relevant = test_ratings >= RELEVANT_RATING
+    known = np.isin(test_users, train_users)
+    eligible = np.unique(test_users[relevant & known])
+    users = eligible
+    if len(eligible) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(eligible, max_users, replace=False))
+    keep = relevant & np.isin(test_users, users)
+    relevant_by_user = _group(test_users[keep], test_items[keep], users)
+    catalogue, count = np.unique(train_items, return_counts=True)
+    report: dict[str, Any] = {
+        "k": k,
+        "relevant_rating": RELEVANT_RATING,
+        "users": len(users),
+        "eligible_users": len(eligible),
+        "sampled": {"seed": seed} if len(users) < len(eligible) else None,
+        "catalogue": len(catalogue),
+    }
+    for name, ranker in rankers.items():
+        if not len(users):
+            report[name] = None
+            continue
+        top, _ = top_items(ranker, users, train_users, train_items, k)
+        report[name] = ranking_at_k(top, relevant_by_user, k) | served_diversity(top, catalogue, count)
+    return report
 
 
 def ranking_report(
     model: Model, train_users, train_items, test_users, test_items, test_ratings, k: int, max_users: int, seed: int
 ) -> dict:
-    """Precision, recall and NDCG at k of the model and of a most-popular baseline. A user
-    counts if the model knows them and they have a relevant test rating (≥ RELEVANT_RATING);
-    candidates are the model's items minus the user's training items; ties go to the lower
-    item id. Above `max_users` such users, a seeded sample of them is ranked."""
-    relevant = test_ratings >= RELEVANT_RATING
-    user_rows, user_known = model.users.lookup(test_users)
-    eligible = np.unique(user_rows[relevant & user_known])
-    rows = eligible
-    if len(eligible) > max_users:
-        rows = np.sort(np.random.default_rng(seed).choice(eligible, max_users, replace=False))
-    item_rows, item_known = model.items.lookup(test_items)
-    # Relevant items the model does not know can never be recommended, but they still count.
-    relevant_items = np.where(item_known, item_rows, -1)
-    keep = relevant & user_known & np.isin(user_rows, rows)
-    relevant_by_user = _group(user_rows[keep], relevant_items[keep], rows)
-    seen_rows, seen_items = model.users.lookup(train_users)[0], model.items.lookup(train_items)[0]
-    popularity = model.items.count.astype(np.float64)
-    n_items = len(model.items.ids)
-    top_model = top_unseen(
-        lambda block: model.score_all_items(block, clip=False), rows, seen_rows, seen_items, k, n_items
-    )
-    top_popular = top_unseen(
-        lambda block: np.tile(popularity, (len(block), 1)), rows, seen_rows, seen_items, k, n_items
-    )
-    report: dict[str, Any] = {
-        "k": k,
-        "relevant_rating": RELEVANT_RATING,
-        "users": len(rows),
-        "eligible_users": len(eligible),
-    }
-    report["sampled"] = {"seed": seed} if len(rows) < len(eligible) else None
-    if not len(rows):
-        return report | {"model": None, "popularity": None}
-    report["model"] = ranking_at_k(top_model, relevant_by_user, k)
-    report["popularity"] = ranking_at_k(top_popular, relevant_by_user, k)
-    return report
+    """`compare_rankers` of the rating model ("model") and the most popular items
+    ("popularity"), ties to the lower item id."""
+    rankers = {"model": explicit_ranker(model), "popularity": popularity_ranker(model.items.ids, model.items.count)}
+    return compare_rankers(rankers, train_users, train_items, test_users, test_items, test_ratings, k, max_users, seed)
 
 
 def _group(keys: np.ndarray, values: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
     """values[keys == g] for each g in `groups` (sorted), without a Python loop over values."""
     order = np.argsort(keys, kind="stable")
     keys, values = keys[order], values[order]
-    bounds = np.asarray(np.searchsorted(keys, np.r_[groups, np.iinfo(np.int64).max]))
+    bounds = np.asarray(np.searchsorted(keys, np.r_[groups.astype(np.int64), np.iinfo(np.int64).max]))
     return [values[bounds[i] : bounds[i + 1]] for i in range(len(groups))]
 
 

@@ -54,6 +54,15 @@ def damped_biases(
     return (user_ids, user_bias, user_count), (item_ids, item_bias, item_count)
 
 
+def index_of(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index in `ids`, found) of each of `values`; `ids` distinct, in any order."""
+    if not len(ids):
+        return np.zeros(len(values), dtype=np.int64), np.zeros(len(values), dtype=bool)
+    order = np.argsort(ids, kind="stable")
+    position = order[np.clip(np.searchsorted(ids[order], values), 0, len(ids) - 1)]
+    return position, ids[position] == values
+
+
 @dataclass(frozen=True)
 class Side:
     """The users or the items of a model: ids (sorted), factors, biases and training counts."""

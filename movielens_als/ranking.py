@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from movielens_als.columns import ITEM, PREDICTED_RATING, RANK, RECOMMENDATION_COLUMNS, USER
-from movielens_als.model import Model
+from movielens_als.columns import ITEM, RANK, RATING, RECOMMENDATION_COLUMNS, SCORE, USER
+from movielens_als.ease import Ease
+from movielens_als.model import Model, index_of
 
 # Score matrices are built this many cells at a time: about 32 MB of float64.
 BLOCK_CELLS = 4_000_000
@@ -37,11 +39,12 @@ def top_unseen(
     seen_item_rows: np.ndarray,
     k: int,
     n_items: int,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """The top k item columns for each of `user_rows` (sorted), never an item the user has
-    seen ((seen_user_rows, seen_item_rows) pairs); `scores_for(block)` scores a block of users
-    against every item. Users are scored a block at a time, in bounded memory."""
-    tops = [np.empty((0, k), dtype=np.int64)]
+    seen ((seen_user_rows, seen_item_rows) pairs), and their scores (-1 and NaN where a row
+    has fewer than k candidates); `scores_for(block)` scores a block of users against every
+    item. Users are scored a block at a time, in bounded memory."""
+    tops, values = [np.empty((0, k), dtype=np.int64)], [np.empty((0, k), dtype=np.float64)]
     in_rows = np.isin(seen_user_rows, user_rows)
     order = np.argsort(seen_user_rows[in_rows], kind="stable")
     seen_user_rows, seen_item_rows = seen_user_rows[in_rows][order], seen_item_rows[in_rows][order]
@@ -55,33 +58,73 @@ def top_unseen(
             np.searchsorted(seen_user_rows, block_rows[-1], side="right"),
         )
         scores[np.searchsorted(block_rows, seen_user_rows[mine]), seen_item_rows[mine]] = -np.inf
-        tops.append(top_k(scores, k))
-    return np.vstack(tops)
+        top = top_k(scores, k)
+        tops.append(top)
+        values.append(np.where(top >= 0, np.take_along_axis(scores, np.maximum(top, 0), axis=1), np.nan))
+    return np.vstack(tops), np.vstack(values)
 
 
-def recommend(model: Model, seen_users: np.ndarray, seen_items: np.ndarray, n: int) -> pa.Table:
-    """The n best-scored items each of the model's users has not rated (`seen_users`,
-    `seen_items` are their training ratings), as a table of user, rank (1 = best), item and
-    predicted_rating, ordered by user and rank."""
-    user_rows = np.arange(len(model.users.ids))
-    seen_user_rows, seen_item_rows = model.users.lookup(seen_users)[0], model.items.lookup(seen_items)[0]
-    top = top_unseen(
-        lambda block: model.score_all_items(block, clip=False),
-        user_rows,
-        seen_user_rows,
-        seen_item_rows,
-        n,
-        len(model.items.ids),
+def rating_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(users, items, ratings as float64) of a table of ratings."""
+    return table.column(USER).to_numpy(), table.column(ITEM).to_numpy(), table.column(RATING).to_numpy().astype(float)
+
+
+@dataclass(frozen=True)
+class Ranker:
+    """A recommender as the ranking metrics and the recommendations see it: the items it can
+    recommend, and `scores(user_ids)`, a (len(user_ids), len(items)) matrix, higher better."""
+
+    items: np.ndarray
+    scores: Callable[[np.ndarray], np.ndarray]
+
+
+def explicit_ranker(model: Model) -> Ranker:
+    """The rating model's unclipped predicted ratings; its users only."""
+    return Ranker(model.items.ids, lambda users: model.score_all_items(model.users.lookup(users)[0], clip=False))
+
+
+def popularity_ranker(items: np.ndarray, count: np.ndarray) -> Ranker:
+    """The most-rated items first, the same list for everyone."""
+    popularity = count.astype(np.float64)
+    return Ranker(items, lambda users: np.tile(popularity, (len(users), 1)))
+
+
+def ease_ranker(model: Ease, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> Ranker:
+    """EASE's scores from what each user liked in `users`, `items`, `ratings` (the training
+    ratings)."""
+    user_ids = np.unique(users)
+    liked = model.liked(users, items, ratings, user_ids)
+    return Ranker(model.items, lambda block: model.scores(liked[np.searchsorted(user_ids, block)]))
+
+
+def top_items(
+    ranker: Ranker, users: np.ndarray, seen_users: np.ndarray, seen_items: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of the k best-scored items for each of `users` (sorted, distinct), never one
+    the user has seen ((seen_users, seen_items) pairs), best first, and their scores; -1 and
+    NaN pad a row with fewer than k candidates."""
+    column, item_known = index_of(ranker.items, seen_items)
+    row, user_known = index_of(users, seen_users)
+    keep = item_known & user_known
+    top, scores = top_unseen(
+        lambda block: ranker.scores(users[block]), np.arange(len(users)), row[keep], column[keep], k, len(ranker.items)
     )
+    return np.where(top >= 0, ranker.items[top], -1), scores
+
+
+def recommend(ranker: Ranker, users: np.ndarray, seen_users: np.ndarray, seen_items: np.ndarray, n: int) -> pa.Table:
+    """The n best-scored items each of `users` has not rated (`seen_users`, `seen_items` are
+    the training ratings), as a table of user, rank (1 = best), item and score, ordered by
+    user and rank."""
+    users = np.unique(users)
+    top, scores = top_items(ranker, users, seen_users, seen_items, n)
     rows, ranks = np.nonzero(top >= 0)
-    items = top[rows, ranks]
-    predicted = model.predict(model.users.ids[rows], model.items.ids[items])
     return pa.table(
         {
-            USER: pa.array(model.users.ids[rows], pa.int32()),
+            USER: pa.array(users[rows], pa.int32()),
             RANK: pa.array(ranks + 1, pa.int16()),
-            ITEM: pa.array(model.items.ids[items], pa.int32()),
-            PREDICTED_RATING: pa.array(predicted, pa.float32()),
+            ITEM: pa.array(top[rows, ranks], pa.int32()),
+            SCORE: pa.array(scores[rows, ranks], pa.float32()),
         }
     )
 

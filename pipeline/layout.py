@@ -4,7 +4,9 @@
     splits/<dataset>/<split>/{train.parquet, test.parquet, stats.json, _SUCCESS}
     tuning/<dataset>/<split>/<model>-<grid>/tuning.json
     models/<dataset>/<split>/<model id>/{user_factors.parquet, item_factors.parquet, model.json, _SUCCESS}
+    models/<dataset>/<split>/<ease id>/{items.parquet, weights.npy, model.json, _SUCCESS}
     evaluations/<dataset>/<split>/<model id>/metrics.json
+    evaluations/<dataset>/<split>/<ease id>/ranking-vs-<model id>.json
     recommendations/<dataset>/<split>/<model id>/top<n>.parquet
     reports/<dataset>/<split>/<model id>/report.html
 
@@ -47,6 +49,11 @@ def tuned_model_id(model: str, grid: str) -> str:
     return f"{model}-tuned-{grid}"
 
 
+def ease_grid_id(l2s: Sequence[float], positive_ratings: Sequence[float], max_items: int) -> str:
+    grid = json.dumps([list(l2s), list(positive_ratings), max_items])
+    return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
+
+
 def download(dataset: str) -> str:
     return f"{DOWNLOADS}/{release(dataset).zip_name}"
 
@@ -87,6 +94,9 @@ class Run:
     def model_dir(self) -> str:
         return f"models/{self._model_path}"
 
+    def model_file(self, name: str) -> str:
+        return f"{self.model_dir}/{name}"
+
     @property
     def user_factors(self) -> str:
         return f"{self.model_dir}/{USER_FACTORS}"
@@ -102,6 +112,10 @@ class Run:
     @property
     def metrics(self) -> str:
         return f"evaluations/{self._model_path}/metrics.json"
+
+    def ranking(self, explicit_model: str) -> str:
+        """The ranking comparison of this (ranking) model against `explicit_model` and popularity."""
+        return f"evaluations/{self._model_path}/ranking-vs-{explicit_model}.json"
 
     def recommendations(self, top_n: int) -> str:
         return f"recommendations/{self._model_path}/top{top_n}.parquet"

@@ -1,5 +1,7 @@
 """The pipeline: BucketReady → DownloadedZip → SplitData → (TunedALS →) TrainedALS → EvaluatedRMSE,
-with Recommendations and Report beside the evaluation.
+the rating model; SplitData → TunedEASE → TrainedEASE, the ranking model; EvaluatedRanking
+ranks both and popularity on the same users; Recommendations serves the ranking model (or
+the rating model on request), and Report shows it all.
 
 Each task says what it needs, what it makes and how; the logic lives in the library
 (movielens_als) and the keys in pipeline.layout. Parameters that change a result appear in
@@ -14,12 +16,20 @@ import logging
 import sys
 
 import luigi
+import numpy as np
 from luigi.parameter import ParameterVisibility
 
-from movielens_als import metrics
-from movielens_als.columns import ITEM, USER
+from movielens_als import ease, metrics
 from movielens_als.model import MODELS, Model, model_from_tables
-from movielens_als.ranking import recommend, with_titles
+from movielens_als.ranking import (
+    Ranker,
+    ease_ranker,
+    explicit_ranker,
+    popularity_ranker,
+    rating_arrays,
+    recommend,
+    with_titles,
+)
 from movielens_als.releases import RELEASES, read_movies, read_ratings, release, release_source
 from movielens_als.split import STRATEGIES, describe, split_ratings
 from pipeline import layout, params
@@ -31,6 +41,8 @@ from pipeline.targets import RootTarget, directory_target, file_target
 
 logger = logging.getLogger("luigi-interface")
 GRID = ("ranks", "reg_params", "max_iters")
+EASE_MODEL = "ease"
+RECOMMENDERS = (EASE_MODEL, "explicit")
 
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
@@ -60,10 +72,14 @@ class StoreTask(luigi.Task):
     def shaping_params(self) -> dict:
         """The parameters that shape this task's result: recorded in its output and the only
         ones luigid shows (the tuning grid only where it is used)."""
-        shaping = {name: getattr(self, name) for name, param in self.get_params() if param.significant}
-        if not getattr(self, "tuned", True):
-            shaping = {name: value for name, value in shaping.items() if name not in GRID}
-        return shaping
+        unused = self.unused_params()
+        return {
+            name: getattr(self, name) for name, param in self.get_params() if param.significant and name not in unused
+        }
+
+    def unused_params(self) -> set[str]:
+        """The parameters that, as this task is set, do not shape its result."""
+        return set() if getattr(self, "tuned", True) else set(GRID)
 
     def _get_param_visibilities(self):  # what luigi tells the scheduler to show of each parameter
         shaping = self.shaping_params()
@@ -144,6 +160,38 @@ class OfModel(OfGrid):
         else:
             model = layout.model_id(self.model, self.rank, self.reg_param, self.max_iter)
         return dataclasses.replace(self.split_keys, model=model)
+
+
+class OfRanking(OfSplit):
+    """... and about the ranking model (movielens_als.ease) and its tuning grid."""
+
+    l2s = params.ListParameter(
+        default=[100, 200, 400, 800, 1600], each=params.POSITIVE, description="EASE: the λs to try, each above 0"
+    )
+    positive_ratings = params.ListParameter(
+        default=[3.5, 4.0],
+        each=params.RATING_THRESHOLD,
+        description="EASE: the lowest rating that counts as liked, to try",
+    )
+    max_items = params.IntParameter(
+        default=16384, check=params.MAX_ITEMS, description="EASE: model the items liked most often, this many at most"
+    )
+
+    @property
+    def ease_grid_id(self) -> str:
+        return layout.ease_grid_id(self.l2s, self.positive_ratings, self.max_items)
+
+    @property
+    def ease_tuning_key(self) -> str:
+        return self.split_keys.tuning(EASE_MODEL, self.ease_grid_id)
+
+    @property
+    def ease_keys(self) -> layout.Run:
+        return dataclasses.replace(self.split_keys, model=layout.tuned_model_id(EASE_MODEL, self.ease_grid_id))
+
+
+RANKING_PARAMS = frozenset(set(OfRanking.get_param_names()) - set(OfSplit.get_param_names()))
+RATING_MODEL_PARAMS = frozenset(set(OfModel.get_param_names()) - set(OfSplit.get_param_names()))
 
 
 class BucketReady(StoreTask):
@@ -340,27 +388,172 @@ class EvaluatedRMSE(OfModel):
         self.show_progress(100, f"RMSE {result['rmse']:.4f} on {result['n_test']} test ratings")
 
 
-class Recommendations(OfModel):
-    """The top N movies each user has not rated, with their titles: one Parquet table (user,
-    rank, item, title, predicted_rating) computed from the stored model with numpy, which
-    pandas or any Parquet reader can load and serve."""
+class TunedEASE(OfRanking, SparkJobTask):
+    """The ranking model's hyper-parameters (the λ and the lowest liked rating), judged by
+    NDCG at 10 on a validation split carved from the training ratings: tuning.json with every
+    candidate's validation metrics and the winner."""
 
-    top_n = params.IntParameter(default=10, check=params.TOP_N, description="movies per user")
+    job_script = "ease_jobs.py"
 
     def requires(self):
-        return {"model": self.clone(TrainedALS), "split": self.clone(SplitData), "zip": self.clone(DownloadedZip)}
+        return self.clone(SplitData)
 
     @property
     def key(self) -> str:
-        return self.model_keys.recommendations(self.top_n)
+        return self.ease_tuning_key
+
+    def app_options(self):
+        return [
+            "tune",
+            *job_flags(
+                self.store,
+                train=self.split_keys.train,
+                output=self.key,
+                l2s=json.dumps(list(self.l2s)),
+                positive_ratings=json.dumps(list(self.positive_ratings)),
+                max_items=self.max_items,
+                strategy=self.strategy,
+                seed=self.seed,
+                params=json.dumps(self.shaping_params()),
+            ),
+        ]
+
+
+class TrainedEASE(OfRanking, SparkJobTask):
+    """The ranking model fitted on all the training ratings with the hyper-parameters
+    TunedEASE chose: items.parquet, weights.npy (EASE's item x item weights) and model.json."""
+
+    is_directory = True
+    job_script = "ease_jobs.py"
+
+    def requires(self):
+        return {"split": self.clone(SplitData), "tuning": self.clone(TunedEASE)}
+
+    @property
+    def key(self) -> str:
+        return self.ease_keys.model_dir
+
+    def app_options(self):
+        best = self.store.read_json(self.ease_tuning_key)["best"]
+        return [
+            "train",
+            *job_flags(
+                self.store,
+                train=self.split_keys.train,
+                output=self.key,
+                l2=best["l2"],
+                positive_rating=best["positive_rating"],
+                max_items=self.max_items,
+                seed=self.seed,
+                tuning=self.ease_tuning_key,
+                params=json.dumps(self.shaping_params()),
+            ),
+        ]
+
+
+def load_ease(store: Store, keys: layout.Run) -> ease.Ease:
+    """The EASE model stored at `keys`."""
+    description = store.read_json(keys.model_json)
+    return ease.from_files(
+        store.read_parquet(keys.model_file(ease.EASE_ITEMS)),
+        store.read_bytes(keys.model_file(ease.EASE_WEIGHTS)),
+        description["positive_rating"],
+        description["l2"],
+    )
+
+
+class EvaluatedRanking(OfModel, OfRanking):
+    """Top-10 quality of the ranking model, the rating model and the most popular items on
+    the same test users (NDCG, precision, recall, MAP, catalogue coverage, mean popularity
+    of what is served): ranking-vs-<rating model>.json beside the ranking model's key."""
+
+    def requires(self):
+        return {"ease": self.clone(TrainedEASE), "explicit": self.clone(TrainedALS), "split": self.clone(SplitData)}
+
+    @property
+    def key(self) -> str:
+        return self.ease_keys.ranking(self.model_keys.model)
 
     def run(self):
         keys = self.model_keys
-        model = load_model(self.store, keys)
-        train = self.store.read_parquet(keys.train)
+        self.show_progress(5, "reading the split and both models")
+        train, test = self.store.read_parquet(keys.train), self.store.read_parquet(keys.test)
+        ranking_model, rating_model = load_ease(self.store, self.ease_keys), load_model(self.store, keys)
+        train_columns = rating_arrays(train)
+        rankers: dict[str, Ranker] = {
+            EASE_MODEL: ease_ranker(ranking_model, *train_columns),
+            "explicit": explicit_ranker(rating_model),
+            "popularity": popularity_ranker(rating_model.items.ids, rating_model.items.count),
+        }
+        self.show_progress(20, f"ranking the top {metrics.RANKING_K} of three recommenders")
+        result = metrics.compare_rankers(
+            rankers,
+            train_columns[0],
+            train_columns[1],
+            *rating_arrays(test),
+            metrics.RANKING_K,
+            metrics.RANKING_USERS,
+            self.seed,
+        )
+        labels = {
+            EASE_MODEL: f"EASE (λ {ranking_model.l2:g}, ratings ≥ {ranking_model.positive_rating:g}, "
+            f"{len(ranking_model.items)} items)",
+            "explicit": keys.model,
+            "popularity": "most popular unseen",
+        }
+        self.store.write_json(
+            self.key,
+            {
+                **{name: value for name, value in result.items() if name not in rankers},
+                "served": EASE_MODEL,
+                "models": {name: {"label": labels[name], **(result[name] or {})} for name in rankers},
+                "rating_model": self.store.uri(keys.model_dir),
+                "ranking_model": self.store.uri(self.ease_keys.model_dir),
+                "params": self.shaping_params(),
+                "evaluated_at": utc_now(),
+            },
+        )
+        served = result[EASE_MODEL]
+        self.show_progress(
+            100, f"NDCG@{result['k']} {served['ndcg']:.4f} on {result['users']} users" if served else "no users to rank"
+        )
+
+
+class Recommendations(OfModel, OfRanking):
+    """The top N movies each user has not rated, with their titles: one Parquet table (user,
+    rank, item, title, score) from the ranking model (EASE's score) or, with `--recommender
+    explicit`, the rating model (the predicted rating), which pandas or any Parquet reader
+    can load and serve."""
+
+    top_n = params.IntParameter(default=10, check=params.TOP_N, description="movies per user")
+    recommender = params.ChoiceParameter(
+        choices=RECOMMENDERS, default=EASE_MODEL, description="ease (the ranking model) or explicit (the rating model)"
+    )
+
+    def unused_params(self) -> set[str]:
+        if self.recommender == EASE_MODEL:
+            return set(RATING_MODEL_PARAMS)
+        return super().unused_params() | RANKING_PARAMS
+
+    def requires(self):
+        model = self.clone(TrainedEASE) if self.recommender == EASE_MODEL else self.clone(TrainedALS)
+        return {"model": model, "split": self.clone(SplitData), "zip": self.clone(DownloadedZip)}
+
+    @property
+    def key(self) -> str:
+        keys = self.ease_keys if self.recommender == EASE_MODEL else self.model_keys
+        return keys.recommendations(self.top_n)
+
+    def run(self):
+        train_columns = rating_arrays(self.store.read_parquet(self.split_keys.train))
+        if self.recommender == EASE_MODEL:
+            ranker = ease_ranker(load_ease(self.store, self.ease_keys), *train_columns)
+        else:
+            ranker = explicit_ranker(load_model(self.store, self.model_keys))
         with self.store.open_zip(layout.download(self.dataset)) as archive:
             movies = read_movies(archive, release(self.dataset))
-        top = recommend(model, train.column(USER).to_numpy(), train.column(ITEM).to_numpy(), self.top_n)
+        self.show_progress(30, f"ranking the unseen items of every user ({self.recommender})")
+        top = recommend(ranker, np.unique(train_columns[0]), train_columns[0], train_columns[1], self.top_n)
         self.store.write_parquet(self.key, with_titles(top, movies))
 
 

@@ -13,25 +13,50 @@ from pipeline.config import configured_store
 from pipeline.tasks import (
     BucketReady,
     DownloadedZip,
+    EvaluatedRanking,
     EvaluatedRMSE,
     Recommendations,
     Report,
     SplitData,
     StoreTask,
     TrainedALS,
+    TrainedEASE,
     TunedALS,
+    TunedEASE,
 )
 
-TASKS = (DownloadedZip, SplitData, TunedALS, TrainedALS, EvaluatedRMSE, Recommendations, Report)
+TASKS = (
+    DownloadedZip,
+    SplitData,
+    TunedALS,
+    TunedEASE,
+    TrainedEASE,
+    TrainedALS,
+    EvaluatedRMSE,
+    EvaluatedRanking,
+    Recommendations,
+    Report,
+)
 
 
 def every_output(dataset: str) -> list[StoreTask]:
-    """One instance of every task with an output, tuned and not, on a non-default split."""
+    """One instance of every task with an output, tuned and not, serving either model, on a
+    non-default split and ranking grid."""
     options = {"dataset": dataset, "strategy": "user_time", "test_fraction": 0.1, "seed": 7, "skip_malformed": True}
+    ranking = {"l2s": [10.0], "max_items": 100}
     tasks = [DownloadedZip(dataset=dataset), SplitData(**options), TunedALS(**options, ranks=[4])]
-    for cls, tuned in itertools.product(TASKS[3:], (False, True)):
-        tasks.append(cls(**options, tuned=tuned, ranks=[4], rank=8))
+    tasks += [TunedEASE(**options, **ranking), TrainedEASE(**options, **ranking)]
+    for cls, tuned in itertools.product(TASKS[5:], (False, True)):
+        own = {name: value for name, value in ranking.items() if name in cls.get_param_names()}
+        tasks.append(cls(**options, **own, tuned=tuned, ranks=[4], rank=8))
+    tasks.append(Recommendations(**options, **ranking, recommender="explicit", rank=8))
     return tasks
+
+
+def keys_of(task: StoreTask) -> layout.Run:
+    """The run of a task's key: the ranking model's, or the rating model's."""
+    ranked = isinstance(task, (TrainedEASE, EvaluatedRanking)) or getattr(task, "recommender", "") == "ease"
+    return task.ease_keys if ranked else task.model_keys
 
 
 def test_every_task_class_is_covered():
@@ -49,9 +74,9 @@ def test_every_output_lies_under_one_of_its_datasets_clean_prefixes(dataset):
 
 
 def test_the_keys_of_a_model_parse_back_to_its_run():
-    for task in every_output("ml-1m")[3:]:
+    for task in every_output("ml-1m")[4:]:
         run = layout.Run.parse(task.key)
-        assert run == task.model_keys
+        assert run == keys_of(task)
     assert layout.Run.parse(SplitData(dataset="ml-1m").key + "/train.parquet") == SplitData(dataset="ml-1m").split_keys
     with pytest.raises(ValueError, match="not a key of a split or of a model"):
         layout.Run.parse("downloads/ml-1m.zip")

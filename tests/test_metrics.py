@@ -11,9 +11,10 @@ from movielens_als.metrics import (
     rating_distribution,
     rmse,
     rmse_by_activity,
+    served_diversity,
 )
 from movielens_als.model import Model, Side
-from movielens_als.ranking import recommend, top_k
+from movielens_als.ranking import explicit_ranker, recommend, top_k
 from tests.fakes import ratings_table
 from tests.test_model import PAIRS, tiny
 
@@ -60,6 +61,21 @@ def test_ranking_at_k_known_answers():
     assert result["precision"] == pytest.approx((0.5 + 0.5) / 2)
     assert result["recall"] == pytest.approx((0.5 + 1.0) / 2)
     assert result["ndcg"] == pytest.approx((d2 / (1 + d2) + 1.0) / 2)
+    # AP: row 0 hits at 2 of 2 relevant, (1/2) / 2; row 1 hits at 1 of 1.
+    assert result["map"] == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_average_precision_rewards_early_hits_and_caps_at_k():
+    # Three relevant items, k = 2: hits at both positions are a perfect list.
+    assert ranking_at_k(np.array([[1, 2]]), [np.array([1, 2, 3])], k=2)["map"] == 1.0
+    # One hit at position 2 of a user with one relevant item: 1/2.
+    assert ranking_at_k(np.array([[5, 1]]), [np.array([1])], k=2)["map"] == 0.5
+
+
+def test_served_diversity_counts_catalogue_items_and_their_popularity():
+    top = np.array([[10, 20], [10, -1]])
+    result = served_diversity(top, np.array([10, 20, 30, 40]), np.array([7, 1, 1, 1]))
+    assert result == {"coverage": 0.5, "mean_popularity": pytest.approx((7 + 1 + 7) / 3)}
 
 
 def test_padding_never_hits_an_unknown_relevant_item():
@@ -84,8 +100,14 @@ def test_ranking_report_excludes_train_items_and_users_without_relevant_items():
     assert (report["users"], report["eligible_users"], report["sampled"]) == (2, 2, None)
     # Model: user 1 (30 seen) gets 20, a hit; user 2 gets 30, a hit. Popularity: user 1 gets 10, a
     # miss; user 2 (10 seen) gets 20, a hit.
-    assert report["model"] == pytest.approx({"precision": 1.0, "recall": 0.75, "ndcg": 1.0})
-    assert report["popularity"] == pytest.approx({"precision": 0.5, "recall": 0.25, "ndcg": 0.5})
+    # The catalogue is the training items, 10 (rated twice) and 30 (once); 20 is served but not in it.
+    assert report["catalogue"] == 2
+    assert report["model"] == pytest.approx(
+        {"precision": 1.0, "recall": 0.75, "ndcg": 1.0, "map": 1.0, "coverage": 0.5, "mean_popularity": 0.5}
+    )
+    assert report["popularity"] == pytest.approx(
+        {"precision": 0.5, "recall": 0.25, "ndcg": 0.5, "map": 0.5, "coverage": 0.5, "mean_popularity": 1.0}
+    )
 
 
 def test_ranking_report_samples_users_above_the_limit_with_a_seed():
@@ -98,8 +120,8 @@ def test_ranking_report_samples_users_above_the_limit_with_a_seed():
 
 def test_recommend_ranks_unseen_items_per_user():
     seen = (np.array([1, 2, 3]), np.array([30, 10, 10]))
-    table = recommend(ranking_model(), *seen, n=2)
-    assert table.column_names == ["user", "rank", "item", "predicted_rating"]
+    table = recommend(explicit_ranker(ranking_model()), np.array([3, 1, 2, 1]), *seen, n=2)
+    assert table.column_names == ["user", "rank", "item", "score"]
     assert list(zip(*(table.column(c).to_pylist() for c in ("user", "rank", "item")), strict=True)) == [
         (1, 1, 20),
         (1, 2, 10),

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.tasks import Recommendations
 from tests.fakes import ratings_csv, ratings_rows, release_zip
 from tests.helpers import BIN, FAKE_KEY_ID, FAKE_SECRET, TASK_FAILED, run_command, run_luigi, tasks_run
 
@@ -170,7 +171,8 @@ def test_report_and_recommendations_on_s3_keep_everything_in_the_bucket(
 
     assert report.returncode == 0, explain(report)
     assert recommendations.returncode == 0, explain(recommendations)
-    assert tasks_run(recommendations.stderr) == ["Recommendations"]  # the model is the report's, from the bucket
+    # The rating model is the report's, from the bucket; the ranking model is fitted for them.
+    assert tasks_run(recommendations.stderr) == ["TunedEASE", "TrainedEASE", "Recommendations"]
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
 
     def body(key: str) -> bytes:
@@ -179,8 +181,9 @@ def test_report_and_recommendations_on_s3_keep_everything_in_the_bucket(
     run = "ml-latest-small/user_random-0.2-seed42/biased_als-rank4-reg0.15-iter5"
     page = body(f"reports/{run}/report.html").decode()
     assert page.count("<img") >= 4 and "biased_als-rank4-reg0.15-iter5" in page
-    table = pq.read_table(pa.BufferReader(body(f"recommendations/{run}/top3.parquet")))
-    assert table.column_names == ["user", "rank", "item", "title", "predicted_rating"]
+    ranking_run = run.replace("biased_als-rank4-reg0.15-iter5", Recommendations().ease_keys.model)
+    table = pq.read_table(pa.BufferReader(body(f"recommendations/{ranking_run}/top3.parquet")))
+    assert table.column_names == ["user", "rank", "item", "title", "score"]
     train = pq.read_table(pa.BufferReader(body(f"{SPLIT}/train.parquet")))
     assert table.num_rows == 3 * len(set(train.column("user").to_pylist()))
     assert set(table.column("rank").to_pylist()) == {1, 2, 3}

@@ -80,7 +80,12 @@ def test_two_runs_with_the_same_parameters_give_the_same_metrics(synthetic_mirro
     assert first["by_activity"] == second["by_activity"]
 
 
-def test_recommendations_are_unseen_titled_and_ordered(synthetic_mirror, pipeline_config, tmp_path, workdir):
+@pytest.mark.parametrize(
+    ("recommender", "model_dir"), [("ease", "ease-tuned-grid-*"), ("explicit", "biased_als-rank4-*")]
+)
+def test_recommendations_are_unseen_titled_and_ordered(
+    recommender, model_dir, synthetic_mirror, pipeline_config, tmp_path, workdir
+):
     root = tmp_path / "store"
     config = pipeline_config(store={"root": root}, movielens={"base_url": synthetic_mirror.base_url})
 
@@ -95,15 +100,17 @@ def test_recommendations_are_unseen_titled_and_ordered(synthetic_mirror, pipelin
             "5",
             "--rank",
             "4",
+            "--recommender",
+            recommender,
         ],
         config,
         workdir,
     )
 
     assert result.returncode == 0, result.stderr[-5000:]
-    [path] = root.glob("recommendations/ml-latest-small/user_random-0.2-seed42/biased_als-rank4-*/top5.parquet")
+    [path] = root.glob(f"recommendations/ml-latest-small/user_random-0.2-seed42/{model_dir}/top5.parquet")
     table = pq.read_table(path)
-    assert table.column_names == ["user", "rank", "item", "title", "predicted_rating"]
+    assert table.column_names == ["user", "rank", "item", "title", "score"]
     train = pq.read_table(root / "splits/ml-latest-small/user_random-0.2-seed42/train.parquet")
     seen = set(zip(train.column("user").to_pylist(), train.column("item").to_pylist(), strict=True))
     rows = table.to_pylist()
@@ -113,4 +120,4 @@ def test_recommendations_are_unseen_titled_and_ordered(synthetic_mirror, pipelin
     for user in {r["user"] for r in rows}:
         mine = [r for r in rows if r["user"] == user]
         assert [r["rank"] for r in mine] == [1, 2, 3, 4, 5]
-        assert [r["predicted_rating"] for r in mine] == sorted((r["predicted_rating"] for r in mine), reverse=True)
+        assert [r["score"] for r in mine] == sorted((r["score"] for r in mine), reverse=True)

@@ -1,0 +1,61 @@
+"""The ranking model through the real `luigi` command on the real ml-latest-small release:
+tuned on a validation split carved from train, ahead of every peer at top 10 on the
+default split, and the same weights when fitted again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from tests.helpers import run_luigi, tasks_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+
+SPLIT = "ml-latest-small/user_random-0.2-seed42"
+METRICS = {"label", "ndcg", "precision", "recall", "map", "coverage", "mean_popularity"}
+
+
+def test_the_ranking_model_beats_its_peers_on_the_real_release(
+    real_release_zip, mirror, pipeline_config, tmp_path, workdir
+):
+    mirror.publish("ml-latest-small", real_release_zip.read_bytes())
+    root = tmp_path / "store"
+    config = pipeline_config(store={"root": root}, movielens={"base_url": mirror.base_url})
+
+    result = run_luigi(["EvaluatedRanking", "--local-scheduler"], config, workdir)
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    [path] = root.glob(f"evaluations/{SPLIT}/ease-tuned-grid-*/ranking-vs-biased_als-rank32-reg0.15-iter15.json")
+    ranking = json.loads(path.read_text())
+    models = ranking["models"]
+    assert list(models) == ["ease", "explicit", "popularity"] and ranking["served"] == "ease"
+    assert all(set(m) == METRICS for m in models.values())
+    assert (ranking["users"], ranking["eligible_users"], ranking["sampled"], ranking["k"]) == (603, 603, None, 10)
+    # The issue's bar: ahead of the best peer measured on this split (EASE, λ 200 on ratings ≥ 4: 0.310).
+    assert models["ease"]["ndcg"] >= 0.31
+    assert models["ease"]["ndcg"] > 1.8 * models["popularity"]["ndcg"] > 3 * models["explicit"]["ndcg"]
+    assert models["ease"]["map"] > models["popularity"]["map"] > models["explicit"]["map"]
+    assert models["popularity"]["coverage"] < models["ease"]["coverage"]
+
+    # Tuned on the training ratings only: the validation split is carved out of them.
+    [tuning_path] = root.glob(f"tuning/{SPLIT}/ease-grid-*/tuning.json")
+    tuning = json.loads(tuning_path.read_text())
+    stats = json.loads((root / "splits" / SPLIT / "stats.json").read_text())
+    assert tuning["validation"]["fit"]["rows"] + tuning["validation"]["validation"]["rows"] == stats["train"]["rows"]
+    assert len(tuning["candidates"]) == 10
+    assert tuning["best"]["ndcg"] == max(c["ndcg"] for c in tuning["candidates"])
+    model_dir = path.parent.as_posix().replace("/evaluations/", "/models/")
+    model = json.loads((root / model_dir / "model.json").read_text())
+    assert (model["l2"], model["positive_rating"]) == (tuning["best"]["l2"], tuning["best"]["positive_rating"])
+
+    # Fitted again, the same weights, byte for byte.
+    weights = root / model_dir / "weights.npy"
+    first = hashlib.sha256(weights.read_bytes()).hexdigest()
+    shutil.rmtree(root / model_dir)
+    again = run_luigi(["TrainedEASE", "--local-scheduler"], config, workdir)
+    assert again.returncode == 0, again.stderr[-5000:]
+    assert tasks_run(again.stderr) == ["TrainedEASE"]
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == first
