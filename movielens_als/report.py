@@ -13,14 +13,17 @@ import matplotlib
 matplotlib.use("Agg")  # no display, and no GUI toolkit needed
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 MODEL_COLOUR, BASELINE_COLOUR, OTHER_COLOUR = "#1f77b4", "#aaaaaa", "#ff7f0e"
+DPI = 110
 
 
-def model_vs_baselines(metrics: dict) -> bytes:
+def model_vs_baselines(metrics: dict) -> Figure:
     names = ["global mean", "user+item bias", "model"]
     sources = [metrics["baselines"]["global_mean"], metrics["baselines"]["bias"], metrics]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _subplots(6.4, 3.6)
     x = np.arange(len(names))
     for offset, measure, alpha in ((-0.2, "rmse", 1.0), (0.2, "mae", 0.55)):
         values = [s[measure] for s in sources]
@@ -37,14 +40,14 @@ def model_vs_baselines(metrics: dict) -> bytes:
     ax.set_ylabel("error on the test ratings")
     ax.set_title(f"Model vs baselines: {metrics['improvement_over_bias']:.1%} below the bias baseline's RMSE")
     ax.legend()
-    return _png(fig)
+    return fig
 
 
-def error_by_activity(metrics: dict) -> bytes:
+def error_by_activity(metrics: dict) -> Figure:
     rows = [r for r in metrics["by_activity"] if r["n"]]
     if metrics["cold"]["items"]["n"]:
         rows.append({"ratings_in_train": "cold items", **metrics["cold"]["items"]})
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _subplots(6.4, 3.6)
     bars = ax.bar([r["ratings_in_train"] for r in rows], [r["rmse"] for r in rows], color=MODEL_COLOUR)
     ax.bar_label(bars, labels=[f"{r['rmse']:.3f}\nn={r['n']}" for r in rows], fontsize=8)
     ax.axhline(metrics["rmse"], color="black", linestyle="--", linewidth=1, label=f"all rows: {metrics['rmse']:.3f}")
@@ -53,13 +56,13 @@ def error_by_activity(metrics: dict) -> bytes:
     ax.set_title("Error by user activity, and for items never seen in training")
     ax.legend(loc="lower left")
     ax.margins(y=0.2)
-    return _png(fig)
+    return fig
 
 
-def rating_distribution(metrics: dict) -> bytes:
+def rating_distribution(metrics: dict) -> Figure:
     d = metrics["distribution"]
     x = np.arange(len(d["rating"]))
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _subplots(6.4, 3.6)
     ax.bar(x - 0.2, d["actual"], 0.4, label="actual", color=BASELINE_COLOUR)
     ax.bar(x + 0.2, d["predicted"], 0.4, label="predicted (to the nearest half star)", color=MODEL_COLOUR)
     ax.set_xticks(x, [f"{r:g}" for r in d["rating"]])
@@ -67,10 +70,10 @@ def rating_distribution(metrics: dict) -> bytes:
     ax.set_ylabel("test ratings")
     ax.set_title("Predicted vs actual ratings")
     ax.legend()
-    return _png(fig)
+    return fig
 
 
-def tuning_heatmap(tuning: dict) -> bytes:
+def tuning_heatmap(tuning: dict) -> Figure:
     """Validation RMSE over rank x regParam (the best over iteration counts)."""
     measure = tuning["selected_by"]
     ranks = sorted({c["rank"] for c in tuning["candidates"]})
@@ -79,7 +82,7 @@ def tuning_heatmap(tuning: dict) -> bytes:
     for c in tuning["candidates"]:
         cell = (ranks.index(c["rank"]), regs.index(c["reg_param"]))
         grid[cell] = np.fmin(grid[cell], c[measure])
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _subplots(6.4, 3.6)
     image = ax.imshow(grid, cmap="viridis_r", aspect="auto")
     middle = np.nanmean([np.nanmin(grid), np.nanmax(grid)])
     for (i, j), value in np.ndenumerate(grid):
@@ -103,12 +106,12 @@ def tuning_heatmap(tuning: dict) -> bytes:
     ax.set_ylabel("rank")
     ax.set_title(f"Tuning: {measure.replace('_', ' ')} (winner framed)")
     fig.colorbar(image, ax=ax)
-    return _png(fig)
+    return fig
 
 
-def history_chart(history: list[dict], current: str) -> bytes:
+def history_chart(history: list[dict], current: str) -> Figure:
     runs = sorted(history, key=lambda r: r["rmse"], reverse=True)
-    fig, ax = plt.subplots(figsize=(6.4, max(2.0, 0.35 * len(runs) + 1.2)))
+    fig, ax = _subplots(6.4, max(2.0, 0.35 * len(runs) + 1.2))
     y = np.arange(len(runs))
     mine = np.array([r["key"] == current for r in runs])
     rmse = np.array([r["rmse"] for r in runs])
@@ -121,7 +124,7 @@ def history_chart(history: list[dict], current: str) -> bytes:
     ax.set_xlabel("test RMSE")
     ax.set_title("All evaluated runs (this one in blue)")
     ax.margins(x=0.25, y=0.15)
-    return _png(fig)
+    return fig
 
 
 def history_row(key: str, dataset: str, split: str, model: str, metrics: dict) -> dict:
@@ -141,13 +144,13 @@ def history_row(key: str, dataset: str, split: str, model: str, metrics: dict) -
 def render(title: str, metrics: dict, tuning: dict | None, history: list[dict], current: str) -> str:
     """The whole page."""
     sections = [
-        ("model", "Model vs baselines", model_vs_baselines(metrics), _summary_table(metrics)),
-        ("activity", "Error by user activity", error_by_activity(metrics), ""),
-        ("distribution", "Predicted vs actual ratings", rating_distribution(metrics), ""),
+        ("model", "Model vs baselines", _png(model_vs_baselines(metrics)), _summary_table(metrics)),
+        ("activity", "Error by user activity", _png(error_by_activity(metrics)), ""),
+        ("distribution", "Predicted vs actual ratings", _png(rating_distribution(metrics)), ""),
     ]
     if tuning:
-        sections.append(("tuning", "Tuning grid", tuning_heatmap(tuning), _tuning_note(tuning)))
-    sections.append(("history", "History", history_chart(history, current), _history_table(history, current)))
+        sections.append(("tuning", "Tuning grid", _png(tuning_heatmap(tuning)), _tuning_note(tuning)))
+    sections.append(("history", "History", _png(history_chart(history, current)), _history_table(history, current)))
     toc = " · ".join(f'<a href="#{anchor}">{html.escape(name)}</a>' for anchor, name, _, _ in sections)
     body = "\n".join(
         f'<section id="{anchor}"><h2>{html.escape(name)}</h2>'
@@ -223,9 +226,14 @@ def _history_table(history: list[dict], current: str) -> str:
     )
 
 
-def _png(fig) -> bytes:
+def _subplots(width: float, height: float) -> tuple[Figure, Axes]:
+    """A figure at the PNG's resolution, laid out when drawn: what a test draws is what the page shows."""
+    fig, ax = plt.subplots(figsize=(width, height), dpi=DPI, layout="tight")
+    return fig, ax
+
+
+def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
