@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import textwrap
 
 import matplotlib
 
@@ -18,6 +19,10 @@ from matplotlib.figure import Figure
 
 MODEL_COLOUR, BASELINE_COLOUR, OTHER_COLOUR = "#1f77b4", "#aaaaaa", "#ff7f0e"
 DPI = 110
+# The history's row labels: longer lines would squeeze its plot off the figure's right edge.
+HISTORY_FONT, LABEL_CHARS = 7, 44
+# A title line at matplotlib's default title size fits the 6.4-inch-wide figures.
+TITLE_CHARS = 60
 
 
 def model_vs_baselines(metrics: dict) -> Figure:
@@ -110,21 +115,51 @@ def tuning_heatmap(tuning: dict) -> Figure:
 
 
 def history_chart(history: list[dict], current: str) -> Figure:
+    """Every evaluated run's test RMSE, the best at the top. A dataset or split that all runs
+    share goes in the title, so the row labels keep only what tells runs apart; the figure
+    grows with the rows and their lines, so that no label is squeezed off it."""
     runs = sorted(history, key=lambda r: r["rmse"], reverse=True)
-    fig, ax = _subplots(6.4, max(2.0, 0.35 * len(runs) + 1.2))
+    shared = [part for part in ("dataset", "split") if len({r[part] for r in runs}) == 1]
+    labels = [_run_label([r[part] for part in ("dataset", "split", "model") if part not in shared]) for r in runs]
+    lines = max(label.count("\n") + 1 for label in labels)
+    fig, ax = _subplots(6.4, 1.9 + len(runs) * (lines * 1.3 * HISTORY_FONT + 6) / 72)
     y = np.arange(len(runs))
     mine = np.array([r["key"] == current for r in runs])
     rmse = np.array([r["rmse"] for r in runs])
-    ax.scatter(rmse[~mine], y[~mine], color=OTHER_COLOUR, zorder=3)
-    ax.scatter(rmse[mine], y[mine], color=MODEL_COLOUR, s=60, zorder=3)
+    if mine.any():
+        ax.scatter(rmse[mine], y[mine], color=MODEL_COLOUR, s=60, zorder=3, label="this report's run")
+    if (~mine).any():
+        ax.scatter(rmse[~mine], y[~mine], color=OTHER_COLOUR, zorder=3, label="other runs")
     for yy, value in zip(y, rmse, strict=True):
         ax.annotate(f"{value:.4f}", (value, yy), textcoords="offset points", xytext=(6, -3), fontsize=8)
-    ax.set_yticks(y, [r["label"] for r in runs], fontsize=7)
+    ax.set_yticks(y, labels, fontsize=HISTORY_FONT)
+    for label, is_mine in zip(ax.get_yticklabels(), mine, strict=True):
+        if is_mine:
+            label.set(color=MODEL_COLOUR, fontweight="bold")
+    ax.set_ylim(-0.6, len(runs) - 0.4)
+    ax.margins(x=0.25)
     ax.grid(axis="x", alpha=0.3)
     ax.set_xlabel("test RMSE")
-    ax.set_title("All evaluated runs (this one in blue)")
-    ax.margins(x=0.25, y=0.15)
+    title = ["Test RMSE of every evaluated run"]
+    if shared:
+        title += textwrap.wrap(", ".join(f"{part} {runs[0][part]}" for part in shared), TITLE_CHARS)
+    fig.suptitle("\n".join(title))
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     return fig
+
+
+def _run_label(parts: list[str]) -> str:
+    """The parts of a run's name on as few lines of at most LABEL_CHARS as they fit, a part
+    too long for one line wrapped at its hyphens."""
+    lines: list[str] = []
+    for part in parts:
+        first, *rest = textwrap.wrap(part, LABEL_CHARS)
+        if lines and len(lines[-1]) + len(" · ") + len(first) <= LABEL_CHARS:
+            lines[-1] += " · " + first
+        else:
+            lines.append(first)
+        lines += rest
+    return "\n".join(lines)
 
 
 def history_row(key: str, dataset: str, split: str, model: str, metrics: dict) -> dict:
@@ -227,8 +262,9 @@ def _history_table(history: list[dict], current: str) -> str:
 
 
 def _subplots(width: float, height: float) -> tuple[Figure, Axes]:
-    """A figure at the PNG's resolution, laid out when drawn: what a test draws is what the page shows."""
-    fig, ax = plt.subplots(figsize=(width, height), dpi=DPI, layout="tight")
+    """A figure at the PNG's resolution, laid out when drawn (constrained: it makes room for
+    legends outside the axes), so that what a test draws is what the page shows."""
+    fig, ax = plt.subplots(figsize=(width, height), dpi=DPI, layout="constrained")
     return fig, ax
 
 
