@@ -49,18 +49,22 @@ def model_vs_baselines(metrics: dict) -> Figure:
 
 
 def error_by_activity(metrics: dict) -> Figure:
+    """RMSE per bucket of user activity and for cold items. Each bucket's number of test ratings
+    goes under its name, leaving one short label over the bar; the legend sits below the plot."""
     rows = [r for r in metrics["by_activity"] if r["n"]]
     if metrics["cold"]["items"]["n"]:
         rows.append({"ratings_in_train": "cold items", **metrics["cold"]["items"]})
     fig, ax = _subplots(6.4, 3.6)
-    bars = ax.bar([r["ratings_in_train"] for r in rows], [r["rmse"] for r in rows], color=MODEL_COLOUR)
-    ax.bar_label(bars, labels=[f"{r['rmse']:.3f}\nn={r['n']}" for r in rows], fontsize=8)
+    names = [f"{r['ratings_in_train']}\nn={r['n']:,}" for r in rows]
+    bars = ax.bar(names, [r["rmse"] for r in rows], color=MODEL_COLOUR)
+    # On white, so that the line of all rows, which may pass right over a bar's top, never strikes through it.
+    ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2, bbox={"color": "white", "pad": 1})
     ax.axhline(metrics["rmse"], color="black", linestyle="--", linewidth=1, label=f"all rows: {metrics['rmse']:.3f}")
-    ax.set_xlabel("the user's ratings in the training data")
+    ax.set_xlabel("the user's ratings in the training data (n: test ratings)")
     ax.set_ylabel("RMSE")
     ax.set_title("Error by user activity, and for items never seen in training")
-    ax.legend(loc="lower left")
-    ax.margins(y=0.2)
+    ax.margins(y=0.15)
+    fig.legend(loc="outside lower center", fontsize=8)
     return fig
 
 
