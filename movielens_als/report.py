@@ -26,6 +26,8 @@ TITLE_CHARS = 60
 
 
 def model_vs_baselines(metrics: dict) -> Figure:
+    """RMSE and MAE of the model and its two baselines; the legend goes below the plot, where
+    it covers no bar whatever their heights."""
     names = ["global mean", "user+item bias", "model"]
     sources = [metrics["baselines"]["global_mean"], metrics["baselines"]["bias"], metrics]
     fig, ax = _subplots(6.4, 3.6)
@@ -40,11 +42,12 @@ def model_vs_baselines(metrics: dict) -> Figure:
             alpha=alpha,
             color=[BASELINE_COLOUR, BASELINE_COLOUR, MODEL_COLOUR],
         )
-        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
     ax.set_xticks(x, names)
     ax.set_ylabel("error on the test ratings")
     ax.set_title(f"Model vs baselines: {metrics['improvement_over_bias']:.1%} below the bias baseline's RMSE")
-    ax.legend()
+    ax.margins(y=0.12)  # room for the tallest bar's label under the title
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 
@@ -69,6 +72,7 @@ def error_by_activity(metrics: dict) -> Figure:
 
 
 def rating_distribution(metrics: dict) -> Figure:
+    """Counts of actual and predicted ratings per half star; the legend goes below the plot."""
     d = metrics["distribution"]
     x = np.arange(len(d["rating"]))
     fig, ax = _subplots(6.4, 3.6)
@@ -78,7 +82,7 @@ def rating_distribution(metrics: dict) -> Figure:
     ax.set_xlabel("rating")
     ax.set_ylabel("test ratings")
     ax.set_title("Predicted vs actual ratings")
-    ax.legend()
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 
@@ -107,6 +111,7 @@ def tuning_heatmap(tuning: dict) -> Figure:
             fill=False,
             edgecolor="red",
             linewidth=2,
+            clip_on=False,  # a winner in the first or last row keeps its whole frame
         )
     )
     ax.set_xticks(range(len(regs)), [f"{r:g}" for r in regs])
