@@ -178,7 +178,6 @@ def history_row(key: str, dataset: str, split: str, model: str, metrics: dict) -
         "dataset": dataset,
         "split": split,
         "model": model,
-        "label": f"{dataset} {split} {model}",
         "rmse": metrics["rmse"],
         "bias_rmse": metrics.get("baselines", {}).get("bias", {}).get("rmse"),
         "evaluated_at": metrics.get("evaluated_at", ""),
