@@ -1,12 +1,14 @@
 """report.html: one self-contained page (charts embedded as PNG data) about an evaluated
-model: against its baselines, by user activity, its rating distribution, its tuning grid,
-and the history of every evaluation found in the store."""
+model: against its baselines, the top-k quality of the recommenders when given, by user
+activity, its rating distribution, its tuning grid, and the history of every evaluation
+found in the store."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import itertools
 import textwrap
 
 import matplotlib
@@ -18,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 MODEL_COLOUR, BASELINE_COLOUR, OTHER_COLOUR = "#1f77b4", "#aaaaaa", "#ff7f0e"
+PEER_COLOURS = ("#7f7f7f", "#c7c7c7")  # the recommenders compared with the served one
 DPI = 110
 # The history's row labels: longer lines would squeeze its plot off the figure's right edge.
 HISTORY_FONT, LABEL_CHARS = 7, 44
@@ -48,6 +51,37 @@ def model_vs_baselines(metrics: dict) -> Figure:
     ax.set_title(f"Model vs baselines: {metrics['improvement_over_bias']:.1%} below the bias baseline's RMSE")
     ax.margins(y=0.12)  # room for the tallest bar's label under the title
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
+    return fig
+
+
+def ranking_chart(ranking: dict) -> Figure:
+    """NDCG, precision, recall and MAP at k of each recommender, grouped by measure, the served
+    one in the model's colour and its peers in greys."""
+    k, models = ranking["k"], ranking["models"]
+    measures = {"ndcg": "NDCG", "precision": "precision", "recall": "recall", "map": "MAP"}
+    fig, ax = _subplots(6.4, 4.2)
+    x = np.arange(len(measures))
+    width = 0.8 / len(models)
+    peers = itertools.cycle(PEER_COLOURS)
+    for n, (name, model) in enumerate(models.items()):
+        served = name == ranking["served"]
+        bars = ax.bar(
+            x + (n - (len(models) - 1) / 2) * width,
+            [model[m] for m in measures],
+            width,
+            label=model["label"] + (" (served)" if served else ""),
+            color=MODEL_COLOUR if served else next(peers),
+        )
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    ax.set_xticks(x, [f"{label}@{k}" for label in measures.values()])
+    ax.set_ylabel("mean over the ranked users")
+    who = f"{ranking['users']:,} test users" + (
+        f" (a sample of {ranking['eligible_users']:,})" if ranking["sampled"] else ""
+    )
+    title = f"Top-{k} quality on {who} (relevant: rated ≥ {ranking['relevant_rating']:g})"
+    ax.set_title("\n".join(textwrap.wrap(title, TITLE_CHARS)))
+    ax.margins(y=0.12)
+    fig.legend(loc="outside lower center", fontsize=8)
     return fig
 
 
@@ -184,10 +218,22 @@ def history_row(key: str, dataset: str, split: str, model: str, metrics: dict) -
     }
 
 
-def render(title: str, metrics: dict, tuning: dict | None, history: list[dict], current: str) -> str:
-    """The whole page."""
-    sections = [
-        ("model", "Model vs baselines", _png(model_vs_baselines(metrics)), _summary_table(metrics)),
+def render(
+    title: str,
+    metrics: dict,
+    tuning: dict | None,
+    history: list[dict],
+    current: str,
+    *,
+    ranking: dict | None = None,
+) -> str:
+    """The whole page; `ranking` (the top-k quality of the recommenders) adds a section."""
+    sections = [("model", "Model vs baselines", _png(model_vs_baselines(metrics)), _summary_table(metrics))]
+    if ranking:
+        sections.append(
+            ("ranking", f"Top-{ranking['k']} recommendations", _png(ranking_chart(ranking)), _ranking_table(ranking))
+        )
+    sections += [
         ("activity", "Error by user activity", _png(error_by_activity(metrics)), ""),
         ("distribution", "Predicted vs actual ratings", _png(rating_distribution(metrics)), ""),
     ]
@@ -244,6 +290,34 @@ def _summary_table(metrics: dict) -> str:
             table += f'<td class="num">{r["ndcg"]:.4f}</td></tr>'
         table += "</table>"
     return table
+
+
+def _ranking_table(ranking: dict) -> str:
+    """One row per recommender, the served one marked, and who was ranked on what."""
+    k, catalogue = ranking["k"], ranking["catalogue"]
+    table = (
+        f"<table><tr><th>recommender</th><th>NDCG@{k}</th><th>precision@{k}</th><th>recall@{k}</th><th>MAP@{k}</th>"
+        "<th>catalogue coverage</th><th>mean popularity</th></tr>"
+    )
+    for name, r in ranking["models"].items():
+        served = name == ranking["served"]
+        table += f"<tr{' class=current' if served else ''}><td>{html.escape(r['label'])}"
+        table += f"{' (served)' if served else ''}</td>"
+        table += "".join(f'<td class="num">{r[m]:.4f}</td>' for m in ("ndcg", "precision", "recall", "map"))
+        table += f'<td class="num">{r["coverage"]:.1%}</td><td class="num">{r["mean_popularity"]:.1f}</td></tr>'
+    table += "</table>"
+    who = f"{ranking['users']:,} test users, " + (
+        f"a sample (seed {ranking['sampled']['seed']}) of the {ranking['eligible_users']:,}"
+        if ranking["sampled"]
+        else "every one"
+    )
+    return table + (
+        f"<p>Ranked for {who} with a relevant test rating. An item is relevant if the user rated it "
+        f"≥ {ranking['relevant_rating']:g} in the test set; each user's candidates are the items the user did not "
+        f"rate in training, out of the {catalogue:,} items in the training data. Catalogue coverage: the share of "
+        f"those items in at least one user's top {k}; mean popularity: the mean number of training ratings of the "
+        "items recommended. (served): the recommender the recommendations are made with by default.</p>"
+    )
 
 
 def _tuning_note(tuning: dict) -> str:

@@ -4,6 +4,7 @@ point, with awkward inputs (one run, many runs with long labels, lopsided bucket
 
 from __future__ import annotations
 
+import re
 from itertools import combinations, pairwise
 from unittest import mock
 
@@ -280,3 +281,113 @@ def test_history_labels_tell_runs_apart_and_the_title_names_what_they_share():
     assert len(set(labels)) == len(runs)
     assert not any("ml-latest-small" in label for label in labels)
     assert "dataset ml-latest-small" in fig.get_suptitle()
+
+
+RANKING = {
+    "k": 10,
+    "relevant_rating": 4.0,
+    "users": 603,
+    "eligible_users": 603,
+    "sampled": None,
+    "catalogue": 9724,
+    "served": "ease",
+    "models": {
+        "ease": {
+            "label": "EASE (λ 200, ratings ≥ 3.5)",
+            "ndcg": 0.3168,
+            "precision": 0.2317,
+            "recall": 0.2218,
+            "map": 0.1734,
+            "coverage": 0.121,
+            "mean_popularity": 63.2,
+        },
+        "explicit": {
+            "label": "biased ALS (rank 32)",
+            "ndcg": 0.074,
+            "precision": 0.061,
+            "recall": 0.050,
+            "map": 0.03,
+            "coverage": 0.35,
+            "mean_popularity": 4.1,
+        },
+        "popularity": {
+            "label": "most popular unseen",
+            "ndcg": 0.167,
+            "precision": 0.126,
+            "recall": 0.102,
+            "map": 0.08,
+            "coverage": 0.004,
+            "mean_popularity": 215.0,
+        },
+    },
+}
+# A sample of a large release's users, long labels, and the explicit model served.
+SAMPLED = RANKING | {
+    "users": 10_000,
+    "eligible_users": 162_541,
+    "sampled": {"seed": 42},
+    "catalogue": 59_047,
+    "served": "explicit",
+    "models": {
+        name: model | {"label": f"{model['label']}, trained on every rating of the release"}
+        for name, model in RANKING["models"].items()
+    },
+}
+
+
+@pytest.mark.parametrize("ranking", [RANKING, SAMPLED], ids=["every user", "a sample, long labels"])
+def test_ranking_chart_is_readable(ranking):
+    assert_readable(report.ranking_chart(ranking))
+
+
+def page(ranking: dict | None) -> str:
+    runs = history(2)
+    return report.render("ml-latest-small: ease", metrics(), tuning(), runs, runs[0]["key"], ranking=ranking)
+
+
+def section(html: str, anchor: str) -> str:
+    start = html.index(f'<section id="{anchor}">')
+    return html[start : html.index("</section>", start)]
+
+
+def test_the_ranking_section_has_every_recommender_and_marks_the_served_one():
+    html = page(RANKING)
+    ranking = section(html, "ranking")
+    assert "<h2>Top-10 recommendations</h2>" in ranking and 'alt="Top-10 recommendations"' in ranking
+    rows = re.findall(r"<tr( class=current)?><td>([^<]*)</td>", ranking)
+    assert rows == [
+        (" class=current", "EASE (λ 200, ratings ≥ 3.5) (served)"),
+        ("", "biased ALS (rank 32)"),
+        ("", "most popular unseen"),
+    ]
+    assert '<td class="num">0.3168</td><td class="num">0.2317</td><td class="num">0.2218</td>' in ranking
+    assert '<td class="num">0.1734</td><td class="num">12.1%</td><td class="num">63.2</td>' in ranking
+    assert (
+        "603 test users, every one with a relevant test rating." in ranking
+        and "rated it ≥ 4 in the test set" in ranking
+    )
+    assert "items the user did not rate in training" in ranking and "9,724 items" in ranking
+    # In the table of contents and on the page, right after the model against its baselines.
+    anchors = ["model", "ranking", "activity", "distribution", "tuning", "history"]
+    assert re.findall(r'<a href="#(\w+)">', html) == anchors
+    assert re.findall(r'<section id="(\w+)">', html) == anchors
+
+
+def test_a_sampled_ranking_says_so():
+    ranking = section(page(SAMPLED), "ranking")
+    assert "10,000 test users, a sample (seed 42) of the 162,541 with a relevant test rating." in ranking
+    assert re.findall(r"<tr class=current><td>([^<]*)</td>", ranking) == [
+        "biased ALS (rank 32), trained on every rating of the release (served)"
+    ]
+
+
+def test_ranking_labels_are_escaped():
+    models = RANKING["models"] | {"explicit": RANKING["models"]["explicit"] | {"label": "ALS <rank 32> & co"}}
+    ranking = section(page(RANKING | {"models": models}), "ranking")
+    assert "ALS &lt;rank 32&gt; &amp; co" in ranking and "<rank 32>" not in ranking
+
+
+def test_without_a_ranking_there_is_no_ranking_section():
+    html = page(None)
+    assert 'id="ranking"' not in html and "#ranking" not in html
+    assert "Top-10 recommendations" not in html
