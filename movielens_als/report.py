@@ -48,7 +48,9 @@ def model_vs_baselines(metrics: dict) -> Figure:
         ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
     ax.set_xticks(x, names)
     ax.set_ylabel("error on the test ratings")
-    ax.set_title(f"Model vs baselines: {metrics['improvement_over_bias']:.1%} below the bias baseline's RMSE")
+    improvement = metrics["improvement_over_bias"]
+    side = "below" if improvement >= 0 else "above"
+    ax.set_title(f"Model vs baselines: {abs(improvement):.1%} {side} the bias baseline's RMSE")
     ax.margins(y=0.12)  # room for the tallest bar's label under the title
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     return fig
@@ -264,7 +266,6 @@ img {{ max-width: 100%; }} .note {{ color: #666; }}
 
 
 def _summary_table(metrics: dict) -> str:
-    ranking = metrics["ranking"]
     rows = [
         ("RMSE", metrics["rmse"], metrics["baselines"]["bias"]["rmse"], metrics["baselines"]["global_mean"]["rmse"]),
         ("MAE", metrics["mae"], metrics["baselines"]["bias"]["mae"], metrics["baselines"]["global_mean"]["mae"]),
@@ -274,21 +275,6 @@ def _summary_table(metrics: dict) -> str:
         f"<tr><td>{n}</td>" + "".join(f'<td class="num">{v:.4f}</td>' for v in vs) + "</tr>" for n, *vs in rows
     )
     table += "</table>"
-    if ranking.get("model"):
-        who = f"{ranking['users']} users" + (
-            f" (a sample of {ranking['eligible_users']}, seed {ranking['sampled']['seed']})"
-            if ranking["sampled"]
-            else ""
-        )
-        table += f"<p>Ranking at {ranking['k']} (relevant: rated ≥ {ranking['relevant_rating']:g}; {who}):</p>"
-        table += "<table><tr><th></th><th>precision</th><th>recall</th><th>NDCG</th></tr>"
-        for name in ("model", "popularity"):
-            r = ranking[name]
-            table += (
-                f'<tr><td>{name}</td><td class="num">{r["precision"]:.4f}</td><td class="num">{r["recall"]:.4f}</td>'
-            )
-            table += f'<td class="num">{r["ndcg"]:.4f}</td></tr>'
-        table += "</table>"
     return table
 
 

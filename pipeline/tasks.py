@@ -557,12 +557,13 @@ class Recommendations(OfModel, OfRanking):
         self.store.write_parquet(self.key, with_titles(top, movies))
 
 
-class Report(OfModel):
-    """report.html: a self-contained page of charts and tables about the evaluated model,
-    its tuning if any, and every evaluation in the store at the time it was made."""
+class Report(OfModel, OfRanking):
+    """report.html: a self-contained page of charts and tables about the evaluated rating
+    model, its tuning if any, the top-10 quality of the recommenders (EvaluatedRanking), and
+    every evaluation in the store at the time it was made."""
 
     def requires(self):
-        deps = {"evaluation": self.clone(EvaluatedRMSE)}
+        deps = {"evaluation": self.clone(EvaluatedRMSE), "ranking": self.clone(EvaluatedRanking)}
         if self.tuned:
             deps["tuning"] = self.clone(TunedALS)
         return deps
@@ -582,5 +583,6 @@ class Report(OfModel):
                 run = layout.Run.parse(key)
                 history.append(report.history_row(key, run.dataset, run.split, run.model, self.store.read_json(key)))
         title = f"{self.dataset}: {keys.model} on the {keys.split} split"
-        page = report.render(title, self.store.read_json(keys.metrics), tuning, history, keys.metrics)
+        ranking = self.store.read_json(self.ease_keys.ranking(keys.model))
+        page = report.render(title, self.store.read_json(keys.metrics), tuning, history, keys.metrics, ranking=ranking)
         self.store.write_bytes(self.key, page.encode())

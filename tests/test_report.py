@@ -83,6 +83,7 @@ def test_every_chart_renders_with_content(page):
     )
     assert [i["alt"] for i in images] == [
         "Model vs baselines",
+        "Top-10 recommendations",
         "Error by user activity",
         "Predicted vs actual ratings",
         "Tuning grid",
@@ -106,5 +107,6 @@ def test_the_page_shows_the_history_and_the_ranking_tables(page):
     page, _, _ = page
     text = page.inner_text("body")
     assert "biased_als-rank3-reg0.15-iter15" in text and "biased_als-tuned-grid-" in text
-    assert "precision" in text and "popularity" in text
+    assert "precision" in text and "most popular unseen" in text and "MAP" in text
+    assert "EASE (λ" in text and "(served)" in text
     assert "4 candidates on" in text

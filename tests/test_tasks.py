@@ -9,7 +9,7 @@ import luigi
 import pytest
 
 from pipeline.download import DownloadError
-from pipeline.tasks import DownloadedZip, EvaluatedRMSE, Recommendations, TunedALS
+from pipeline.tasks import DownloadedZip, EvaluatedRMSE, Recommendations, TrainedEASE, TunedALS, TunedEASE
 from tests.fakes import md5, release_zip
 
 
@@ -38,6 +38,10 @@ def fresh_tasks():
         (TunedALS, {"reg_params": [float("inf")]}, r"--reg-params must be a non-empty list of values each a finite"),
         (TunedALS, {"max_iters": []}, r"--max-iters must be a non-empty list of values each a whole number from 1"),
         (TunedALS, {"ranks": ["8"]}, r"--ranks must be a non-empty list of values each a whole number"),
+        (TunedEASE, {"l2s": [200, 0]}, r"--l2s must be a non-empty list of values each a finite number above 0"),
+        (TunedEASE, {"positive_ratings": [6]}, r"--positive-ratings must be a non-empty list of values each a rating"),
+        (TrainedEASE, {"max_items": 1}, "--max-items must be a whole number from 2 to 32768, not 1"),
+        (Recommendations, {"recommender": "svd"}, "--recommender"),
     ],
 )
 def test_a_parameter_out_of_range_is_refused_when_the_task_is_made(task, params, message):
@@ -48,6 +52,16 @@ def test_a_parameter_out_of_range_is_refused_when_the_task_is_made(task, params,
 def test_the_grid_and_the_counts_accept_their_bounds():
     assert TunedALS(ranks=[1, 10_000], reg_params=[0], max_iters=[1, 10_000]).ranks == (1, 10_000)
     assert Recommendations(top_n=1000, max_iter=1).top_n == 1000
+    assert TunedEASE(l2s=[1e-6], positive_ratings=[0.5, 5], max_items=32_768).max_items == 32_768
+
+
+def test_luigid_shows_only_the_parameters_of_the_model_served():
+    served = Recommendations(recommender="ease").shaping_params()
+    assert {"l2s", "positive_ratings", "max_items", "top_n"} <= set(served)
+    assert not {"rank", "reg_param", "model", "tuned"} & set(served)
+    explicit = Recommendations(recommender="explicit").shaping_params()
+    assert {"rank", "reg_param", "model", "tuned"} <= set(explicit)
+    assert not {"l2s", "positive_ratings", "max_items", "ranks"} & set(explicit)
 
 
 @pytest.fixture
