@@ -38,6 +38,7 @@ TAIL_LINES = 40
 # recurse deep enough to overflow the JVM's default 1 MB thread stacks, at 15 iterations now and
 # then and at 40 every time. Thread stacks of 16 MB are address space, not memory, until used.
 THREAD_STACK = "-Xss16m"
+BLAS_THREADS = "OPENBLAS_NUM_THREADS"
 # The driver's heap when [spark] driver_memory is not set: in local mode it holds ALS's cached
 # rating blocks and the local relation of the ratings the driver hands Spark. Measured
 # (BENCHMARKS.md): 25 M ratings fit 2 GB, 32 M ran out of it and fit 4 GB; so 1 GB plus
@@ -150,6 +151,10 @@ class SparkJobTask(SparkSubmitTask):
     the whole environment, credentials included."""
 
     job_script: str  # a file name in spark_jobs/
+    # Spark's ALS calls BLAS once per rating on rank-wide vectors, from each of its task
+    # threads: a native BLAS's own threads (Debian's OpenBLAS, when installed) would only
+    # contend with them. The EASE jobs keep theirs: one large Cholesky uses every core.
+    single_threaded_blas = False
 
     @property
     def ratings_hint(self) -> int | None:
@@ -182,6 +187,8 @@ class SparkJobTask(SparkSubmitTask):
     def conf(self) -> dict[str, str]:
         conf = super().conf or {}
         conf.setdefault("spark.executor.extraJavaOptions", THREAD_STACK)
+        if self.single_threaded_blas:
+            conf.setdefault(f"spark.executorEnv.{BLAS_THREADS}", "1")
         return conf
 
     @property
@@ -197,6 +204,8 @@ class SparkJobTask(SparkSubmitTask):
         env.setdefault("PYSPARK_PYTHON", sys.executable)
         env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         env["PYTHONUNBUFFERED"] = "1"
+        if self.single_threaded_blas:
+            env.setdefault(BLAS_THREADS, "1")  # in local mode the executors are the driver's JVM
         return env
 
     def run(self) -> None:

@@ -277,6 +277,7 @@ class TunedALS(OfGrid, SparkJobTask):
     ALS, its calibration weights."""
 
     job_script = "tune_als.py"
+    single_threaded_blas = True
 
     def requires(self):
         return self.clone(SplitData)
@@ -309,6 +310,7 @@ class TrainedALS(OfModel, SparkJobTask):
 
     is_directory = True
     job_script = "train_als.py"
+    single_threaded_blas = True
 
     def requires(self):
         deps = {"split": self.clone(SplitData)}

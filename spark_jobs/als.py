@@ -64,3 +64,14 @@ def _with_biases(factors: pa.Table, ids: np.ndarray, bias: np.ndarray, count: np
         raise RuntimeError("ALS returned factors for other ids than the training ratings hold")
     flat = np.asarray(factors.column(FEATURES).combine_chunks().flatten(), dtype=np.float32)
     return factor_table(ids, flat.reshape(len(ids), rank), bias, count)
+
+
+def linear_algebra(spark: SparkSession) -> str:
+    """The BLAS and LAPACK Spark's ALS computes with, by class: JNIBLAS and JNILAPACK are the
+    system's native libblas.so.3 and liblapack.so.3 (Debian: libopenblas0); anything else is
+    netlib's Java fallback, about 1.2x slower for ALS (BENCHMARKS.md)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None  # a live session's
+    blas = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()
+    lapack = jvm.dev.ludovic.netlib.lapack.LAPACK.getInstance().getClass().getSimpleName()
+    return f"{blas}, {lapack}"

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
             f"fitting {args.model} (rank {args.rank}, regParam {args.reg_param}, {args.max_iter} iterations) "
             f"on {train.num_rows} ratings",
         )
+        linear_algebra = als.linear_algebra(spark)
+        print(f"linear algebra: {linear_algebra}", flush=True)
         started = time.perf_counter()
         users, items, global_mean = als.fit(
             spark, train, args.model, args.rank, args.reg_param, args.max_iter, args.seed
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
                     "seed": args.seed,
                     "implicit_prefs": False,
                     "num_blocks": spark.sparkContext.defaultParallelism,
+                    "linear_algebra": linear_algebra,
                 },
                 "train": {"key": args.train, "sha256": hashlib.sha256(train_bytes).hexdigest(), **describe(train)},
                 "factors": {"users": users.num_rows, "items": items.num_rows},

@@ -4,6 +4,7 @@ with the release downloaded from a mirror on 127.0.0.1, and its failure modes.""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import boto3
@@ -85,6 +86,9 @@ def test_the_chain_on_the_local_store_then_a_rerun_does_nothing(real_release_zip
     assert model["model"] == "biased_als" and model["als"]["rank"] == 32
     assert model["train"]["rows"] == stats["train"]["rows"]
     assert model["spark_version"].startswith("4.")
+    # Native BLAS and LAPACK where the system has them (`make test` installs Debian's OpenBLAS).
+    native = Path(f"/usr/lib/{os.uname().machine}-linux-gnu/libblas.so.3").exists()
+    assert (model["als"]["linear_algebra"] == "JNIBLAS, JNILAPACK") == native, model["als"]
 
     before = files_under(root)
     second = run_luigi(["EvaluatedRMSE", "--local-scheduler"], config, workdir)

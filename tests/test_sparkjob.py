@@ -210,3 +210,15 @@ def test_a_spark_task_sizes_its_driver_from_its_release_unless_configured(luigi_
     assert TunedALS(dataset="ml-latest-small").driver_memory == "2g"
     luigi_config("spark", "driver_memory", "7g")
     assert TrainedALS(dataset="ml-32m").driver_memory == "7g"
+
+
+def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(monkeypatch):
+    from pipeline.tasks import TrainedALS, TrainedEASE, TunedALS, TunedEASE
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    for als in (TrainedALS(), TunedALS()):
+        assert als.program_environment()["OPENBLAS_NUM_THREADS"] == "1"  # the local driver, executors inside
+        assert als.conf["spark.executorEnv.OPENBLAS_NUM_THREADS"] == "1"  # a cluster's executors
+    for ease in (TrainedEASE(), TunedEASE()):
+        assert "OPENBLAS_NUM_THREADS" not in ease.program_environment()
+        assert "spark.executorEnv.OPENBLAS_NUM_THREADS" not in ease.conf
