@@ -7,7 +7,8 @@ split, alternating, with their peak memory; and the ranking chain once, with its
 
 The release is the one the zip's name says; a local HTTP mirror serves it. First the whole
 ranking chain runs once on an empty store (`luigi --module pipeline EvaluatedRanking`: split,
-TunedEASE, TrainedEASE, TrainedALS, EvaluatedRanking). Then each fit is removed from the store
+TunedEASE, TrainedEASE, TrainedALS, EvaluatedRanking), then Recommendations (EASE's top 10
+for every user). Then each fit is removed from the store
 and run again, ALS and EASE in turn, `--runs` times, so a change in machine load hits both.
 Times are the tasks' own ("finished in", spark-submit included); memory is each Spark
 driver's peak resident set (JVM, and the Python that runs the job). Prints a Markdown table.
@@ -82,6 +83,7 @@ def main() -> None:
         config.write(f)
     try:
         chain = luigi("EvaluatedRanking", config_path, dataset, scratch)
+        serving = luigi("Recommendations", config_path, dataset, scratch)  # the top 10 of every user
         [ranking_path] = store.glob("evaluations/*/*/ease-tuned-*/ranking-vs-*.json")
         ranking = json.loads(ranking_path.read_text())
         [tuning_path] = store.glob("tuning/*/*/ease-grid-*/tuning.json")
@@ -98,10 +100,10 @@ def main() -> None:
     finally:
         server.shutdown()
         shutil.rmtree(scratch, ignore_errors=True)
-    report(dataset, args, chain, ranking, best, fits)
+    report(dataset, args, chain, serving, ranking, best, fits)
 
 
-def report(dataset, args, chain, ranking, best, fits) -> None:
+def report(dataset, args, chain, serving, ranking, best, fits) -> None:
     def median(task: str, field: str) -> float:
         return statistics.median(r["tasks"][task] if field == "task" else r[field] for r in fits[task])
 
@@ -127,6 +129,11 @@ def report(dataset, args, chain, ranking, best, fits) -> None:
         f"{models['ease']['ndcg']:.4f} / {models['explicit']['ndcg']:.4f} / {models['popularity']['ndcg']:.4f} |"
     )
     print(f"\nbest of the tuning: {best}; ranked users: {ranking['users']} of {ranking['eligible_users']}")
+    print(
+        f"Recommendations (EASE's top 10 for every user): {serving['tasks']['Recommendations']:.1f} s, "
+        f"luigi worker peak {serving['worker_memory']:,} MiB; the chain's largest Spark driver peaks (JVM / Python): "
+        f"{chain['memory'][0]:,} / {chain['memory'][1]:,} MiB"
+    )
 
 
 if __name__ == "__main__":
