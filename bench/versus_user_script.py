@@ -29,19 +29,15 @@ from pathlib import Path
 
 from compare_bare import REPO, machine, pipeline_run, serve
 
+JAVA_BLAS = "-Ddev.ludovic.netlib.blas.nativeLib=none -Ddev.ludovic.netlib.lapack.nativeLib=none"
 
-def user_run(spark_submit: str, memory: str, csv: Path, scratch: Path) -> dict:
+
+def user_run(spark_submit: str, memory: str, csv: Path, scratch: Path, native_blas: bool) -> dict:
     started = time.perf_counter()
+    options = [] if native_blas else ["--driver-java-options", JAVA_BLAS]
+    script = str(REPO / "bench" / "user_script.py")
     result = subprocess.run(
-        [
-            spark_submit,
-            "--master",
-            "local[*]",
-            "--driver-memory",
-            memory,
-            str(REPO / "bench" / "user_script.py"),
-            str(csv),
-        ],
+        [spark_submit, "--master", "local[*]", "--driver-memory", memory, *options, script, str(csv)],
         capture_output=True,
         text=True,
         cwd=scratch,

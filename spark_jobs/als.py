@@ -48,6 +48,11 @@ def fit(
         numUserBlocks=blocks,
         numItemBlocks=blocks,
     )
+    # Below 48 MB of Arrow (4 M ratings) Spark would make the ratings a LocalRelation, rows
+    # inside the query plan: ALS's queries then spend a quarter of the fit transforming that
+    # plan and serialising it into tasks (a Java Flight Recording at 1 M ratings). As an RDD
+    # they cost nothing to plan: fits 1.38x faster at 1 M ratings (BENCHMARKS.md).
+    spark.conf.set("spark.sql.execution.arrow.localRelationThreshold", "0")
     frame = spark.createDataFrame(pa.table({USER: users, ITEM: items, "target": target.astype(np.float32)}))
     fitted = als.fit(frame)
     return (

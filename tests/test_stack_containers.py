@@ -213,16 +213,21 @@ class Stack:
         with urllib.request.urlopen(url, timeout=10) as response:
             return json.load(response)
 
-    def s3_keys(self) -> set[str]:
-        s3 = boto3.client(
+    def _s3(self):
+        return boto3.client(
             "s3",
             endpoint_url=f"http://127.0.0.1:{self.env['MINIO_API_PORT']}",
             region_name="us-east-1",
             aws_access_key_id=EXAMPLE_USER,
             aws_secret_access_key=EXAMPLE_PASSWORD,
         )
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.env["MOVIELENS_BUCKET"])
+
+    def s3_keys(self) -> set[str]:
+        pages = self._s3().get_paginator("list_objects_v2").paginate(Bucket=self.env["MOVIELENS_BUCKET"])
         return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+    def s3_json(self, key: str):
+        return json.loads(self._s3().get_object(Bucket=self.env["MOVIELENS_BUCKET"], Key=key)["Body"].read())
 
     def nightly_log(self) -> str:
         return self.run("exec", "-T", "runner", "sh", "-c", "cat logs/nightly.log 2>/dev/null || true").stdout
@@ -354,6 +359,9 @@ def test_the_readme_commands_bring_the_stack_up_and_run_the_chain_on_two_workers
     assert any(k.startswith("splits/ml-latest-small/") and k.endswith("train.parquet") for k in keys)
     assert any(k.startswith("evaluations/ml-latest-small/") and k.endswith("/metrics.json") for k in keys)
     assert any(k.startswith("models/ml-latest-small/") and k.endswith("/_SUCCESS") for k in keys)
+    # The image's OpenBLAS is the BLAS and LAPACK the fit computed with.
+    [model] = [k for k in keys if k.startswith("models/ml-latest-small/") and k.endswith("/model.json")]
+    assert stack.s3_json(model)["als"]["linear_algebra"] == "JNIBLAS, JNILAPACK"
 
     # luigid, through its port on 127.0.0.1, shows the tasks done.
     done = {task["name"] for task in stack.luigid("task_list", status="DONE").values()}
