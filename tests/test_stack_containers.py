@@ -104,7 +104,8 @@ def base_image_tar() -> Path:
         CACHE.mkdir(parents=True, exist_ok=True)
         pending = tar.with_suffix(f".{os.getpid()}.tmp")
         result = subprocess.run(
-            ["mmdebstrap", "--variant=apt", f"--include={BASE_PACKAGES}", BASE_SUITE, str(pending)],
+            # The format said, not left to the name: a .tmp target would be a directory.
+            ["mmdebstrap", "--variant=apt", "--format=tar", f"--include={BASE_PACKAGES}", BASE_SUITE, str(pending)],
             capture_output=True,
             text=True,
             check=False,
