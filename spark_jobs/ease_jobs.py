@@ -81,6 +81,11 @@ def tune(args, store) -> None:
             )
             started = time.perf_counter()
     best = max(candidates, key=lambda c: (c["ndcg"], -c["l2"], -c["positive_rating"]))
+    # A winner at either end of the λ grid may not be the best λ at all.
+    edge = len(args.l2s) > 1 and best["l2"] in (min(args.l2s), max(args.l2s))
+    if edge:
+        warning = f"the best λ, {best['l2']:g}, is at an end of the grid {args.l2s}; try --l2s beyond it"
+        print(f"warning: {warning}", flush=True)
     store.write_json(
         args.output,
         {
@@ -95,6 +100,7 @@ def tune(args, store) -> None:
             },
             "candidates": candidates,
             "best": {"positive_rating": best["positive_rating"], "l2": best["l2"], "ndcg": best["ndcg"]},
+            "best_at_grid_edge": edge,
             "tuned_at": utc_now(),
         },
     )

@@ -47,6 +47,7 @@ def test_the_ranking_model_beats_its_peers_on_the_real_release(
     assert tuning["validation"]["fit"]["rows"] + tuning["validation"]["validation"]["rows"] == stats["train"]["rows"]
     assert len(tuning["candidates"]) == 10
     assert tuning["best"]["ndcg"] == max(c["ndcg"] for c in tuning["candidates"])
+    assert tuning["best_at_grid_edge"] is False  # λ 200, inside [100, 1600]
     model_dir = path.parent.as_posix().replace("/evaluations/", "/models/")
     model = json.loads((root / model_dir / "model.json").read_text())
     assert (model["l2"], model["positive_rating"]) == (tuning["best"]["l2"], tuning["best"]["positive_rating"])
