@@ -33,6 +33,9 @@ CATEGORIES = (
     ("normal equations: other", r"NormalEquation|computeFactors"),
     ("Spark SQL and planning", r"catalyst|sql\.execution|codegen|janino|asm9"),
     ("Python to JVM (py4j, Arrow)", r"py4j|arrow|ArrowConverters"),
+    # Spark's ClosureCleaner reads each closure's bytecode with ASM; jars are opened and verified.
+    ("closure cleaning and class loading", r"asm9|ZipFile|JarFile|URLClassPath|ClassLoader|SHA|MessageDigest"),
+    ("Hadoop configuration", r"hadoop"),
 )
 
 
