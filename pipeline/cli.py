@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import os
+import socket
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import luigi.interface
 import luigi.retcodes
@@ -51,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                 metrics = store.read_json(evaluation.key)
                 break
             codes = luigi.retcodes.retcode()
-            waiting = code == codes.already_running or (code == codes.not_run and _held_by_another_worker(evaluation))
+            url = _scheduler_url()
+            waiting = code == codes.already_running or (
+                code == codes.not_run and url is not None and _held_by_another_worker(evaluation, RemoteScheduler(url))
+            )
         if not waiting:
             return code or codes.not_run
         # Another worker (of luigid, or another command on this host) runs tasks this run needs.
@@ -66,17 +72,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _held_by_another_worker(task: luigi.Task) -> bool:
-    """Whether luigid holds a task this run needs as running. Plain luigi exits 10 while
-    another worker runs such a task, but 25 once the task's output exists and its worker has
-    not yet told luigid it is done (for TrainedALS, the seconds Spark takes to shut down):
-    luigid then schedules nothing after it for this run."""
+def _scheduler_url() -> str | None:
+    """luigid's URL as this command line and luigi.cfg give it; None with --local-scheduler."""
     core = luigi.interface.core()
     if core.local_scheduler:
-        return False
-    url = core.scheduler_url or f"http://{core.scheduler_host}:{core.scheduler_port}/"
-    running = RemoteScheduler(url).task_list("RUNNING", "")  # type: ignore[attr-defined]  # an RPC stub luigi generates
-    return not _needed_task_ids(task).isdisjoint(running)
+        return None
+    return core.scheduler_url or f"http://{core.scheduler_host}:{core.scheduler_port}/"
+
+
+def _held_by_another_worker(task: luigi.Task, scheduler: Any) -> bool:
+    """Whether another live worker of luigid will run a task this run needs: one it is running,
+    or one it has scheduled and not yet started (between two of its tasks nothing is running).
+    Plain luigi exits 10 while another worker runs such a task, but 25 once the task's output
+    exists and its worker has not yet told luigid it is done (for TrainedALS, the seconds Spark
+    takes to shut down): luigid then schedules nothing after it for this run. `scheduler` is a
+    luigi RemoteScheduler, typed Any: its RPC methods are generated, invisible to mypy."""
+    needed = _needed_task_ids(task)
+    if not needed.isdisjoint(scheduler.task_list("RUNNING", "")):
+        return True
+    # This process's own workers (one per pass of luigi) are still luigid's until they time out.
+    ours = {
+        worker["name"]
+        for worker in scheduler.worker_list(include_running=False)
+        if worker.get("pid") == os.getpid() and worker.get("host") == socket.gethostname()
+    }
+    pending = scheduler.task_list("PENDING", "")
+    return any(set(pending[task_id]["workers"]) - ours for task_id in needed & pending.keys())
 
 
 def _needed_task_ids(task: luigi.Task) -> set[str]:

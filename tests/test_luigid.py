@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -14,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from luigi.rpc import RemoteScheduler
 
+from pipeline.cli import _held_by_another_worker
+from pipeline.tasks import EvaluatedRMSE
 from tests.fakes import release_zip
 from tests.helpers import (
     ALREADY_RUNNING,
@@ -177,12 +181,9 @@ def test_movielens_als_waits_for_a_task_whose_output_exists_but_that_another_wor
         (root / "downloads").mkdir(parents=True, exist_ok=True)
         (root / "downloads" / "ml-latest-small.zip").write_bytes(release_zip())  # as the first worker stores it
         second = start([str(BIN / "movielens-als"), *scheduler, "--no-lock"], logs[1])
-        # Until the second run has been through luigi once, with DownloadedZip still running in the first.
-        wait_until(
-            lambda: second.poll() is not None or logs[1].read_text().count("===== Luigi Execution Summary") >= 2,
-            "the second run never finished scheduling",
-            first,
-        )
+        # Until the second run has decided, with DownloadedZip still running in the first: it waits, or
+        # (the failure) exits. Released any earlier, the first could finish first and hide the failure.
+        wait_until(lambda: second.poll() is not None or WAITING in logs[1].read_text(), "the second run hung", first)
         held.release.set()
         exit_codes = [first.wait(COMMAND_TIMEOUT), second.wait(COMMAND_TIMEOUT)]
 
@@ -190,6 +191,26 @@ def test_movielens_als_waits_for_a_task_whose_output_exists_but_that_another_wor
     assert exit_codes == [0, 0], "\n---\n".join(text[-4000:] for text in outputs)
     assert sorted(tasks_run(outputs[0]) + tasks_run(outputs[1])) == sorted(CHAIN)
     assert "metrics.json: " in outputs[1]
+
+
+def test_a_task_another_live_worker_has_scheduled_is_held_even_between_its_tasks(luigid):
+    """Between two of another worker's tasks none is RUNNING, yet it will run the next: a run that
+    looks then must wait, not exit. This process's own workers (one per pass of luigi) hold nothing."""
+    scheduler = RemoteScheduler(f"http://127.0.0.1:{luigid}/")
+    evaluation = EvaluatedRMSE()
+    split = evaluation.requires()["split"]
+    ours, other = "Worker(ours)", "Worker(other)"
+    scheduler.add_worker(ours, {"host": socket.gethostname(), "pid": os.getpid()})
+    scheduler.add_worker(other, {"host": "elsewhere", "pid": os.getpid()})
+
+    scheduler.add_task(worker=ours, task_id=split.task_id, status="PENDING", runnable=True)
+    assert not _held_by_another_worker(evaluation, scheduler)
+    scheduler.add_task(worker=other, task_id=split.task_id, status="PENDING", runnable=True)
+    assert _held_by_another_worker(evaluation, scheduler)  # scheduled by the other, not started
+    assert scheduler.get_work(worker=other)["task_id"] == split.task_id
+    assert _held_by_another_worker(evaluation, scheduler)  # running in the other
+    scheduler.add_task(worker=other, task_id=split.task_id, status="DONE")
+    assert not _held_by_another_worker(evaluation, scheduler)
 
 
 def test_a_task_luigid_has_disabled_is_not_run_and_the_command_exits_25(mirror, tmp_path, workdir, pipeline_config):
