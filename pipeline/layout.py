@@ -8,7 +8,7 @@
     evaluations/<dataset>/<split>/<model id>/metrics.json
     evaluations/<dataset>/<split>/<ease id>/ranking-vs-<model id>.json
     recommendations/<dataset>/<split>/<model id>/top<n>.parquet
-    reports/<dataset>/<split>/<model id>/report.html
+    reports/<dataset>/<split>/<model id>/<ease id>/report.html
 
 <split> and <model id> spell the parameters that produced them (`split_id`, `model_id`), so
 runs with different parameters never share a key and a changed model reuses the split.
@@ -120,9 +120,10 @@ class Run:
     def recommendations(self, top_n: int) -> str:
         return f"recommendations/{self._model_path}/top{top_n}.parquet"
 
-    @property
-    def report(self) -> str:
-        return f"reports/{self._model_path}/report.html"
+    def report(self, ranking_model: str) -> str:
+        """report.html of this (rating) model, with the top-10 comparison of `ranking_model`:
+        a report made with another ranking model must not pass for this one."""
+        return f"reports/{self._model_path}/{ranking_model}/report.html"
 
     @property
     def _model_path(self) -> str:

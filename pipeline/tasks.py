@@ -572,7 +572,7 @@ class Report(OfModel, OfRanking):
 
     @property
     def key(self) -> str:
-        return self.model_keys.report
+        return self.model_keys.report(self.ease_keys.model)
 
     def run(self):
         from movielens_als import report  # matplotlib is slow to import, and only this task needs it

@@ -86,7 +86,10 @@ def test_keys_spell_the_parameters_that_made_them():
     task = EvaluatedRMSE(dataset="ml-1m", strategy="time", test_fraction=0.1, seed=7, rank=8, reg_param=0.05)
     assert task.key == "evaluations/ml-1m/time-0.1-seed7/biased_als-rank8-reg0.05-iter15/metrics.json"
     tuned = Report(dataset="ml-1m", tuned=True, ranks=[4, 8])
-    assert tuned.key == f"reports/ml-1m/user_random-0.2-seed42/biased_als-tuned-{tuned.grid_id}/report.html"
+    models = f"biased_als-tuned-{tuned.grid_id}/ease-tuned-{tuned.ease_grid_id}"
+    assert tuned.key == f"reports/ml-1m/user_random-0.2-seed42/{models}/report.html"
+    other_grid = Report(dataset="ml-1m", tuned=True, ranks=[4, 8], l2s=[50.0])
+    assert other_grid.key != tuned.key  # a report of another ranking model is another page
 
 
 def test_clean_removes_every_output_of_a_dataset_and_nothing_of_another(tmp_path, luigi_config):

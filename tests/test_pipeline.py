@@ -184,7 +184,7 @@ def test_report_and_recommendations_on_s3_keep_everything_in_the_bucket(
         return s3.get_object(Bucket=bucket_name, Key=f"movielens/{key}")["Body"].read()
 
     run = "ml-latest-small/user_random-0.2-seed42/biased_als-rank4-reg0.15-iter5"
-    page = body(f"reports/{run}/report.html").decode()
+    page = body(f"reports/{run}/{Recommendations().ease_keys.model}/report.html").decode()
     assert page.count("<img") >= 4 and "biased_als-rank4-reg0.15-iter5" in page
     ranking_run = run.replace("biased_als-rank4-reg0.15-iter5", Recommendations().ease_keys.model)
     table = pq.read_table(pa.BufferReader(body(f"recommendations/{ranking_run}/top3.parquet")))

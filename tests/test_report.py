@@ -37,7 +37,7 @@ def report_path(tmp_path_factory, class_archive_dir):
         for args in (["EvaluatedRMSE", "--rank", "3"], ["Report", "--tuned", *GRID]):
             result = run_luigi([*args, "--local-scheduler"], config, workdir)
             assert result.returncode == 0, result.stderr[-5000:]
-    [path] = root.glob("reports/ml-latest-small/user_random-0.2-seed42/biased_als-tuned-*/report.html")
+    [path] = root.glob("reports/ml-latest-small/user_random-0.2-seed42/biased_als-tuned-*/ease-tuned-*/report.html")
     return path
 
 
