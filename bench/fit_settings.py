@@ -3,12 +3,17 @@ a variant at a time in turn, so that a change in machine load hits them all.
 
     .venv/bin/python bench/fit_settings.py --zip /tmp/r10m/ml-25m.zip --runs 2 stock current kryo
     .venv/bin/python bench/fit_settings.py --zip /tmp/r10m/ml-25m.zip --profile current   # + a JFR profile
+    git worktree add /tmp/before HEAD~1    # a code change, against the code before it:
+    .venv/bin/python bench/fit_settings.py --zip /tmp/r10m/ml-25m.zip --tree before=/tmp/before native-blas before
 
 A variant is a set of Spark conf and driver JVM options laid over the [spark] section of
 luigi.cfg (VARIANTS below; `stock` drops its conf and keeps only the master and the driver
 memory). Each run removes the model and runs `luigi ... EvaluatedRMSE`, so TrainedALS fits
 again and the RMSE is checked. Prints the median fit seconds (model.json's fit_seconds: the
 ALS fit alone), the speed against the first variant, and the RMSE of each.
+
+`--tree NAME=PATH` adds a variant NAME that runs the code of another checkout at PATH (its
+pipeline and Spark jobs, through PYTHONPATH) with luigi.cfg's settings and the native BLAS.
 
 With --profile, the first run of each variant records a Java Flight Recording and prints the
 methods the driver's JVM spent its samples in (the executors run inside it in local mode).
@@ -103,11 +108,19 @@ def hot_methods(recording: Path, top: int = 25) -> list[tuple[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
+    parser.add_argument("variants", nargs="+", help=f"of {', '.join(VARIANTS)} and the --tree names")
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH", help="another checkout's code")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--zip", type=Path, required=True)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    for tree in args.tree:
+        name, _, path = tree.partition("=")
+        if not (Path(path) / "spark_jobs" / "als.py").is_file():
+            parser.error(f"--tree {tree}: {path} is not a checkout of this repository")
+        VARIANTS[name] = ([], [], {"OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(Path(path).resolve())})
+    if unknown := set(args.variants) - set(VARIANTS):
+        parser.error(f"unknown variants {sorted(unknown)}; choose from {sorted(VARIANTS)}")
     dataset = args.zip.name.removesuffix(".zip")
     scratch = Path(tempfile.mkdtemp(prefix="fit-settings-"))
     mirror = scratch / "mirror"
