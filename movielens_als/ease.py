@@ -104,7 +104,9 @@ def to_files(model: Ease) -> dict[str, pa.Table | bytes]:
 
 
 def from_files(items: pa.Table, weights: bytes, positive_rating: float, l2: float) -> Ease:
-    matrix = np.load(io.BytesIO(weights), allow_pickle=False)
+    # Models stored before B was written in C order hold it in Fortran order: scoring copied
+    # all of it for every block of users, so it is put in C order once here.
+    matrix = np.ascontiguousarray(np.load(io.BytesIO(weights), allow_pickle=False))
     if matrix.shape != (items.num_rows, items.num_rows):
         raise ValueError(f"EASE weights of shape {matrix.shape} do not match {items.num_rows} items")
     return Ease(items.column(ID).to_numpy(), items.column(COUNT).to_numpy(), matrix, positive_rating, l2)
@@ -126,8 +128,11 @@ def _gram(x: sp.csr_matrix) -> np.ndarray:
 
 def _weights(gram: np.ndarray, l2: float) -> np.ndarray:
     """B from XᵀX and λ: P = (XᵀX + λI)⁻¹ by Cholesky (LAPACK's potrf and potri, in place
-    on a copy), then B = -P / diag(P) with a zero diagonal."""
-    a = gram.copy()
+    on a copy), then B = -P / diag(P) with a zero diagonal, in C order: scoring (liked @ B)
+    reads B a row at a time, and scipy copies a Fortran-ordered B whole on every call."""
+    # XᵀX is symmetric, so its transpose, which is in Fortran order, is the same matrix: LAPACK
+    # works on it in place instead of on a Fortran-ordered copy.
+    a = gram.copy().T
     a[np.diag_indices_from(a)] += l2
     factor, info = lapack.spotrf(a, lower=True, overwrite_a=True, clean=False)
     if info:
@@ -141,6 +146,7 @@ def _weights(gram: np.ndarray, l2: float) -> np.ndarray:
         p[start:end, end:] = p[end:, start:end].T
         block = p[start:end, start:end]
         block[np.triu_indices(len(block), 1)] = block.T[np.triu_indices(len(block), 1)]
+    p = p.T  # P is symmetric too: the same matrix, in C order
     diagonal = p.diagonal().copy()
     p /= -diagonal
     p[np.diag_indices_from(p)] = 0.0
