@@ -53,12 +53,6 @@ VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     "kryo-nocompress": ([KRYO, *NO_COMPRESS], JAVA_BLAS, {}),
     "native-blas": ([], [], {"OPENBLAS_NUM_THREADS": "1"}),
     "kryo-native-blas": ([KRYO], [], {"OPENBLAS_NUM_THREADS": "1"}),
-    # The ratings the driver hands Spark as an RDD, never a LocalRelation in the query plan.
-    "native-blas-no-local-relation": (
-        ["spark.sql.execution.arrow.localRelationThreshold=0"],
-        [],
-        {"OPENBLAS_NUM_THREADS": "1"},
-    ),
 }
 
 
