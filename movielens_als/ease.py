@@ -31,11 +31,13 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from movielens_als.columns import COUNT, ID
-from movielens_als.model import index_of
+from movielens_als.model import MODEL_JSON, index_of
 
 # The files of a stored EASE model, in its directory, beside model.json.
 EASE_ITEMS = "items.parquet"  # id, count (positives in training), in the weights' order
 EASE_WEIGHTS = "weights.npy"  # B, float32, rows = the item liked, columns = the item scored
+FILES = (EASE_ITEMS, EASE_WEIGHTS, MODEL_JSON)
+FORMULA = "s(u, j) = sum_i X_ui B_ij, B = -P / diag(P) with a zero diagonal, P = (X'X + l2 I)^-1"
 # Columns of the Gram matrix computed per thread task: bounds the sparse intermediates.
 GRAM_BLOCK = 1024
 
@@ -95,21 +97,39 @@ def fit(
         yield Ease(ids, count, _weights(gram, l2), positive_rating, float(l2))
 
 
-def to_files(model: Ease) -> dict[str, pa.Table | bytes]:
-    """The model's files (EASE_ITEMS, EASE_WEIGHTS) as Arrow table and .npy bytes."""
+def to_files(model: Ease, **record) -> dict[str, pa.Table | bytes | dict]:
+    """The files of a stored model (FILES), by name: the items (an Arrow table), B (.npy bytes)
+    and model.json, with `record` (where the model came from: parameters, training data,
+    timings)."""
     buffer = io.BytesIO()
     np.save(buffer, model.weights, allow_pickle=False)
     table = pa.table({ID: pa.array(model.items, pa.int32()), COUNT: pa.array(model.count, pa.int64())})
-    return {EASE_ITEMS: table, EASE_WEIGHTS: buffer.getvalue()}
+    description = {
+        "model": "ease",
+        "formula": FORMULA,
+        "positive_rating": model.positive_rating,
+        "l2": model.l2,
+        "items": len(model.items),
+        **record,
+    }
+    return {EASE_ITEMS: table, EASE_WEIGHTS: buffer.getvalue(), MODEL_JSON: description}
 
 
-def from_files(items: pa.Table, weights: bytes, positive_rating: float, l2: float) -> Ease:
+def from_files(files: dict) -> Ease:
+    """The model of `to_files`' files."""
+    items, description = files[EASE_ITEMS], files[MODEL_JSON]
     # Models stored before B was written in C order hold it in Fortran order: scoring copied
     # all of it for every block of users, so it is put in C order once here.
-    matrix = np.ascontiguousarray(np.load(io.BytesIO(weights), allow_pickle=False))
+    matrix = np.ascontiguousarray(np.load(io.BytesIO(files[EASE_WEIGHTS]), allow_pickle=False))
     if matrix.shape != (items.num_rows, items.num_rows):
         raise ValueError(f"EASE weights of shape {matrix.shape} do not match {items.num_rows} items")
-    return Ease(items.column(ID).to_numpy(), items.column(COUNT).to_numpy(), matrix, positive_rating, l2)
+    return Ease(
+        items.column(ID).to_numpy(),
+        items.column(COUNT).to_numpy(),
+        matrix,
+        description["positive_rating"],
+        description["l2"],
+    )
 
 
 def _gram(x: sp.csr_matrix) -> np.ndarray:

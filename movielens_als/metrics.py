@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from movielens_als.columns import ITEM, RATING, USER
 from movielens_als.model import Model, index_of
-from movielens_als.ranking import Ranker, explicit_ranker, popularity_ranker, top_items
+from movielens_als.ranking import Ranker, Ratings, explicit_ranker, popularity_ranker, rating_arrays, top_items
 
 # Buckets of user activity, by the user's number of ratings in the training data.
 ACTIVITY_BUCKETS = ((1, 10), (10, 50), (50, 200), (200, None))
+# A test rating at or above this is relevant to the ranking metrics, unless a task says otherwise
+# (--relevant-rating); at or below a release's lowest rating, every test rating is relevant.
 RELEVANT_RATING = 4.0
 # Ranking quality at this k; above RANKING_USERS users, on a seeded sample of them.
 RANKING_K = 10
@@ -90,32 +91,31 @@ def served_diversity(top: np.ndarray, catalogue: np.ndarray, count: np.ndarray) 
 
 def compare_rankers(
     rankers: dict[str, Ranker],
-    train_users,
-    train_items,
-    test_users,
-    test_items,
-    test_ratings,
-    k: int,
-    max_users: int,
+    train: Ratings,
+    test: Ratings,
+    *,
+    k: int = RANKING_K,
+    max_users: int = RANKING_USERS,
     seed: int,
+    relevant_rating: float = RELEVANT_RATING,
 ) -> dict:
     """Precision, recall, NDCG and MAP at k, catalogue coverage and mean popularity of what is
     served, of every ranker on the same users: those with a training rating and a relevant
-    test rating (≥ RELEVANT_RATING); above `max_users`, a seeded sample of them. Each ranker
+    test rating (≥ `relevant_rating`); above `max_users`, a seeded sample of them. Each ranker
     ranks the items it knows that the user did not rate in training; a relevant item it does
     not know counts as missed. The catalogue is every item of the training ratings."""
-    relevant = test_ratings >= RELEVANT_RATING
-    known = np.isin(test_users, train_users)
-    eligible = np.unique(test_users[relevant & known])
+    relevant = test.ratings >= relevant_rating
+    known = np.isin(test.users, train.users)
+    eligible = np.unique(test.users[relevant & known])
     users = eligible
     if len(eligible) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(eligible, max_users, replace=False))
-    keep = relevant & np.isin(test_users, users)
-    relevant_by_user = _group(test_users[keep], test_items[keep], users)
-    catalogue, count = np.unique(train_items, return_counts=True)
+    keep = relevant & np.isin(test.users, users)
+    relevant_by_user = _group(test.users[keep], test.items[keep], users)
+    catalogue, count = np.unique(train.items, return_counts=True)
     report: dict[str, Any] = {
         "k": k,
-        "relevant_rating": RELEVANT_RATING,
+        "relevant_rating": relevant_rating,
         "users": len(users),
         "eligible_users": len(eligible),
         "sampled": {"seed": seed} if len(users) < len(eligible) else None,
@@ -125,18 +125,16 @@ def compare_rankers(
         if not len(users):
             report[name] = None
             continue
-        top, _ = top_items(ranker, users, train_users, train_items, k)
+        top, _ = top_items(ranker, users, train.users, train.items, k)
         report[name] = ranking_at_k(top, relevant_by_user, k) | served_diversity(top, catalogue, count)
     return report
 
 
-def ranking_report(
-    model: Model, train_users, train_items, test_users, test_items, test_ratings, k: int, max_users: int, seed: int
-) -> dict:
+def ranking_report(model: Model, train: Ratings, test: Ratings, **options) -> dict:
     """`compare_rankers` of the rating model ("model") and the most popular items
-    ("popularity"), ties to the lower item id."""
+    ("popularity"), ties to the lower item id; `options` are compare_rankers' own."""
     rankers = {"model": explicit_ranker(model), "popularity": popularity_ranker(model.items.ids, model.items.count)}
-    return compare_rankers(rankers, train_users, train_items, test_users, test_items, test_ratings, k, max_users, seed)
+    return compare_rankers(rankers, train, test, **options)
 
 
 def _group(keys: np.ndarray, values: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
@@ -147,14 +145,17 @@ def _group(keys: np.ndarray, values: np.ndarray, groups: np.ndarray) -> list[np.
     return [values[bounds[i] : bounds[i + 1]] for i in range(len(groups))]
 
 
-def evaluate(model: Model, train: pa.Table, test: pa.Table, seed: int) -> dict:
+def evaluate(
+    model: Model, train: pa.Table, test: pa.Table, seed: int, relevant_rating: float = RELEVANT_RATING
+) -> dict:
     """Every metric of metrics.json for `model` on every rating of `test` (columns user, item,
     rating), with `train` (the ratings it was fitted on) for the ranking metrics: its errors,
     the baselines' on the same rows, errors by user activity and for cold users and items,
-    ranking quality at RANKING_K, and the distribution of predicted and actual ratings."""
-    test_users, test_items = test.column(USER).to_numpy(), test.column(ITEM).to_numpy()
-    actual = test.column(RATING).to_numpy().astype(np.float64)
-    parts = model.parts(test_users, test_items)
+    ranking quality at RANKING_K (a test rating ≥ `relevant_rating` is relevant), and the
+    distribution of predicted and actual ratings."""
+    test_ratings = rating_arrays(test)
+    actual = test_ratings.ratings
+    parts = model.parts(test_ratings.users, test_ratings.items)
     prediction = model.combine(
         parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
     )
@@ -182,15 +183,7 @@ def evaluate(model: Model, train: pa.Table, test: pa.Table, seed: int) -> dict:
             "items": {"n": int((~item_known).sum()), "rmse": rmse(prediction[~item_known], actual[~item_known])},
         },
         "ranking": ranking_report(
-            model,
-            train.column(USER).to_numpy(),
-            train.column(ITEM).to_numpy(),
-            test_users,
-            test_items,
-            actual,
-            RANKING_K,
-            RANKING_USERS,
-            seed,
+            model, rating_arrays(train), test_ratings, seed=seed, relevant_rating=relevant_rating
         ),
         "distribution": rating_distribution(prediction, actual, model.rating_scale),
     }

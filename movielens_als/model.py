@@ -14,7 +14,9 @@ Every prediction is clipped to the release's rating scale.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +35,7 @@ MODELS = ("biased_als", "als")
 USER_FACTORS = "user_factors.parquet"
 ITEM_FACTORS = "item_factors.parquet"
 MODEL_JSON = "model.json"
+FILES = (USER_FACTORS, ITEM_FACTORS, MODEL_JSON)
 CALIBRATION_TERMS = ("intercept", "baseline", "factors", "factors_x_log_user_ratings", "factors_x_log_item_ratings")
 
 
@@ -195,3 +198,36 @@ def model_from_tables(description: dict, users: pa.Table, items: pa.Table) -> Mo
         biased=description["model"] == "biased_als",
         calibration=description.get("calibration"),
     )
+
+
+def describe(
+    model: str,
+    global_mean: float,
+    rating_scale: tuple[float, float],
+    als: Mapping[str, Any],
+    calibration: Mapping[str, float] | None = None,
+    **record: Any,
+) -> dict:
+    """model.json of a rating model: what `model_from_tables` reads to score it (the kind,
+    global mean, rating scale, calibration), the ALS settings it was fitted with, and
+    `record` (where it came from: parameters, training data, timings)."""
+    return {
+        "model": model,
+        "formula": "mu + b_u + b_i + p_u.q_i" if model == "biased_als" else "p_u.q_i",
+        "global_mean": global_mean,
+        "biases": {"user_damping": USER_DAMPING, "item_damping": ITEM_DAMPING} if model == "biased_als" else None,
+        "calibration": dict(calibration) if calibration else None,
+        "rating_scale": list(rating_scale),
+        "als": dict(als),
+        **record,
+    }
+
+
+def to_files(description: dict, users: pa.Table, items: pa.Table) -> dict[str, Any]:
+    """The files of a stored rating model (FILES), by name: its two factor tables and model.json."""
+    return {USER_FACTORS: users, ITEM_FACTORS: items, MODEL_JSON: description}
+
+
+def from_files(files: Mapping[str, Any]) -> Model:
+    """The rating model of `to_files`' files."""
+    return model_from_tables(files[MODEL_JSON], files[USER_FACTORS], files[ITEM_FACTORS])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -64,9 +65,19 @@ def top_unseen(
     return np.vstack(tops), np.vstack(values)
 
 
-def rating_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(users, items, ratings as float64) of a table of ratings."""
-    return table.column(USER).to_numpy(), table.column(ITEM).to_numpy(), table.column(RATING).to_numpy().astype(float)
+class Ratings(NamedTuple):
+    """Ratings as three parallel arrays: who rated which item how."""
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray  # float64
+
+
+def rating_arrays(table: pa.Table) -> Ratings:
+    """The Ratings of a table of ratings (columns user, item, rating)."""
+    return Ratings(
+        table.column(USER).to_numpy(), table.column(ITEM).to_numpy(), table.column(RATING).to_numpy().astype(float)
+    )
 
 
 @dataclass(frozen=True)
@@ -89,11 +100,10 @@ def popularity_ranker(items: np.ndarray, count: np.ndarray) -> Ranker:
     return Ranker(items, lambda users: np.tile(popularity, (len(users), 1)))
 
 
-def ease_ranker(model: Ease, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> Ranker:
-    """EASE's scores from what each user liked in `users`, `items`, `ratings` (the training
-    ratings)."""
-    user_ids = np.unique(users)
-    liked = model.liked(users, items, ratings, user_ids)
+def ease_ranker(model: Ease, train: Ratings) -> Ranker:
+    """EASE's scores from what each user liked in `train` (the training ratings)."""
+    user_ids = np.unique(train.users)
+    liked = model.liked(train.users, train.items, train.ratings, user_ids)
     return Ranker(model.items, lambda block: model.scores(liked[np.searchsorted(user_ids, block)]))
 
 

@@ -8,6 +8,7 @@ exactly, or to drop and count the bad lines when the caller asks to skip them.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import posixpath
 import re
@@ -58,6 +59,17 @@ class Release:
     # Pinned MD5 of the zip for releases GroupLens never changes; None means "use the
     # `<name>.zip.md5` published beside the zip", for releases that are re-issued in place.
     md5: str | None = None
+    # The release's own train/test folds (ml-100k's u1…u5, ua, ub): `<dir>/<fold>.base` and
+    # `<dir>/<fold>.test` in the ratings file's format, beside it.
+    folds: tuple[str, ...] = ()
+
+    def fold_members(self, fold: str) -> tuple[str, str]:
+        """The members of a fold's training and test ratings."""
+        if fold not in self.folds:
+            known = ", ".join(self.folds) or "none"
+            raise ValueError(f"{self.name} has no official fold {fold!r}; its folds: {known}")
+        folder = posixpath.dirname(self.ratings_member)
+        return f"{folder}/{fold}.base", f"{folder}/{fold}.test"
 
     @property
     def zip_name(self) -> str:
@@ -81,6 +93,7 @@ RELEASES: dict[str, Release] = {
             1.0,
             "ml-100k/u.item",
             "0e33842e24a9c977be4e0107933c0723",
+            ("u1", "u2", "u3", "u4", "u5", "ua", "ub"),
         ),
         Release(
             "ml-1m",
@@ -183,6 +196,20 @@ def read_ratings(archive: zipfile.ZipFile, rel: Release, skip_malformed: bool = 
     return table, report
 
 
+def read_fold(
+    archive: zipfile.ZipFile, rel: Release, fold: str, skip_malformed: bool = False
+) -> tuple[pa.Table, pa.Table, ReadReport]:
+    """(train, test) of one of the release's own folds, each read and checked as the ratings
+    file is (a bad line is named by member, line and text), and what reading them dropped."""
+    tables, report = [], ReadReport()
+    for member in rel.fold_members(fold):
+        table, part = read_ratings(archive, dataclasses.replace(rel, ratings_member=member), skip_malformed)
+        tables.append(table)
+        for name, value in dataclasses.asdict(part).items():
+            setattr(report, name, getattr(report, name) + value)
+    return tables[0], tables[1], report
+
+
 def read_movies(archive: zipfile.ZipFile, rel: Release) -> pa.Table:
     """The release's movie titles: a table of item (int32) and title. The older releases are
     Latin-1, the newer UTF-8; titles may hold commas (quoted in movies.csv) and colons."""
@@ -235,7 +262,8 @@ def _check_header(raw: IO[bytes], rel: Release) -> int:
     first = raw.readline()
     if not first:
         raise RatingsError(f"{rel.ratings_member}: the file is empty")
-    header = first.decode("utf-8", "replace").strip()
+    # A spreadsheet that saves as "CSV UTF-8" puts a byte-order mark before the header.
+    header = first.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace").strip()
     if tuple(header.split(rel.delimiter)) != rel.header:
         expected = rel.delimiter.join(rel.header)
         raise RatingsError(f"{rel.ratings_member} line 1: header is {header!r}, expected {expected!r}")

@@ -29,6 +29,23 @@ def split_by_user_random(table: pa.Table, test_fraction: float, seed: int) -> np
     return _first_per_user(users, np.argsort(_by_user(users, shuffle_key)), test_fraction)
 
 
+def split_by_item_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
+    """Stratified by item, as recommenders' `python_stratified_split(filter_by="item")`: each
+    item's ratings shuffled, the first round((1 - test_fraction) · n) of them (half to even) to
+    train and the rest to test, so an item with one rating stays in train."""
+    items = _column(table, ITEM)
+    shuffle_key = np.random.default_rng(seed).integers(0, 2**32, len(items), dtype=np.uint32)
+    order = np.argsort(_by_user(items, shuffle_key))  # grouped by item, shuffled within each
+    sorted_items = items[order]
+    starts = np.flatnonzero(np.r_[True, sorted_items[1:] != sorted_items[:-1]])
+    counts = np.diff(np.r_[starts, len(items)])
+    n_train = np.round((1.0 - test_fraction) * counts).astype(np.int64)
+    rank_in_item = np.arange(len(items)) - np.repeat(starts, counts)
+    is_test = np.empty(len(items), dtype=bool)
+    is_test[order] = rank_in_item >= np.repeat(n_train, counts)
+    return is_test
+
+
 def split_by_time(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
     """One global cut: ratings at or after the timestamp that leaves `test_fraction` of all
     ratings after it go to test, so no training rating is newer than a test rating. Ratings
@@ -52,11 +69,15 @@ def split_by_user_time(table: pa.Table, test_fraction: float, seed: int) -> np.n
     return _first_per_user(users, np.argsort(_by_user(users, rank)), test_fraction)
 
 
+# Not a strategy of STRATEGIES: train and test are read from a release's own fold files.
+OFFICIAL = "official"
+
 SplitStrategy = Callable[[pa.Table, float, int], np.ndarray]
 
 STRATEGIES: dict[str, SplitStrategy] = {
     "random": split_random,
     "user_random": split_by_user_random,
+    "item_random": split_by_item_random,
     "time": split_by_time,
     "user_time": split_by_user_time,
 }
@@ -84,7 +105,7 @@ def describe(table: pa.Table) -> dict[str, int]:
 
 
 def _by_user(users: np.ndarray, within_user: np.ndarray) -> np.ndarray:
-    """One int64 sort key, `users` first (non-negative, below 2**31), then a uint32 order:
+    """One int64 sort key, `users` (or items; non-negative, below 2**31) first, then a uint32 order:
     one argsort of it is several times faster than np.lexsort of the two."""
     return (users.astype(np.int64) << 32) | within_user.astype(np.int64)
 

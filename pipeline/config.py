@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import luigi
 
-from pipeline.errors import StoreError
-from pipeline.store import Store
+from storage import Store, StoreError
 
 # luigi's S3Client would accept these from luigi.cfg, but the Spark jobs read S3 through
 # pyarrow, which only sees the environment; one source of credentials keeps both in step and

@@ -5,7 +5,7 @@
     tuning/<dataset>/<split>/<model>-<grid>/tuning.json
     models/<dataset>/<split>/<model id>/{user_factors.parquet, item_factors.parquet, model.json, _SUCCESS}
     models/<dataset>/<split>/<ease id>/{items.parquet, weights.npy, model.json, _SUCCESS}
-    evaluations/<dataset>/<split>/<model id>/metrics.json
+    evaluations/<dataset>/<split>/<model id>/metrics.json (metrics-relevant<R>.json: see metrics_judged_by)
     evaluations/<dataset>/<split>/<ease id>/ranking-vs-<model id>.json
     recommendations/<dataset>/<split>/<model id>/top<n>.parquet
     reports/<dataset>/<split>/<model id>/<ease id>/report.html
@@ -21,8 +21,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from movielens_als.metrics import RELEVANT_RATING
 from movielens_als.model import ITEM_FACTORS, MODEL_JSON, USER_FACTORS
 from movielens_als.releases import release
+from movielens_als.split import OFFICIAL
 
 DOWNLOADS = "downloads"
 # The folders below the store root that hold one folder per dataset, in the order the chain
@@ -31,8 +33,11 @@ PER_DATASET = ("splits", "tuning", "models", "evaluations", "recommendations", "
 OUTPUT_ROOTS = (DOWNLOADS, *PER_DATASET)
 
 
-def split_id(strategy: str, test_fraction: float, seed: int, skip_malformed: bool) -> str:
+def split_id(strategy: str, test_fraction: float, seed: int, skip_malformed: bool, fold: str = "") -> str:
+    """A release's own fold (`official`) has no fraction; the seed stays, as it seeds the models."""
     lenient = "-skip-malformed" if skip_malformed else ""
+    if strategy == OFFICIAL:
+        return f"{strategy}-{fold}-seed{seed}{lenient}"
     return f"{strategy}-{test_fraction!r}-seed{seed}{lenient}"
 
 
@@ -49,8 +54,12 @@ def tuned_model_id(model: str, grid: str) -> str:
     return f"{model}-tuned-{grid}"
 
 
-def ease_grid_id(l2s: Sequence[float], positive_ratings: Sequence[float], max_items: int) -> str:
-    grid = json.dumps([list(l2s), list(positive_ratings), max_items])
+def ease_grid_id(
+    l2s: Sequence[float], positive_ratings: Sequence[float], max_items: int, relevant_rating: float = RELEVANT_RATING
+) -> str:
+    """The tuning's grid and, unless it is the default, the relevance it was judged by."""
+    relevance = [] if relevant_rating == RELEVANT_RATING else [relevant_rating]
+    grid = json.dumps([list(l2s), list(positive_ratings), max_items, *relevance])
     return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
 
 
@@ -111,7 +120,13 @@ class Run:
 
     @property
     def metrics(self) -> str:
-        return f"evaluations/{self._model_path}/metrics.json"
+        return self.metrics_judged_by(RELEVANT_RATING)
+
+    def metrics_judged_by(self, relevant_rating: float) -> str:
+        """metrics.json, whose ranking section counts a test rating ≥ `relevant_rating` as
+        relevant; named for it unless it is the default."""
+        relevance = "" if relevant_rating == RELEVANT_RATING else f"-relevant{relevant_rating:g}"
+        return f"evaluations/{self._model_path}/metrics{relevance}.json"
 
     def ranking(self, explicit_model: str) -> str:
         """The ranking comparison of this (ranking) model against `explicit_model` and popularity."""

@@ -21,7 +21,7 @@ from luigi.contrib.external_program import ExternalProgramRunContext
 from luigi.contrib.spark import SparkSubmitTask
 
 import spark_jobs
-from pipeline.store import Store
+from storage import Store
 
 logger = logging.getLogger("luigi-interface")
 

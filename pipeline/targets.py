@@ -5,11 +5,13 @@ bucket root as always there."""
 
 from __future__ import annotations
 
-import luigi
-from luigi.contrib.s3 import S3FlagTarget, S3Target
+import functools
 
-from pipeline.s3 import S3Backend
-from pipeline.store import FLAG, Store
+import luigi
+from luigi.contrib.s3 import S3Client, S3FlagTarget, S3Target
+
+from storage import FLAG, Store
+from storage.s3 import S3Backend, boto_options
 
 
 def file_target(store: Store, key: str) -> luigi.Target:
@@ -34,9 +36,15 @@ class RootTarget(luigi.Target):
         return self.store.root_exists()
 
 
+@functools.cache
+def luigi_client(endpoint: str | None, region: str | None) -> S3Client:
+    """luigi's S3 client for the targets, reaching S3 as the store does."""
+    return S3Client(**boto_options(endpoint, region))
+
+
 class _S3FileTarget(S3Target):
     def __init__(self, store: Store, key: str, backend: S3Backend):
-        super().__init__(store.uri(key), client=backend.luigi_client)
+        super().__init__(store.uri(key), client=luigi_client(backend.endpoint, backend.region))
         self.store, self.key = store, key
 
     def exists(self) -> bool:
@@ -45,7 +53,7 @@ class _S3FileTarget(S3Target):
 
 class _S3DirectoryTarget(S3FlagTarget):
     def __init__(self, store: Store, key: str, backend: S3Backend):
-        super().__init__(store.uri(key) + "/", client=backend.luigi_client, flag=FLAG)
+        super().__init__(store.uri(key) + "/", client=luigi_client(backend.endpoint, backend.region), flag=FLAG)
         self.store, self.key = store, key
 
     def exists(self) -> bool:

@@ -17,10 +17,12 @@ import sys
 
 import luigi
 import numpy as np
+import pyarrow as pa
 from luigi.parameter import ParameterVisibility
 
 from movielens_als import ease, metrics
-from movielens_als.model import MODELS, Model, model_from_tables
+from movielens_als import model as als_model
+from movielens_als.model import MODELS, Model
 from movielens_als.ranking import (
     Ranker,
     ease_ranker,
@@ -30,14 +32,14 @@ from movielens_als.ranking import (
     recommend,
     with_titles,
 )
-from movielens_als.releases import RELEASES, read_movies, read_ratings, release, release_source
-from movielens_als.split import STRATEGIES, describe, split_ratings
+from movielens_als.releases import RELEASES, read_fold, read_movies, read_ratings, release, release_source
+from movielens_als.split import OFFICIAL, STRATEGIES, describe, split_ratings
 from pipeline import layout, params
 from pipeline.config import configured_store, movielens
 from pipeline.download import http_session, published_md5, verified_chunks
 from pipeline.sparkjob import SparkJobTask, job_flags
-from pipeline.store import Store, utc_now
 from pipeline.targets import RootTarget, directory_target, file_target
+from storage import Store, utc_now
 
 logger = logging.getLogger("luigi-interface")
 GRID = ("ranks", "reg_params", "max_iters")
@@ -79,7 +81,7 @@ class StoreTask(luigi.Task):
 
     def unused_params(self) -> set[str]:
         """The parameters that, as this task is set, do not shape its result."""
-        return set() if getattr(self, "tuned", True) else set(GRID)
+        return set()
 
     def _get_param_visibilities(self):  # what luigi tells the scheduler to show of each parameter
         shaping = self.shaping_params()
@@ -111,7 +113,14 @@ class OfRelease(StoreTask):
 class OfSplit(OfRelease):
     """... and about one split of it."""
 
-    strategy = params.ChoiceParameter(choices=list(STRATEGIES), default="user_random", description="split strategy")
+    strategy = params.ChoiceParameter(
+        choices=[*STRATEGIES, OFFICIAL],
+        default="user_random",
+        description="split strategy; official: the release's own fold, named by --fold",
+    )
+    fold = luigi.Parameter(
+        default="", description="with --strategy official: the release's fold (ml-100k: u1…u5, ua, ub)"
+    )
     test_fraction = params.FloatParameter(
         default=0.2, check=params.FRACTION, description="share of the ratings that go to test, in (0, 1)"
     )
@@ -120,10 +129,38 @@ class OfSplit(OfRelease):
         default=False, description="drop and count malformed or off-scale rating lines instead of failing"
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        folds = release(self.dataset).folds
+        if self.strategy == OFFICIAL and not folds:
+            with_folds = ", ".join(name for name, r in RELEASES.items() if r.folds)
+            raise ValueError(
+                f"--strategy official: {self.dataset} ships no official folds (only {with_folds} does); "
+                "choose another --strategy"
+            )
+        if self.strategy == OFFICIAL and self.fold not in folds:
+            raise ValueError(f"--fold must be one of {', '.join(folds)} for {self.dataset}, not {self.fold!r}")
+        if self.strategy != OFFICIAL and self.fold:
+            raise ValueError(f"--fold {self.fold} applies only to --strategy official, not {self.strategy}")
+
+    def unused_params(self) -> set[str]:
+        return super().unused_params() | ({"test_fraction"} if self.strategy == OFFICIAL else {"fold"})
+
     @property
     def split_keys(self) -> layout.Run:
-        split = layout.split_id(self.strategy, self.test_fraction, self.seed, self.skip_malformed)
+        split = layout.split_id(self.strategy, self.test_fraction, self.seed, self.skip_malformed, self.fold)
         return layout.Run(self.dataset, split)
+
+    def job_flags(self, **options) -> list[str]:
+        """A Spark job's flags: those every job takes (spark_jobs.common.job_parser), then `options`."""
+        return job_flags(
+            self.store,
+            train=self.split_keys.train,
+            output=self.key,
+            seed=self.seed,
+            params=json.dumps(self.shaping_params()),
+            **options,
+        )
 
 
 class OfGrid(OfSplit):
@@ -144,6 +181,9 @@ class OfGrid(OfSplit):
     def tuning_key(self) -> str:
         return self.split_keys.tuning(self.model, self.grid_id)
 
+    def unused_params(self) -> set[str]:
+        return super().unused_params() | (set() if getattr(self, "tuned", True) else set(GRID))
+
 
 class OfModel(OfGrid):
     """... and about one trained model: its hyper-parameters, or the grid it was tuned on."""
@@ -162,16 +202,27 @@ class OfModel(OfGrid):
         return dataclasses.replace(self.split_keys, model=model)
 
 
-class OfRanking(OfSplit):
+class OfRelevance(luigi.Task):
+    """The parameter of a task that ranks: which test ratings count as relevant."""
+
+    relevant_rating = params.FloatParameter(
+        default=metrics.RELEVANT_RATING,
+        check=params.RATING_THRESHOLD,
+        description="a test rating at least this is relevant to the ranking metrics; "
+        "at or below the release's lowest rating, every test rating is",
+    )
+
+
+class OfRanking(OfSplit, OfRelevance):
     """... and about the ranking model (movielens_als.ease) and its tuning grid."""
 
     l2s = params.ListParameter(
         default=[100, 200, 400, 800, 1600], each=params.POSITIVE, description="EASE: the λs to try, each above 0"
     )
     positive_ratings = params.ListParameter(
-        default=[3.5, 4.0],
+        default=[0.5, 3.5, 4.0],
         each=params.RATING_THRESHOLD,
-        description="EASE: the lowest rating that counts as liked, to try",
+        description="EASE: the lowest rating that counts as liked, to try (0.5: every rating)",
     )
     max_items = params.IntParameter(
         default=16384, check=params.MAX_ITEMS, description="EASE: model the items liked most often, this many at most"
@@ -179,7 +230,7 @@ class OfRanking(OfSplit):
 
     @property
     def ease_grid_id(self) -> str:
-        return layout.ease_grid_id(self.l2s, self.positive_ratings, self.max_items)
+        return layout.ease_grid_id(self.l2s, self.positive_ratings, self.max_items, self.relevant_rating)
 
     @property
     def ease_tuning_key(self) -> str:
@@ -252,9 +303,13 @@ class SplitData(OfSplit):
         keys, download = self.split_keys, layout.download(self.dataset)
         self.show_progress(10, f"reading the ratings of {self.store.uri(download)}")
         with self.store.open_zip(download) as archive:
-            ratings, report = read_ratings(archive, release(self.dataset), self.skip_malformed)
-        self.show_progress(50, f"splitting {ratings.num_rows} ratings ({self.strategy})")
-        train, test = split_ratings(ratings, self.strategy, self.test_fraction, self.seed)
+            if self.strategy == OFFICIAL:
+                train, test, report = read_fold(archive, release(self.dataset), self.fold, self.skip_malformed)
+                ratings = pa.concat_tables([train, test])
+            else:
+                ratings, report = read_ratings(archive, release(self.dataset), self.skip_malformed)
+                self.show_progress(50, f"splitting {ratings.num_rows} ratings ({self.strategy})")
+                train, test = split_ratings(ratings, self.strategy, self.test_fraction, self.seed)
         self.show_progress(70, f"writing {train.num_rows} train and {test.num_rows} test ratings")
         self.store.write_parquet(keys.train, train)
         self.store.write_parquet(keys.test, test)
@@ -288,19 +343,14 @@ class TunedALS(OfGrid, SparkJobTask):
 
     def app_options(self):
         low, high = release(self.dataset).rating_scale
-        return job_flags(
-            self.store,
-            train=self.split_keys.train,
-            output=self.key,
+        return self.job_flags(
             model=self.model,
             ranks=json.dumps(list(self.ranks)),
             reg_params=json.dumps(list(self.reg_params)),
             max_iters=json.dumps(list(self.max_iters)),
             strategy=self.strategy,
-            seed=self.seed,
             rating_min=low,
             rating_max=high,
-            params=json.dumps(self.shaping_params()),
         )
 
 
@@ -332,28 +382,15 @@ class TrainedALS(OfModel, SparkJobTask):
             tuning = {"tuning": self.tuning_key}
             if best["calibration"]:
                 tuning["calibration"] = json.dumps(best["calibration"])
-        return job_flags(
-            self.store,
-            train=self.split_keys.train,
-            output=self.key,
-            model=self.model,
-            **hyper,
-            seed=self.seed,
-            rating_min=low,
-            rating_max=high,
-            params=json.dumps(self.shaping_params()),
-            **tuning,
-        )
+        return self.job_flags(model=self.model, **hyper, rating_min=low, rating_max=high, **tuning)
 
 
 def load_model(store: Store, keys: layout.Run) -> Model:
     """The model stored at `keys`, for scoring with numpy."""
-    return model_from_tables(
-        store.read_json(keys.model_json), store.read_parquet(keys.user_factors), store.read_parquet(keys.item_factors)
-    )
+    return als_model.from_files(store.read_files(keys.model_dir, als_model.FILES))
 
 
-class EvaluatedRMSE(OfModel):
+class EvaluatedRMSE(OfModel, OfRelevance):
     """The trained model scored on every test rating: metrics.json with its errors, the
     baselines' on the same rows, errors by activity and cold start, and ranking quality.
     Scored with numpy from the stored factor tables: no Spark application, whose start alone
@@ -364,7 +401,7 @@ class EvaluatedRMSE(OfModel):
 
     @property
     def key(self) -> str:
-        return self.model_keys.metrics
+        return self.model_keys.metrics_judged_by(self.relevant_rating)
 
     def run(self):
         keys = self.model_keys
@@ -373,7 +410,7 @@ class EvaluatedRMSE(OfModel):
         test = self.store.read_parquet(keys.test)
         train = self.store.read_parquet(keys.train)
         self.show_progress(30, f"scoring {test.num_rows} test ratings")
-        result = metrics.evaluate(model, train, test, self.seed)
+        result = metrics.evaluate(model, train, test, self.seed, self.relevant_rating)
         self.store.write_json(
             self.key,
             {
@@ -407,16 +444,12 @@ class TunedEASE(OfRanking, SparkJobTask):
     def app_options(self):
         return [
             "tune",
-            *job_flags(
-                self.store,
-                train=self.split_keys.train,
-                output=self.key,
+            *self.job_flags(
                 l2s=json.dumps(list(self.l2s)),
                 positive_ratings=json.dumps(list(self.positive_ratings)),
+                relevant_rating=self.relevant_rating,
                 max_items=self.max_items,
                 strategy=self.strategy,
-                seed=self.seed,
-                params=json.dumps(self.shaping_params()),
             ),
         ]
 
@@ -439,29 +472,18 @@ class TrainedEASE(OfRanking, SparkJobTask):
         best = self.store.read_json(self.ease_tuning_key)["best"]
         return [
             "train",
-            *job_flags(
-                self.store,
-                train=self.split_keys.train,
-                output=self.key,
+            *self.job_flags(
                 l2=best["l2"],
                 positive_rating=best["positive_rating"],
                 max_items=self.max_items,
-                seed=self.seed,
                 tuning=self.ease_tuning_key,
-                params=json.dumps(self.shaping_params()),
             ),
         ]
 
 
 def load_ease(store: Store, keys: layout.Run) -> ease.Ease:
     """The EASE model stored at `keys`."""
-    description = store.read_json(keys.model_json)
-    return ease.from_files(
-        store.read_parquet(keys.model_file(ease.EASE_ITEMS)),
-        store.read_bytes(keys.model_file(ease.EASE_WEIGHTS)),
-        description["positive_rating"],
-        description["l2"],
-    )
+    return ease.from_files(store.read_files(keys.model_dir, ease.FILES))
 
 
 class EvaluatedRanking(OfModel, OfRanking):
@@ -481,21 +503,15 @@ class EvaluatedRanking(OfModel, OfRanking):
         self.show_progress(5, "reading the split and both models")
         train, test = self.store.read_parquet(keys.train), self.store.read_parquet(keys.test)
         ranking_model, rating_model = load_ease(self.store, self.ease_keys), load_model(self.store, keys)
-        train_columns = rating_arrays(train)
+        train_ratings = rating_arrays(train)
         rankers: dict[str, Ranker] = {
-            EASE_MODEL: ease_ranker(ranking_model, *train_columns),
+            EASE_MODEL: ease_ranker(ranking_model, train_ratings),
             "explicit": explicit_ranker(rating_model),
             "popularity": popularity_ranker(rating_model.items.ids, rating_model.items.count),
         }
         self.show_progress(20, f"ranking the top {metrics.RANKING_K} of three recommenders")
         result = metrics.compare_rankers(
-            rankers,
-            train_columns[0],
-            train_columns[1],
-            *rating_arrays(test),
-            metrics.RANKING_K,
-            metrics.RANKING_USERS,
-            self.seed,
+            rankers, train_ratings, rating_arrays(test), seed=self.seed, relevant_rating=self.relevant_rating
         )
         labels = {
             EASE_MODEL: f"EASE (λ {ranking_model.l2:g}, ratings ≥ {ranking_model.positive_rating:g}, "
@@ -547,15 +563,15 @@ class Recommendations(OfModel, OfRanking):
         return keys.recommendations(self.top_n)
 
     def run(self):
-        train_columns = rating_arrays(self.store.read_parquet(self.split_keys.train))
+        train = rating_arrays(self.store.read_parquet(self.split_keys.train))
         if self.recommender == EASE_MODEL:
-            ranker = ease_ranker(load_ease(self.store, self.ease_keys), *train_columns)
+            ranker = ease_ranker(load_ease(self.store, self.ease_keys), train)
         else:
             ranker = explicit_ranker(load_model(self.store, self.model_keys))
         with self.store.open_zip(layout.download(self.dataset)) as archive:
             movies = read_movies(archive, release(self.dataset))
         self.show_progress(30, f"ranking the unseen items of every user ({self.recommender})")
-        top = recommend(ranker, np.unique(train_columns[0]), train_columns[0], train_columns[1], self.top_n)
+        top = recommend(ranker, np.unique(train.users), train.users, train.items, self.top_n)
         self.store.write_parquet(self.key, with_titles(top, movies))
 
 
@@ -586,5 +602,6 @@ class Report(OfModel, OfRanking):
                 history.append(report.history_row(key, run.dataset, run.split, run.model, self.store.read_json(key)))
         title = f"{self.dataset}: {keys.model} on the {keys.split} split"
         ranking = self.store.read_json(self.ease_keys.ranking(keys.model))
-        page = report.render(title, self.store.read_json(keys.metrics), tuning, history, keys.metrics, ranking=ranking)
+        metrics_key = keys.metrics_judged_by(self.relevant_rating)
+        page = report.render(title, self.store.read_json(metrics_key), tuning, history, metrics_key, ranking=ranking)
         self.store.write_bytes(self.key, page.encode())

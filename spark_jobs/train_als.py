@@ -1,5 +1,6 @@
 """TrainedALS's driver: fits the model on the training ratings and stores its factor tables
-(factors, biases and training counts per user and per item) and model.json, flag last.
+(factors, biases and training counts per user and per item) and model.json, flag last
+(movielens_als.model owns the format).
 
 The ratings are read through Arrow in the driver and handed to Spark, and the factors come
 back the same way, so no S3A connector is needed on any Spark cluster.
@@ -15,22 +16,20 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from movielens_als.model import ITEM_DAMPING, ITEM_FACTORS, MODEL_JSON, MODELS, USER_DAMPING, USER_FACTORS
+from movielens_als import model as als_model
 from movielens_als.split import describe
-from pipeline.store import utc_now
 from spark_jobs import als
-from spark_jobs.common import job_parser, job_store, progress, spark_session
+from spark_jobs.common import job_parser, job_store, progress
+from spark_jobs.session import spark_session
+from storage import utc_now
 
 
 def parse_args(argv: list[str] | None):
     parser = job_parser(__doc__)
-    parser.add_argument("--train", required=True, help="key of the training ratings (Parquet)")
-    parser.add_argument("--output", required=True, help="key of the model directory to write")
-    parser.add_argument("--model", choices=MODELS, required=True)
+    parser.add_argument("--model", choices=als_model.MODELS, required=True)
     parser.add_argument("--rank", type=int, required=True)
     parser.add_argument("--reg-param", type=float, required=True)
     parser.add_argument("--max-iter", type=int, required=True)
-    parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--rating-min", type=float, required=True, help="the release's lowest rating")
     parser.add_argument("--rating-max", type=float, required=True, help="the release's highest rating")
     parser.add_argument("--calibration", type=json.loads, help="calibration weights found by TunedALS, as JSON")
@@ -59,38 +58,23 @@ def main(argv: list[str] | None = None) -> None:
         fit_seconds = time.perf_counter() - started
 
         progress(90, f"fitted in {fit_seconds:.1f} s; writing {store.uri(args.output)}")
-        store.write_parquet(f"{args.output}/{USER_FACTORS}", users)
-        store.write_parquet(f"{args.output}/{ITEM_FACTORS}", items)
-        store.write_json(
-            f"{args.output}/{MODEL_JSON}",
-            {
-                "model": args.model,
-                "params": args.params,
-                "formula": "mu + b_u + b_i + p_u.q_i" if args.model == "biased_als" else "p_u.q_i",
-                "global_mean": global_mean,
-                "biases": {"user_damping": USER_DAMPING, "item_damping": ITEM_DAMPING}
-                if args.model == "biased_als"
-                else None,
-                "calibration": args.calibration,
-                "tuning": args.tuning,
-                "rating_scale": [args.rating_min, args.rating_max],
-                "als": {
-                    "rank": args.rank,
-                    "reg_param": args.reg_param,
-                    "max_iter": args.max_iter,
-                    "seed": args.seed,
-                    "implicit_prefs": False,
-                    "num_blocks": spark.sparkContext.defaultParallelism,
-                    "linear_algebra": linear_algebra,
-                },
-                "train": {"key": args.train, "sha256": hashlib.sha256(train_bytes).hexdigest(), **describe(train)},
-                "factors": {"users": users.num_rows, "items": items.num_rows},
-                "spark_version": spark.version,
-                "fit_seconds": round(fit_seconds, 3),
-                "trained_at": utc_now(),
-            },
+        settings = {"rank": args.rank, "reg_param": args.reg_param, "max_iter": args.max_iter, "seed": args.seed}
+        settings |= {"implicit_prefs": False, "num_blocks": spark.sparkContext.defaultParallelism}
+        description = als_model.describe(
+            args.model,
+            global_mean,
+            (args.rating_min, args.rating_max),
+            settings | {"linear_algebra": linear_algebra},
+            args.calibration,
+            params=args.params,
+            tuning=args.tuning,
+            train={"key": args.train, "sha256": hashlib.sha256(train_bytes).hexdigest(), **describe(train)},
+            factors={"users": users.num_rows, "items": items.num_rows},
+            spark_version=spark.version,
+            fit_seconds=round(fit_seconds, 3),
+            trained_at=utc_now(),
         )
-        store.mark_complete(args.output)
+        store.write_files(args.output, als_model.to_files(description, users, items))
         progress(100, f"model stored at {store.uri(args.output)}")
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.cli import clean_main
 from pipeline.config import configured_store
-from pipeline.store import Store
+from storage import Store
 
 OUTPUTS = {
     "ml-1m": [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from movielens_als import ease
-from movielens_als.ranking import ease_ranker, recommend
+from movielens_als.ranking import Ratings, ease_ranker, recommend
 
 
 def liked_ratings(n_users: int = 40, n_items: int = 10, seed: int = 3):
@@ -81,11 +81,13 @@ def test_stored_files_load_back_exactly():
     users, items, ratings = liked_ratings()
     [model] = ease.fit(users, items, ratings, 4.0, [5.0], max_items=100)
     files = ease.to_files(model)
-    loaded = ease.from_files(files[ease.EASE_ITEMS], files[ease.EASE_WEIGHTS], 4.0, 5.0)
+    assert set(files) == set(ease.FILES)
+    loaded = ease.from_files(files)
     assert np.array_equal(loaded.items, model.items) and np.array_equal(loaded.weights, model.weights)
     assert np.array_equal(loaded.count, model.count)
+    assert (loaded.positive_rating, loaded.l2) == (4.0, 5.0)
     with pytest.raises(ValueError, match="do not match"):
-        ease.from_files(files[ease.EASE_ITEMS].slice(1), files[ease.EASE_WEIGHTS], 4.0, 5.0)
+        ease.from_files({**files, ease.EASE_ITEMS: files[ease.EASE_ITEMS].slice(1)})
 
 
 def test_weights_are_in_c_order_fitted_stored_and_loaded():
@@ -95,10 +97,10 @@ def test_weights_are_in_c_order_fitted_stored_and_loaded():
     [model] = ease.fit(users, items, ratings, 4.0, [5.0], max_items=100)
     assert model.weights.flags.c_contiguous
     files = ease.to_files(model)
-    assert ease.from_files(files[ease.EASE_ITEMS], files[ease.EASE_WEIGHTS], 4.0, 5.0).weights.flags.c_contiguous
+    assert ease.from_files(files).weights.flags.c_contiguous
     buffer = io.BytesIO()
     np.save(buffer, np.asfortranarray(model.weights), allow_pickle=False)  # as models were stored before
-    loaded = ease.from_files(files[ease.EASE_ITEMS], buffer.getvalue(), 4.0, 5.0)
+    loaded = ease.from_files({**files, ease.EASE_WEIGHTS: buffer.getvalue()})
     assert loaded.weights.flags.c_contiguous and np.array_equal(loaded.weights, model.weights)
 
 
@@ -117,7 +119,7 @@ def test_recommendations_skip_seen_items_and_fall_back_to_popularity():
     items = np.array([10, 20, 10, 30, 20, 30, 40])
     ratings = np.array([5, 5, 5, 5, 5, 4, 1.0])  # user 4 liked nothing
     [model] = ease.fit(users, items, ratings, 4.0, [0.5], max_items=10)
-    table = recommend(ease_ranker(model, users, items, ratings), np.unique(users), users, items, 2).to_pylist()
+    table = recommend(ease_ranker(model, Ratings(users, items, ratings)), np.unique(users), users, items, 2).to_pylist()
     served = {(r["user"], r["item"]) for r in table}
     assert not served & set(zip(users.tolist(), items.tolist(), strict=True))
     # Users 1-3 each get the one modelled item they have not rated; user 4, scoring 0 everywhere,

@@ -1,18 +1,30 @@
-"""The library stays pure: no module of movielens_als imports luigi, boto3, requests, Spark or
-the orchestration, anywhere in its code (a function-level import counts too), and importing
-all of it loads none of them."""
+"""The layers stay apart. The library (movielens_als) imports no luigi, boto3, requests, Spark
+or orchestration, anywhere in its code (a function-level import counts too), and importing all
+of it loads none of them. The store (storage) imports neither luigi nor the tasks nor Spark.
+The drivers (spark_jobs) import neither luigi nor the tasks, so the packages never import each
+other, and a driver that starts no Spark application loads no Spark."""
 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import movielens_als
+import spark_jobs
+import storage
 
 LIBRARY = Path(movielens_als.__file__).parent
-FORBIDDEN = {"luigi", "boto3", "botocore", "requests", "pyspark", "pipeline", "spark_jobs"}
+FORBIDDEN = {"luigi", "boto3", "botocore", "requests", "pyspark", "pipeline", "spark_jobs", "storage"}
+# What each other layer may not import.
+LAYERS = {
+    Path(storage.__file__).parent: {"luigi", "pyspark", "pipeline", "spark_jobs"},
+    Path(spark_jobs.__file__).parent: {"luigi", "pipeline"},
+}
 
 
 def imported_top_levels(path: Path) -> set[str]:
@@ -43,3 +55,25 @@ def test_importing_the_whole_library_loads_no_orchestration():
     code = f"import sys, {names}; print(sorted(m for m in {sorted(FORBIDDEN)!r} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert loaded.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("folder", LAYERS, ids=lambda p: p.name)
+def test_the_store_and_the_drivers_import_no_orchestration(folder):
+    modules = sorted(folder.glob("*.py"))
+    offending = {path.name: sorted(imported_top_levels(path) & LAYERS[folder]) for path in modules}
+    assert {name: found for name, found in offending.items() if found} == {}
+
+
+def loaded_by(statement: str, names: list[str]) -> list[str]:
+    code = f"import json, sys; {statement}; print(json.dumps(sorted(m for m in {names!r} if m in sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return json.loads(result.stdout)
+
+
+def test_a_driver_loads_neither_luigi_nor_the_tasks():
+    drivers = "import spark_jobs.train_als, spark_jobs.tune_als, spark_jobs.ease_jobs"
+    assert loaded_by(drivers, ["luigi", "pipeline", "requests"]) == []
+
+
+def test_the_ranking_models_driver_loads_no_spark():
+    assert loaded_by("import spark_jobs.ease_jobs", ["pyspark", "py4j"]) == []

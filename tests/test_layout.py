@@ -92,6 +92,23 @@ def test_keys_spell_the_parameters_that_made_them():
     assert other_grid.key != tuned.key  # a report of another ranking model is another page
 
 
+def test_an_official_fold_and_a_relevance_are_spelled_in_the_keys_they_change():
+    fold = EvaluatedRMSE(dataset="ml-100k", strategy="official", fold="u2", seed=3)
+    assert fold.key == "evaluations/ml-100k/official-u2-seed3/biased_als-rank32-reg0.15-iter15/metrics.json"
+    every = {"dataset": "ml-100k", "strategy": "item_random", "test_fraction": 0.25, "relevant_rating": 1.0}
+    default = {**every, "relevant_rating": 4.0}
+    assert EvaluatedRMSE(**every).key.endswith("/metrics-relevant1.json")
+    assert EvaluatedRMSE(**default).key.endswith(
+        "/item_random-0.25-seed42/biased_als-rank32-reg0.15-iter15/metrics.json"
+    )
+    # What the relevance changes: the ranking model's tuning, and so its model, its lists and its
+    # comparison; the split and the rating model stay shared.
+    for cls in (TunedEASE, TrainedEASE, EvaluatedRanking, Recommendations, Report):
+        assert cls(**every).key != cls(**default).key, cls
+    shared = [EvaluatedRMSE(**r).requires() for r in (every, default)]
+    assert shared[0]["model"].key == shared[1]["model"].key and shared[0]["split"].key == shared[1]["split"].key
+
+
 def test_clean_removes_every_output_of_a_dataset_and_nothing_of_another(tmp_path, luigi_config):
     luigi_config("store", "root", str(tmp_path / "store"))
     store = configured_store()

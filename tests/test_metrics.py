@@ -14,7 +14,7 @@ from movielens_als.metrics import (
     served_diversity,
 )
 from movielens_als.model import Model, Side
-from movielens_als.ranking import explicit_ranker, recommend, top_k
+from movielens_als.ranking import Ratings, explicit_ranker, recommend, top_k
 from tests.fakes import ratings_table
 from tests.test_model import PAIRS, tiny
 
@@ -92,11 +92,14 @@ def ranking_model() -> Model:
     return Model(0.0, users, items, (0.5, 5.0))
 
 
+RANKING_TRAIN = Ratings(np.array([1, 2, 3]), np.array([30, 10, 10]), np.array([4.0, 4.0, 4.0]))
+
+
 def test_ranking_report_excludes_train_items_and_users_without_relevant_items():
-    train = (np.array([1, 2, 3]), np.array([30, 10, 10]))
+    train = RANKING_TRAIN
     # user 1: relevant 20; user 2: relevant 30 and 20; user 3: only a rating below 4.
-    test = (np.array([1, 2, 2, 3]), np.array([20, 30, 20, 20]), np.array([4.0, 5.0, 4.5, 3.0]))
-    report = ranking_report(ranking_model(), *train, *test, k=1, max_users=100, seed=0)
+    test = Ratings(np.array([1, 2, 2, 3]), np.array([20, 30, 20, 20]), np.array([4.0, 5.0, 4.5, 3.0]))
+    report = ranking_report(ranking_model(), train, test, k=1, max_users=100, seed=0)
     assert (report["users"], report["eligible_users"], report["sampled"]) == (2, 2, None)
     # Model: user 1 (30 seen) gets 20, a hit; user 2 gets 30, a hit. Popularity: user 1 gets 10, a
     # miss; user 2 (10 seen) gets 20, a hit.
@@ -110,12 +113,26 @@ def test_ranking_report_excludes_train_items_and_users_without_relevant_items():
     )
 
 
+def test_a_lower_relevant_rating_counts_more_test_ratings_as_relevant():
+    # As in the test above, but every test rating relevant: user 3 (item 20 rated 3) joins,
+    # and user 2's 20 and 30 are both relevant still.
+    test = Ratings(np.array([1, 2, 2, 3]), np.array([20, 30, 20, 20]), np.array([4.0, 5.0, 4.5, 3.0]))
+    report = ranking_report(ranking_model(), RANKING_TRAIN, test, k=1, max_users=100, seed=0, relevant_rating=1.0)
+    assert (report["users"], report["relevant_rating"]) == (3, 1.0)
+    # Model: user 1 gets 20 (hit), user 2 gets 30 (hit), user 3 (10 seen) gets 30 (miss):
+    # NDCG (1 + 1 + 0) / 3; recall (1 + 1/2 + 0) / 3.
+    assert report["model"]["ndcg"] == pytest.approx(2 / 3)
+    assert report["model"]["recall"] == pytest.approx(0.5)
+    strict = ranking_report(ranking_model(), RANKING_TRAIN, test, k=1, max_users=100, seed=0, relevant_rating=4.5)
+    # Only user 2's 30 (5.0) and 20 (4.5) are relevant at ≥ 4.5.
+    assert (strict["users"], strict["model"]["ndcg"]) == (1, 1.0)
+
+
 def test_ranking_report_samples_users_above_the_limit_with_a_seed():
-    train = (np.array([1, 2, 3]), np.array([30, 10, 10]))
-    test = (np.array([1, 2, 3]), np.array([20, 30, 20]), np.array([4.0, 5.0, 4.0]))
-    first = ranking_report(ranking_model(), *train, *test, k=1, max_users=2, seed=5)
+    test = Ratings(np.array([1, 2, 3]), np.array([20, 30, 20]), np.array([4.0, 5.0, 4.0]))
+    first = ranking_report(ranking_model(), RANKING_TRAIN, test, k=1, max_users=2, seed=5)
     assert (first["users"], first["eligible_users"], first["sampled"]) == (2, 3, {"seed": 5})
-    assert first == ranking_report(ranking_model(), *train, *test, k=1, max_users=2, seed=5)
+    assert first == ranking_report(ranking_model(), RANKING_TRAIN, test, k=1, max_users=2, seed=5)
 
 
 def test_recommend_ranks_unseen_items_per_user():

@@ -37,8 +37,23 @@ def task_from_command_line(*args: str):
             "--dataset must be one of ml-100k, ml-10m, ml-1m, ml-20m, ml-25m, ml-32m, ml-latest, ml-latest-small, "
             "not 'ml-2m'",
         ),
-        (["--strategy", "newest"], "--strategy must be one of random, time, user_random, user_time, not 'newest'"),
+        (
+            ["--strategy", "newest"],
+            "--strategy must be one of item_random, official, random, time, user_random, user_time, not 'newest'",
+        ),
         (["--model", "svd"], "--model must be one of als, biased_als, not 'svd'"),
+        (
+            ["--strategy", "official", "--fold", "u1"],
+            r"--strategy official: ml-latest-small ships no official folds \(only ml-100k does\); "
+            "choose another --strategy",
+        ),
+        (
+            ["--dataset", "ml-100k", "--strategy", "official", "--fold", "u9"],
+            "--fold must be one of u1, u2, u3, u4, u5, ua, ub for ml-100k, not 'u9'",
+        ),
+        (["--dataset", "ml-100k", "--strategy", "official"], "--fold must be one of .* for ml-100k, not ''"),
+        (["--fold", "u1"], "--fold u1 applies only to --strategy official, not user_random"),
+        (["--relevant-rating", "0"], "--relevant-rating must be a rating above 0, at most 5, not 0.0"),
     ],
 )
 def test_a_bad_value_on_the_command_line_names_its_option(args, message):
@@ -63,12 +78,16 @@ def test_bad_values_from_code_are_rejected_too():
 def test_good_values_pass():
     task = task_from_command_line("EvaluatedRMSE", "--seed", "7", "--ranks", "[8, 16]", "--reg-param", "0")
     assert (task.seed, task.ranks, task.reg_param) == (7, (8, 16), 0.0)
+    fold = task_from_command_line("EvaluatedRMSE", "--dataset", "ml-100k", "--strategy", "official", "--fold", "ua")
+    assert fold.split_keys.split == "official-ua-seed42" and "test_fraction" not in fold.shaping_params()
+    relevance = task_from_command_line("Recommendations", "--relevant-rating", "1")
+    assert relevance.relevant_rating == 1.0 and relevance.ease_grid_id != Recommendations().ease_grid_id
 
 
 def test_luigid_shows_only_the_parameters_that_shape_a_task():
-    hidden = {"ranks", "reg_params", "max_iters", "capture_output"}
+    hidden = {"ranks", "reg_params", "max_iters", "capture_output", "fold"}
     untuned = TrainedALS()._get_param_visibilities()
     assert {name for name, visibility in untuned.items() if visibility} == hidden
     tuned = EvaluatedRMSE(tuned=True)._get_param_visibilities()
-    assert {name for name, visibility in tuned.items() if visibility} == set()
+    assert {name for name, visibility in tuned.items() if visibility} == {"fold"}
     assert set(tuned) >= {"ranks", "tuned", "rank"}

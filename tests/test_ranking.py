@@ -45,7 +45,7 @@ def test_the_ranking_model_beats_its_peers_on_the_real_release(
     tuning = json.loads(tuning_path.read_text())
     stats = json.loads((root / "splits" / SPLIT / "stats.json").read_text())
     assert tuning["validation"]["fit"]["rows"] + tuning["validation"]["validation"]["rows"] == stats["train"]["rows"]
-    assert len(tuning["candidates"]) == 10
+    assert len(tuning["candidates"]) == 15  # ratings ≥ 0.5 (every one), ≥ 3.5 and ≥ 4 (half stars) × 5 λs
     assert tuning["best"]["ndcg"] == max(c["ndcg"] for c in tuning["candidates"])
     assert tuning["best_at_grid_edge"] is False  # λ 200, inside [100, 1600]
     model_dir = path.parent.as_posix().replace("/evaluations/", "/models/")

@@ -10,12 +10,13 @@ from movielens_als.releases import (
     RELEASES,
     RatingsError,
     Source,
+    read_fold,
     read_movies,
     read_ratings,
     release,
     release_source,
 )
-from tests.fakes import movies_text, ratings_text, release_zip
+from tests.fakes import movies_text, ratings_csv, ratings_text, release_zip
 
 ROWS = [(1, 10, 4.0, 100), (1, 11, 3.0, 101), (2, 10, 5.0, 102), (3, 12, 1.0, 103)]
 FORMATS = ["ml-latest-small", "ml-100k", "ml-1m", "ml-10m", "ml-25m"]
@@ -236,3 +237,44 @@ def test_the_real_releases_titles(real_release_zip):
         movies = read_movies(z, RELEASES["ml-latest-small"])
     assert movies.num_rows == 9742
     assert "Toy Story (1995)" in movies.column("title").to_pylist()
+
+
+def fold_archive(base: str, test: str, fold: str = "u1") -> zipfile.ZipFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        with zipfile.ZipFile(io.BytesIO(release_zip("ml-100k", ratings_text(ROWS, "ml-100k")))) as release_files:
+            for info in release_files.infolist():
+                out.writestr(info, release_files.read(info))
+        out.writestr(f"ml-100k/{fold}.base", base)
+        out.writestr(f"ml-100k/{fold}.test", test)
+    return zipfile.ZipFile(buffer)
+
+
+def test_an_official_fold_is_read_from_its_base_and_test_files():
+    base, test = ratings_text(ROWS[:3], "ml-100k"), ratings_text(ROWS[3:], "ml-100k")
+    train_table, test_table, report = read_fold(fold_archive(base, test, "u3"), RELEASES["ml-100k"], "u3")
+    assert train_table.schema == RATINGS_SCHEMA and test_table.schema == RATINGS_SCHEMA
+    assert train_table.column("item").to_pylist() == [10, 11, 10] and test_table.column("user").to_pylist() == [3]
+    assert report.malformed_lines_skipped == 0
+
+
+def test_a_malformed_fold_line_is_named_by_member_line_and_text():
+    base = ratings_text(ROWS, "ml-100k").replace("2\t10\t5\t102", "2\t10\tfive\t102")
+    with pytest.raises(RatingsError, match=r"ml-100k/u1.base line 3: rating is not a decimal number: '2\\t10\\tfive"):
+        read_fold(fold_archive(base, ratings_text(ROWS, "ml-100k")), RELEASES["ml-100k"], "u1")
+    train_table, _, report = read_fold(
+        fold_archive(base, ratings_text(ROWS, "ml-100k")), RELEASES["ml-100k"], "u1", skip_malformed=True
+    )
+    assert (train_table.num_rows, report.malformed_lines_skipped) == (3, 1)
+
+
+def test_only_ml_100k_ships_folds_and_an_unknown_fold_is_refused():
+    assert [name for name, r in RELEASES.items() if r.folds] == ["ml-100k"]
+    assert RELEASES["ml-100k"].fold_members("ua") == ("ml-100k/ua.base", "ml-100k/ua.test")
+    with pytest.raises(ValueError, match=r"ml-100k has no official fold 'u6'; its folds: u1, u2, u3, u4, u5, ua, ub"):
+        RELEASES["ml-100k"].fold_members("u6")
+
+
+def test_a_byte_order_mark_before_the_csv_header_is_accepted():
+    table, _ = read("\ufeff" + ratings_csv(ROWS))
+    assert table.num_rows == len(ROWS) and table.column("user").to_pylist()[0] == 1

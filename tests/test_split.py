@@ -30,7 +30,7 @@ def items(table: pa.Table) -> set[int]:
     return set(table.column("item").to_pylist())  # item ids are row ids in these tables
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "item_random"])  # one rating per item here
 def test_every_strategy_partitions_the_rows(skewed, strategy):
     train, test = split_ratings(skewed, strategy, 0.2, seed=1)
     assert items(train).isdisjoint(items(test))
@@ -119,9 +119,49 @@ def test_a_fraction_outside_zero_one_is_rejected(skewed, fraction):
 
 
 def test_an_unknown_strategy_is_rejected_with_the_valid_ones(skewed):
-    with pytest.raises(ValueError, match=r"unknown split strategy 'newest'.*random, user_random, time, user_time"):
+    with pytest.raises(
+        ValueError, match=r"unknown split strategy 'newest'.*random, user_random, item_random, time, user_time"
+    ):
         split_ratings(skewed, "newest", 0.2, seed=0)
 
 
 def test_describe_counts_rows_users_items():
     assert describe(ratings([1, 1, 2])) == {"rows": 3, "users": 2, "items": 3}
+
+
+def by_item(counts, seed=0) -> pa.Table:
+    """Items 0.. with `counts[i]` ratings each, rows shuffled; each row's timestamp is its id."""
+    items = np.repeat(np.arange(len(counts)), counts)
+    np.random.default_rng(seed).shuffle(items)
+    n = len(items)
+    return pa.table(
+        {
+            "user": pa.array(np.arange(n) % 37, pa.int32()),
+            "item": pa.array(items, pa.int32()),
+            "rating": pa.array([3.0] * n, pa.float32()),
+            "timestamp": pa.array(range(n), pa.int64()),
+        }
+    )
+
+
+def test_item_random_puts_round_three_quarters_of_each_items_ratings_in_train():
+    counts = [1, 2, 3, 4, 6, 10, 40]
+    table = by_item(counts)
+    train, test = split_ratings(table, "item_random", 0.25, seed=42)
+    # recommenders' python_stratified_split: round(0.75 · n) to train, halves to even
+    # (1 -> 1: an item rated once stays in train; 2 -> 2 (1.5); 6 -> 4 (4.5); 10 -> 8 (7.5)).
+    expected_train = [1, 2, 2, 3, 4, 8, 30]
+    train_counts = np.bincount(train.column("item").to_numpy(), minlength=len(counts))
+    test_counts = np.bincount(test.column("item").to_numpy(), minlength=len(counts))
+    assert train_counts.tolist() == expected_train
+    assert (train_counts + test_counts).tolist() == counts
+    stamps = set(train.column("timestamp").to_pylist())
+    assert stamps.isdisjoint(test.column("timestamp").to_pylist())
+    assert len(stamps) + test.num_rows == table.num_rows
+
+
+def test_item_random_is_seeded():
+    table = by_item([50] * 8)
+    first = split_ratings(table, "item_random", 0.25, seed=1)[1].column("timestamp").to_pylist()
+    assert sorted(first) == sorted(split_ratings(table, "item_random", 0.25, seed=1)[1].column("timestamp").to_pylist())
+    assert set(first) != set(split_ratings(table, "item_random", 0.25, seed=2)[1].column("timestamp").to_pylist())

@@ -10,10 +10,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import configured_store
-from pipeline.errors import StoreError
 from pipeline.sparkjob import job_flags
-from pipeline.store import Store
 from pipeline.targets import RootTarget, directory_target, file_target
+from storage import Store, StoreError
 from tests.helpers import FAKE_KEY_ID, FAKE_SECRET
 
 
@@ -208,7 +207,7 @@ def test_refused_credentials_are_one_error_naming_the_endpoint(refusing_endpoint
 def test_record_time_stamps_follow_the_clock(monkeypatch):
     from datetime import datetime, timezone
 
-    import pipeline.store
+    import storage.store
 
     times = iter(
         [datetime(2026, 1, 1, 12, 0, 0, 999, timezone.utc), datetime(2026, 1, 1, 12, 0, 5, tzinfo=timezone.utc)]
@@ -219,8 +218,8 @@ def test_record_time_stamps_follow_the_clock(monkeypatch):
         def now(tz):
             return next(times)
 
-    monkeypatch.setattr(pipeline.store, "datetime", Clock)
-    assert [pipeline.store.utc_now(), pipeline.store.utc_now()] == [
+    monkeypatch.setattr(storage.store, "datetime", Clock)
+    assert [storage.store.utc_now(), storage.store.utc_now()] == [
         "2026-01-01T12:00:00+00:00",
         "2026-01-01T12:00:05+00:00",
     ]

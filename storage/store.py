@@ -20,7 +20,7 @@ import os
 import shutil
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.errors import StoreError
-from pipeline.s3 import S3Backend
+from storage.errors import StoreError
+from storage.s3 import S3Backend
 
 FLAG = "_SUCCESS"
 
@@ -130,6 +130,24 @@ class Store:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         self.write_bytes(key, sink.getvalue().to_pybytes())
+
+    def write_files(self, key: str, files: Mapping[str, pa.Table | bytes | Any]) -> None:
+        """Writes the directory output at `key`, file by file (a table as Parquet, bytes as
+        they are, anything else as JSON), and completes it."""
+        for name, content in files.items():
+            if isinstance(content, pa.Table):
+                self.write_parquet(f"{key}/{name}", content)
+            elif isinstance(content, bytes):
+                self.write_bytes(f"{key}/{name}", content)
+            else:
+                self.write_json(f"{key}/{name}", content)
+        self.mark_complete(key)
+
+    def read_files(self, key: str, names: Iterable[str]) -> dict[str, pa.Table | bytes | Any]:
+        """The files `names` of the directory output at `key`, as `write_files` wrote them
+        (told apart by their names: .parquet, .json, anything else bytes)."""
+        readers = {".parquet": self.read_parquet, ".json": self.read_json}
+        return {name: readers.get(Path(name).suffix, self.read_bytes)(f"{key}/{name}") for name in names}
 
     def mark_complete(self, key: str) -> None:
         """Completes the directory output at `key`: call it once every file is written."""

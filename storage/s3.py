@@ -1,7 +1,6 @@
-"""The S3 backend of the store: boto3 (through luigi's S3Client, which the S3 targets share)
-for buckets, existence checks, listings, deletes and uploads, and pyarrow's S3 filesystem
-for reading. Unreachable endpoints and refused credentials become one StoreError that says
-what to check."""
+"""The S3 backend of the store: boto3 for buckets, existence checks, listings, deletes and
+uploads, and pyarrow's S3 filesystem for reading. Unreachable endpoints and refused
+credentials become one StoreError that says what to check."""
 
 from __future__ import annotations
 
@@ -12,18 +11,18 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pyarrow.fs as pafs
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError
-from luigi.contrib.s3 import S3Client
 
-from pipeline.errors import StoreError
+from storage.errors import StoreError
 
 # Codes S3 answers with when a bucket or key does not exist (HEAD requests carry no body).
 MISSING_CODES = {"404", "NoSuchKey", "NoSuchBucket"}
 REFUSED_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 # Fail within seconds when the endpoint is down, rather than after minutes of retries.
-_BOTO_CONFIG = BotoConfig(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
+BOTO_CONFIG = BotoConfig(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
 
 
 class S3Backend:
@@ -33,12 +32,8 @@ class S3Backend:
         self.bucket, self.prefix, self.endpoint, self.region = bucket, prefix, endpoint, region
 
     @property
-    def luigi_client(self) -> S3Client:
-        return luigi_client(self.endpoint, self.region)
-
-    @property
     def client(self):
-        return self.luigi_client.s3.meta.client
+        return client(self.endpoint, self.region)
 
     def filesystem(self) -> pafs.FileSystem:
         return _filesystem(self.endpoint, self.region)
@@ -125,10 +120,16 @@ class S3Backend:
             raise
 
 
+def boto_options(endpoint: str | None, region: str | None) -> dict[str, Any]:
+    """What boto3 needs to reach the store's S3: the endpoint, the region and the timeouts.
+    Credentials come from boto3's own chain (environment, profile, role)."""
+    options: dict[str, Any] = {k: v for k, v in (("endpoint_url", endpoint), ("region_name", region)) if v}
+    return {**options, "config": BOTO_CONFIG}
+
+
 @functools.cache
-def luigi_client(endpoint: str | None, region: str | None) -> S3Client:
-    options = {k: v for k, v in (("endpoint_url", endpoint), ("region_name", region)) if v}
-    return S3Client(config=_BOTO_CONFIG, **options)
+def client(endpoint: str | None, region: str | None):
+    return boto3.client("s3", **boto_options(endpoint, region))
 
 
 @functools.cache

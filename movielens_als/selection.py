@@ -1,0 +1,189 @@
+"""Model selection, for the rating model (ALS) and the ranking model (EASE) alike: a validation
+split carved from the training ratings, every candidate of a grid fitted on the rest and
+scored on it, the winner, and the parameters whose winning value sits at an end of what was
+searched (the best may lie beyond it). The test ratings never reach any of it.
+
+The fitting is the caller's: TunedALS's driver passes Spark's ALS in, so this module stays
+free of Spark and is tested with any fit of the same shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from movielens_als import ease, metrics
+from movielens_als.model import fit_calibration, model_from_tables
+from movielens_als.ranking import Ratings, ease_ranker, rating_arrays
+from movielens_als.split import STRATEGIES, describe, split_ratings
+
+# The share of the training ratings held out to judge the candidates.
+VALIDATION_FRACTION = 0.2
+# (ratings, rank, regParam, maxIter) -> (user factor table, item factor table, global mean)
+AlsFit = Callable[[pa.Table, int, float, int], tuple[pa.Table, pa.Table, float]]
+# Called after each candidate with (candidates done, candidates in all, the candidate).
+OnCandidate = Callable[[int, int, dict], None]
+
+
+def validation_split(train: pa.Table, strategy: str, seed: int) -> tuple[pa.Table, pa.Table]:
+    """(the ratings candidates are fitted on, the ratings they are judged on): VALIDATION_FRACTION
+    of `train` carved the way the test split was made (a release's own folds, which are random
+    cuts: at random), with a seed of its own so the validation split is not the test split's twin."""
+    carve = strategy if strategy in STRATEGIES else "random"
+    return split_ratings(train, carve, VALIDATION_FRACTION, validation_seed(seed))
+
+
+def validation_seed(seed: int) -> int:
+    return seed + 1
+
+
+def validation_record(strategy: str, seed: int, fit_part: pa.Table, validation: pa.Table) -> dict:
+    """How the validation split was made and what it holds, for tuning.json."""
+    return {
+        "strategy": strategy,
+        "fraction": VALIDATION_FRACTION,
+        "seed": validation_seed(seed),
+        "fit": describe(fit_part),
+        "validation": describe(validation),
+    }
+
+
+def edges(best: Mapping[str, Any], grid: Mapping[str, Sequence[float]]) -> list[str]:
+    """The parameters of `grid` (name -> values searched) whose value in `best` is the lowest
+    or the highest of two or more values searched."""
+    return [name for name, values in grid.items() if len(set(values)) > 1 and best[name] in (min(values), max(values))]
+
+
+def edge_warning(best: Mapping[str, Any], grid: Mapping[str, Sequence[float]], names: Sequence[str]) -> str:
+    """What a user reads when the winner sits at an edge of the grid."""
+    where = "; ".join(f"{name} {best[name]:g} is at an end of {list(grid[name])}" for name in names)
+    return f"the best candidate may lie beyond the grid searched: {where}; widen the grid past it"
+
+
+def grid_points(grid: Mapping[str, Sequence[float]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, as name -> value."""
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def choose(candidates: list[dict], key: Callable[[dict], Any], grid: Mapping[str, Sequence[float]]) -> dict:
+    """The winner (the candidate with the highest `key`) and the parameters at an edge."""
+    best = max(candidates, key=key)
+    return {"best": best, "at_grid_edge": edges(best, grid)}
+
+
+def tune_als(
+    fit: AlsFit,
+    fit_part: pa.Table,
+    validation: pa.Table,
+    model: str,
+    grid: Mapping[str, Sequence[float]],
+    rating_scale: tuple[float, float],
+    on_candidate: OnCandidate | None = None,
+) -> dict:
+    """Every (rank, reg_param, max_iter) of `grid` (keys "rank", "reg_param", "max_iter")
+    fitted on `fit_part` and scored by RMSE on `validation`. Biased ALS also gets calibration
+    weights fitted on the validation ratings, and is ranked by its calibrated RMSE."""
+    selected_by = "validation_rmse_calibrated" if model == "biased_als" else "validation_rmse"
+    points = grid_points(grid)
+    candidates = []
+    for point in points:
+        started = time.perf_counter()
+        users, items, global_mean = fit(fit_part, point["rank"], point["reg_param"], point["max_iter"])
+        description = {"model": model, "global_mean": global_mean, "rating_scale": list(rating_scale)}
+        candidate = point | score_als(description, users, items, validation)
+        candidate["seconds"] = round(time.perf_counter() - started, 2)
+        candidates.append(candidate)
+        if on_candidate:
+            on_candidate(len(candidates), len(points), candidate)
+    return {"selected_by": selected_by, "candidates": candidates} | choose(
+        candidates, lambda c: (-c[selected_by], -c["rank"]), grid
+    )
+
+
+def score_als(description: dict, users: pa.Table, items: pa.Table, validation: pa.Table) -> dict:
+    """The validation RMSE of the model of `description` and its factor tables; for biased ALS
+    also its calibration weights, fitted on the same ratings, and the calibrated RMSE."""
+    model = model_from_tables(description, users, items)
+    held_out = rating_arrays(validation)
+    parts = model.parts(held_out.users, held_out.items)
+    scored = parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
+    result: dict[str, Any] = {"validation_rmse": metrics.rmse(model.combine(*scored), held_out.ratings)}
+    result["calibration"] = None
+    if description["model"] == "biased_als":
+        calibration = fit_calibration(
+            parts["baseline"], parts["dot"], parts["user_count"], parts["item_count"], held_out.ratings
+        )
+        calibrated = model_from_tables({**description, "calibration": calibration}, users, items)
+        result["calibration"] = calibration
+        result["validation_rmse_calibrated"] = metrics.rmse(calibrated.combine(*scored), held_out.ratings)
+    return result
+
+
+def distinct_thresholds(ratings: np.ndarray, thresholds: Sequence[float]) -> dict[float, float]:
+    """Each threshold mapped to the first of `thresholds` that selects the same ratings (≥ it)
+    of `ratings`: on a whole-star release 3.5 and 4.0 like the same ratings, and any threshold
+    at or below the lowest rating likes them all."""
+    values = np.unique(ratings)
+    first: dict[int, float] = {}
+    same: dict[float, float] = {}
+    for threshold in thresholds:
+        lowest_liked = int(np.searchsorted(values, threshold))  # index of the lowest rating ≥ it
+        same[threshold] = first.setdefault(lowest_liked, threshold)
+    return same
+
+
+def tune_ease(
+    fit_part: Ratings,
+    validation: Ratings,
+    positive_ratings: Sequence[float],
+    l2s: Sequence[float],
+    max_items: int,
+    *,
+    seed: int,
+    relevant_rating: float = metrics.RELEVANT_RATING,
+    on_candidate: OnCandidate | None = None,
+) -> dict:
+    """Every (positive rating, λ) fitted on `fit_part` and judged by NDCG at metrics.RANKING_K
+    on `validation`, a test rating ≥ `relevant_rating` being relevant. A threshold that likes
+    the same ratings as one before it is not fitted again: its candidates are recorded as the
+    same as that one's."""
+    same = distinct_thresholds(fit_part.ratings, positive_ratings)
+    fitted = [t for t in positive_ratings if same[t] == t]
+    total = len(fitted) * len(l2s)
+    candidates = []
+    for threshold in fitted:
+        started = time.perf_counter()
+        for model in ease.fit(*fit_part, threshold, l2s, max_items):
+            result = metrics.compare_rankers(
+                {"ease": ease_ranker(model, fit_part)}, fit_part, validation, seed=seed, relevant_rating=relevant_rating
+            )
+            candidate = {
+                "positive_rating": threshold,
+                "l2": model.l2,
+                **(result["ease"] or {}),
+                "items": len(model.items),
+            }
+            candidate["seconds"] = round(time.perf_counter() - started, 2)
+            candidates.append(candidate)
+            if on_candidate:
+                on_candidate(len(candidates), total, candidate)
+            started = time.perf_counter()
+    if not any("ndcg" in c for c in candidates):
+        raise ValueError(
+            f"no validation user has a rating ≥ {relevant_rating:g}: the training ratings are too few to tune the "
+            "ranking model; lower --relevant-rating or use a larger release"
+        )
+    choice = choose(candidates, lambda c: (c.get("ndcg", -1.0), -c["l2"], -c["positive_rating"]), {"l2": l2s})
+    return {
+        "selected_by": "ndcg",
+        "k": metrics.RANKING_K,
+        "relevant_rating": relevant_rating,
+        "same_positives": {f"{t:g}": same[t] for t in positive_ratings if same[t] != t},
+        "candidates": candidates,
+        **choice,
+    }

@@ -1,0 +1,137 @@
+"""Model selection (movielens_als.selection) on tiny data: the validation carve, the grid, the
+choice and its edge flag, for ALS (with a numpy stand-in for Spark's fit) and for EASE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from movielens_als import selection
+from movielens_als.model import damped_biases, factor_table
+from movielens_als.ranking import Ratings, rating_arrays
+from movielens_als.synthetic import synthetic_ratings
+
+
+def generated(n_ratings: int, n_users: int, n_items: int, seed: int) -> pa.Table:
+    """Generated half-star ratings with the pipeline's column names."""
+    table = synthetic_ratings(n_ratings, n_users, n_items, seed=seed)
+    return table.rename_columns(["user", "item", "rating", "timestamp"])
+
+
+@pytest.fixture(scope="module")
+def train() -> pa.Table:
+    return generated(3000, 100, 80, seed=5)
+
+
+def pairs(table: pa.Table) -> set[tuple[int, int]]:
+    return set(zip(table.column("user").to_pylist(), table.column("item").to_pylist(), strict=True))
+
+
+@pytest.mark.parametrize("strategy", ["user_random", "item_random", "official"])
+def test_the_validation_split_is_carved_from_the_training_ratings_with_a_seed_of_its_own(train, strategy):
+    fit_part, validation = selection.validation_split(train, strategy, seed=42)
+    assert pairs(fit_part) | pairs(validation) == pairs(train) and not pairs(fit_part) & pairs(validation)
+    assert validation.num_rows == pytest.approx(selection.VALIDATION_FRACTION * train.num_rows, rel=0.15)
+    again = selection.validation_split(train, strategy, seed=42)[1]
+    assert pairs(again) == pairs(validation)
+    record = selection.validation_record(strategy, 42, fit_part, validation)
+    assert (record["seed"], record["fit"]["rows"] + record["validation"]["rows"]) == (43, train.num_rows)
+
+
+def test_edges_name_the_parameters_whose_winner_ends_its_values():
+    grid = {"rank": [16, 32, 64], "reg_param": [0.05, 0.1], "max_iter": [15]}
+    assert selection.edges({"rank": 64, "reg_param": 0.1, "max_iter": 15}, grid) == ["rank", "reg_param"]
+    assert selection.edges({"rank": 32, "reg_param": 0.1, "max_iter": 15}, grid) == ["reg_param"]
+    message = selection.edge_warning({"rank": 64}, grid, ["rank"])
+    assert message == (
+        "the best candidate may lie beyond the grid searched: rank 64 is at an end of [16, 32, 64]; "
+        "widen the grid past it"
+    )
+
+
+def numpy_als(table: pa.Table, rank: int, reg_param: float, max_iter: int):
+    """A stand-in for Spark's ALS of the same shape: the damped biases and random factors."""
+    users, items, ratings = rating_arrays(table)
+    mean = float(ratings.mean())
+    (user_ids, user_bias, user_count), (item_ids, item_bias, item_count) = damped_biases(users, items, ratings, mean)
+    rng = np.random.default_rng(rank)
+    scale = 1.0 / rank
+    return (
+        factor_table(user_ids, rng.normal(0, scale, (len(user_ids), 2)), user_bias, user_count),
+        factor_table(item_ids, rng.normal(0, scale, (len(item_ids), 2)), item_bias, item_count),
+        mean,
+    )
+
+
+def test_tune_als_scores_every_candidate_and_flags_a_winner_at_the_grids_edge(train):
+    fit_part, validation = selection.validation_split(train, "user_random", seed=1)
+    grid = {"rank": [1, 2, 8], "reg_param": [0.1, 0.2], "max_iter": [5]}
+    seen = []
+    result = selection.tune_als(
+        numpy_als, fit_part, validation, "biased_als", grid, (0.5, 5.0), lambda *a: seen.append(a[:2])
+    )
+    candidates = result["candidates"]
+    assert [(c["rank"], c["reg_param"], c["max_iter"]) for c in candidates] == [
+        (r, g, 5) for r in (1, 2, 8) for g in (0.1, 0.2)
+    ]
+    assert seen == [(n, 6) for n in range(1, 7)]
+    assert result["selected_by"] == "validation_rmse_calibrated"
+    assert result["best"] == min(candidates, key=lambda c: (c["validation_rmse_calibrated"], -c["rank"]))
+    assert result["at_grid_edge"] == selection.edges(result["best"], grid)
+    assert "reg_param" in result["at_grid_edge"]  # of two values, either is an end
+    assert all(c["validation_rmse_calibrated"] <= c["validation_rmse"] + 1e-12 for c in candidates)
+    plain = selection.tune_als(numpy_als, fit_part, validation, "als", {**grid, "rank": [2]}, (0.5, 5.0))
+    assert plain["selected_by"] == "validation_rmse" and plain["best"]["calibration"] is None
+
+
+def test_thresholds_that_like_the_same_ratings_are_one():
+    whole_stars = np.array([1.0, 2, 3, 4, 5])
+    assert selection.distinct_thresholds(whole_stars, [0.5, 1.0, 3.5, 4.0, 4.5]) == {
+        0.5: 0.5,
+        1.0: 0.5,  # at or below the lowest rating: every rating
+        3.5: 3.5,
+        4.0: 3.5,  # no rating between 3.5 and 4
+        4.5: 4.5,
+    }
+    half_stars = np.array([0.5, 3.5, 4.0, 5.0])
+    assert selection.distinct_thresholds(half_stars, [0.5, 3.5, 4.0]) == {0.5: 0.5, 3.5: 3.5, 4.0: 4.0}
+
+
+def ease_data() -> tuple[Ratings, Ratings]:
+    table = generated(4000, 120, 90, seed=11)
+    fit_part, validation = selection.validation_split(table, "user_random", seed=3)
+    return rating_arrays(fit_part), rating_arrays(validation)
+
+
+def test_tune_ease_fits_each_distinct_threshold_once_and_picks_the_best_ndcg():
+    fit_part, validation = ease_data()
+    seen = []
+    result = selection.tune_ease(
+        fit_part, validation, [0.5, 1.0, 4.0], [1.0, 10.0, 100.0], 50, seed=0, on_candidate=lambda *a: seen.append(a)
+    )
+    candidates = result["candidates"]
+    lowest = float(fit_part.ratings.min())
+    assert result["same_positives"] == ({"1": 0.5} if lowest >= 1.0 else {})
+    fitted = {c["positive_rating"] for c in candidates}
+    assert fitted == ({0.5, 4.0} if lowest >= 1.0 else {0.5, 1.0, 4.0})
+    assert len(candidates) == 3 * len(fitted) == len(seen) and seen[-1][:2] == (len(seen), len(seen))
+    assert result["best"] == max(candidates, key=lambda c: (c["ndcg"], -c["l2"], -c["positive_rating"]))
+    assert result["at_grid_edge"] == (["l2"] if result["best"]["l2"] in (1.0, 100.0) else [])
+    assert result["relevant_rating"] == 4.0 and result["k"] == 10
+
+
+def test_tune_ease_judges_by_the_relevance_asked():
+    fit_part, validation = ease_data()
+    strict = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, seed=0, relevant_rating=5.0)
+    every = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, seed=0, relevant_rating=0.5)
+    assert every["relevant_rating"] == 0.5 and strict["relevant_rating"] == 5.0
+    # With every validation rating relevant, every validation user with a training rating counts.
+    assert every["best"]["ndcg"] != strict["best"]["ndcg"]
+
+
+def test_tune_ease_refuses_validation_without_a_relevant_rating():
+    fit_part, validation = ease_data()
+    none_relevant = validation._replace(ratings=np.full(len(validation.ratings), 1.0))
+    with pytest.raises(ValueError, match=r"no validation user has a rating ≥ 4: .* lower --relevant-rating"):
+        selection.tune_ease(fit_part, none_relevant, [4.0], [10.0], 50, seed=0)
