@@ -17,7 +17,7 @@ SERVICES = COMPOSE["services"]
 STACK_CONFIG = configparser.ConfigParser(interpolation=None)
 STACK_CONFIG.read(REPO / "docker" / "luigi.cfg")
 DOCKERFILE = (REPO / "docker" / "Dockerfile").read_text()
-README = (REPO / "README.md").read_text()
+DEPLOYMENT = (REPO / "docs" / "deployment.md").read_text()
 APP_SERVICES = ("spark-master", "spark-worker", "luigid", "runner")
 
 
@@ -59,7 +59,7 @@ def test_the_services_are_all_there_and_share_one_image():
         r"\$\{MINIO_IMAGE:-quay\.io/minio/minio:RELEASE\.2025-09-07T16-13-09Z@sha256:[0-9a-f]{64}\}",
         SERVICES["minio"]["image"],
     )
-    assert "RELEASE.2025-09-07T16-13-09Z" in README and "CVE-2025-62506" in README
+    assert "RELEASE.2025-09-07T16-13-09Z" in DEPLOYMENT and "CVE-2025-62506" in DEPLOYMENT
 
 
 def test_every_host_the_stack_config_names_is_a_service():
@@ -97,7 +97,7 @@ def test_every_variable_the_stack_config_reads_is_set_for_the_runner():
 def test_ports_are_published_on_localhost_unless_told_otherwise():
     published = [port for service in SERVICES.values() for port in service.get("ports", [])]
     assert published and all(port.startswith("${PUBLISH_ADDRESS:-127.0.0.1}:") for port in published)
-    assert "PUBLISH_ADDRESS=0.0.0.0" in README
+    assert "PUBLISH_ADDRESS=0.0.0.0" in DEPLOYMENT
 
 
 def test_the_runner_starts_once_every_service_is_healthy():

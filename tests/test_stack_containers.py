@@ -235,7 +235,7 @@ class Stack:
 
 
 def readme_stack_commands() -> list[str]:
-    section = (REPO / "README.md").read_text().split("## The docker compose stack", 1)[1]
+    section = (REPO / "docs" / "deployment.md").read_text().split("## The docker compose stack", 1)[1]
     block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)[1]
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
