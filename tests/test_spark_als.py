@@ -24,7 +24,7 @@ def spark():
 
 
 def documented_biases(rows: list[tuple[int, int, float]], global_mean: float) -> tuple[dict, dict]:
-    """The README's bias formula, one rating at a time: three passes of
+    """The bias formula of docs/models.md, one rating at a time: three passes of
     b_i = Σ(r - μ - b_u) / (n_i + 10), then b_u = Σ(r - μ - b_i) / (n_u + 15). Written apart
     from movielens_als.model, so a wrong constant there cannot also be wrong here."""
     by_user, by_item = defaultdict(list), defaultdict(list)
