@@ -14,6 +14,7 @@ import pytest
 from tests.helpers import (
     FAKE_KEY_ID,
     FAKE_SECRET,
+    REPO,
     TEST_SPARK,
     Mirror,
     real_release_candidates,
@@ -32,6 +33,16 @@ def real_release_zip() -> Path:
     pytest.fail(
         "ml-latest-small.zip not found; set MOVIELENS_SMALL_ZIP or place it at " + " or ".join(map(str, candidates))
     )
+
+
+@pytest.fixture(scope="session")
+def ml_100k_zip() -> Path:
+    """The real ml-100k, with its official folds, from the shared data folder; its licence
+    forbids redistribution, so it is never in the repository and the tests skip without it."""
+    path = REPO.parent / "shared" / "data" / "ml-100k.zip"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: ml-100k may not be redistributed, so only a shared copy can be used")
+    return path
 
 
 @pytest.fixture
