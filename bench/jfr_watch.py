@@ -43,6 +43,7 @@ CATEGORIES = (
 
 
 def watch(out: Path, scripts: list[str]) -> None:
+    out = out.resolve()  # the JVMs resolve a relative file name against their own working folder
     out.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
     while True:
