@@ -55,7 +55,7 @@ $(STANDIN_WHEELS)/.complete: | $(VENV)/.installed-test
 	touch $@
 
 bench: $(VENV)/.installed-run
-	$(BIN)/python bench/compare_bare.py $(ARGS)
+	$(BIN)/python -m bench.compare_bare $(ARGS)
 
 $(VENV)/.installed-run: setup.cfg pyproject.toml | $(VENV)/.java-checked
 	$(PYTHON) -m venv $(VENV)

@@ -8,6 +8,8 @@ clipped to 0.5-5. Prints one JSON line.
     spark-submit --master 'local[*]' --conf spark.sql.shuffle.partitions=4 bench/bare_als.py ZIP [MEMBER]
 
 MEMBER is the ratings file inside the zip (default ml-latest-small/ratings.csv).
+`python -m bench.compare_bare` runs it against the whole chain, with the pipeline's own
+spark-submit command line.
 """
 
 import json

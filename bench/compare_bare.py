@@ -1,146 +1,63 @@
 """Wall time and peak memory of the whole chain against one spark-submit of bench/bare_als.py.
 
-    .venv/bin/python bench/compare_bare.py [--runs 5] [--zip ../shared/data/ml-latest-small.zip]
-    .venv/bin/movielens-als-generate --ratings 10000000 --output /tmp/r10m/ml-25m.zip
-    .venv/bin/python bench/compare_bare.py --runs 3 --zip /tmp/r10m/ml-25m.zip
+    .venv/bin/python -m bench.compare_bare [--runs 5] [--zip path/to/ml-latest-small.zip]
+    .venv/bin/movielens-als-generate --ratings 10000000 --users 69878 --items 10677 path/to/10m/ml-25m.zip
+    .venv/bin/python -m bench.compare_bare --runs 3 --zip path/to/10m/ml-25m.zip
 
-The release is the one the zip's name says (a generated ml-25m.zip has ml-25m's layout); its
-MD5 is computed here and configured as the release's checksum. Both sides get the same Spark
-settings (the [spark] section of luigi.cfg, or of the file LUIGI_CONFIG_PATH names) and the
-same zip, served by a local HTTP mirror to the pipeline and read from disk by the bare
-script. Runs alternate between the two so that a change in machine load hits both; every
-pipeline run starts from an empty store, so it downloads, splits, trains and evaluates.
-Then, on the last run's store, a rerun with nothing to do and a rerun with another rank (only
-TrainedALS and EvaluatedRMSE run again). Prints a Markdown table of medians.
+Run from the repository's root. The release is the one the zip's name says (a generated
+ml-25m.zip has ml-25m's layout); the default zip is ml-latest-small.zip in ../shared/data.
+Both sides get the same Spark settings (the pipeline's own spark-submit command line, from
+the [spark] section of luigi.cfg or of the file LUIGI_CONFIG_PATH names) and the same zip,
+served by a local HTTP mirror to the pipeline and read from disk by the bare script. Runs
+alternate between the two so that a change in machine load hits both; every pipeline run
+starts from an empty store, so it downloads, splits, trains and evaluates. Then, on the last
+run's store, a rerun with nothing to do and a rerun with another rank (only TrainedALS and
+EvaluatedRMSE run again). Prints the machine and a Markdown table of medians.
 """
 
 from __future__ import annotations
 
-import argparse
-import configparser
-import functools
-import hashlib
-import http.server
 import json
-import os
-import platform
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-TASK_TIME = re.compile(r"(\w+)\(.*\) finished in ([\d.]+) s")
-# What spark_jobs/common.py and bench/bare_als.py print at the end of a Spark application.
-PEAK_MEMORY = re.compile(r"driver peak resident memory: JVM (\d+) MiB, Python (\d+) MiB")
-# The `luigi` command, printing on exit the peak resident memory of its own process, where the
-# tasks without Spark (SplitData, EvaluatedRMSE) run.
-LUIGI_WITH_PEAK = """
-import atexit, resource, sys
-from luigi.cmdline import luigi_run
-atexit.register(lambda: print(
-    f"luigi worker peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB",
-    file=sys.stderr,
-))
-luigi_run(sys.argv[1:])
-"""
-WORKER_MEMORY = re.compile(r"luigi worker peak resident memory: (\d+) MiB")
+from bench.harness import (
+    REPO,
+    SMALL_ZIP,
+    Release,
+    argument_parser,
+    json_line,
+    luigi_config,
+    machine,
+    mirror,
+    peak_memory,
+    run,
+    run_luigi,
+    write_config,
+)
 
 
-def peak_memory(log: str) -> tuple[int, int]:
-    """The largest JVM and Python driver peaks (MiB) of the Spark applications in `log`."""
-    peaks = [(int(m[1]), int(m[2])) for m in PEAK_MEMORY.finditer(log)]
-    return max((p[0] for p in peaks), default=0), max((p[1] for p in peaks), default=0)
+def pipeline_run(release: Release, base_url: str, scratch: Path, number: int, *args: str) -> dict:
+    """One run of the chain on the store of run `number` (empty unless an earlier call filled it)."""
+    store = scratch / f"store-{number}"
+    config = write_config(luigi_config(release, base_url, store), scratch / f"luigi-{number}.cfg")
+    result = run_luigi("EvaluatedRMSE", config, release.name, scratch, *args)
+    metrics = max((store / "evaluations").rglob("metrics.json"), key=lambda m: m.stat().st_mtime)
+    return {**result, "rmse": json.loads(metrics.read_text())["rmse"]}
 
 
-def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
-
-
-def pipeline_run(base_url: str, dataset: str, md5: str, scratch: Path, run: int, extra: tuple[str, ...] = ()) -> dict:
-    """One run of the chain on the store of `run` (empty unless an earlier call filled it)."""
-    config = configparser.ConfigParser(interpolation=None)
-    config.read(os.environ.get("LUIGI_CONFIG_PATH", REPO / "luigi.cfg"))
-    config["store"] = {"root": str(scratch / f"store-{run}")}
-    config["movielens"] = {"base_url": base_url, "md5s": json.dumps({dataset: md5})}
-    path = scratch / f"luigi-{run}.cfg"
-    with open(path, "w") as f:
-        config.write(f)
-    env = dict(os.environ, LUIGI_CONFIG_PATH=str(path))
-    started = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            LUIGI_WITH_PEAK,
-            "--module",
-            "pipeline",
-            "EvaluatedRMSE",
-            "--local-scheduler",
-            "--dataset",
-            dataset,
-            *extra,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=scratch,
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"pipeline run failed:\n{result.stderr[-5000:]}")
-    metrics = max((scratch / f"store-{run}" / "evaluations").rglob("metrics.json"), key=lambda m: m.stat().st_mtime)
-    return {
-        "seconds": seconds,
-        "rmse": json.loads(metrics.read_text())["rmse"],
-        "tasks": {m[1]: float(m[2]) for m in TASK_TIME.finditer(result.stderr)},
-        "memory": peak_memory(result.stderr),
-        "worker_memory": int(WORKER_MEMORY.search(result.stderr)[1]),
-    }
-
-
-def bare_run(zip_path: Path, member: str, spark_args: list[str], scratch: Path) -> dict:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [*spark_args, str(REPO / "bench" / "bare_als.py"), str(zip_path), member],
-        capture_output=True,
-        text=True,
-        cwd=scratch,
-        env=dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable),
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"bare run failed:\n{result.stderr[-5000:]}")
-    return {
-        "seconds": seconds,
-        "rmse": json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))["rmse"],
-        "memory": peak_memory(result.stdout),
-    }
-
-
-def machine() -> str:
-    java = subprocess.run(["java", "-version"], check=False, capture_output=True, text=True).stderr.splitlines()[0]
-    import pyspark
-
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.platform()}; {java}; Spark {pyspark.__version__}"
+def bare_run(release: Release, spark_args: list[str], scratch: Path) -> dict:
+    script = str(REPO / "bench" / "bare_als.py")
+    seconds, out, _ = run("bare_als.py", [*spark_args, script, str(release.path), release.ratings_member], scratch)
+    return {"seconds": seconds, "rmse": json_line(out)["rmse"], "memory": peak_memory(out)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser("bench.compare_bare", __doc__)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--zip", type=Path, default=REPO.parent / "shared" / "data" / "ml-latest-small.zip")
+    parser.add_argument("--zip", type=Path, default=SMALL_ZIP)
     parser.add_argument(
         "--archive-side",
         action="store_true",
@@ -155,57 +72,48 @@ def main() -> None:
     from pipeline.sparkjob import ClassArchive, spark_driver
     from pipeline.tasks import TrainedALS
 
-    dataset = args.zip.name.removesuffix(".zip")
-    if dataset not in RELEASES or RELEASES[dataset].delimiter != ",":
+    release = Release.at(args.zip)
+    if RELEASES[release.name].delimiter != ",":
         sys.exit(f"{args.zip}: the bare script reads the ratings.csv layout; name the zip after such a release")
-    md5 = hashlib.md5(args.zip.read_bytes()).hexdigest()
 
     # The pipeline's own spark-submit command line, without its --name: identical settings.
-    task = TrainedALS(dataset=dataset)  # the same driver memory, which is sized from the release
+    task = TrainedALS(dataset=release.name)  # the same driver memory, which is sized from the release
     bare_args = task.spark_command()
     del bare_args[bare_args.index("--name") : bare_args.index("--name") + 2]
 
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, mirror(release) as base_url:
         scratch = Path(tmp)
-        mirror = scratch / "mirror"
-        mirror.mkdir()
-        (mirror / args.zip.name).symlink_to(args.zip.resolve())
-        server, base_url = serve(mirror)
-        member = RELEASES[dataset].ratings_member
         sides = {
-            "pipeline": lambda run: pipeline_run(base_url, dataset, md5, scratch, run),
-            "bare": lambda run: bare_run(args.zip, member, bare_args, scratch),
+            "pipeline": lambda number: pipeline_run(release, base_url, scratch, number),
+            "bare": lambda number: bare_run(release, bare_args, scratch),
         }
         if args.archive_side and spark_driver().class_archive_dir:
             archive = ClassArchive(Path(spark_driver().class_archive_dir), task.spark_submit)
             archive_args = list(bare_args)
             options = archive_args.index("--driver-java-options") + 1
             archive_args[options] += f" -XX:SharedArchiveFile={archive.path} -Xlog:cds*=off"
-            sides["bare with the class archive"] = lambda run: bare_run(args.zip, member, archive_args, scratch)
+            sides["bare with the class archive"] = lambda number: bare_run(release, archive_args, scratch)
         results: dict[str, list[dict]] = {side: [] for side in sides}
-        try:
-            if not args.no_warm_up:
-                warm_up = sides["pipeline"](-1)  # writes the class archive if there is none yet
-                print(f"warm-up pipeline run: {warm_up['seconds']:.1f} s", file=sys.stderr)
-            for run in range(args.runs):
-                order = list(sides) if run % 2 == 0 else list(reversed(sides))
-                for side in order:
-                    results[side].append(sides[side](run))
-                print(
-                    f"run {run + 1}: " + ", ".join(f"{side} {results[side][-1]['seconds']:.1f} s" for side in sides),
-                    file=sys.stderr,
-                )
-            last = args.runs - 1
-            reruns = {
-                "rerun with nothing to do": pipeline_run(base_url, dataset, md5, scratch, last),
-                "rerun with rank 16 (train and evaluate only)": pipeline_run(
-                    base_url, dataset, md5, scratch, last, ("--rank", "16")
-                ),
-            }
-        finally:
-            server.shutdown()
+        if not args.no_warm_up:
+            warm_up = sides["pipeline"](-1)  # writes the class archive if there is none yet
+            print(f"warm-up pipeline run: {warm_up['seconds']:.1f} s", file=sys.stderr)
+        for number in range(args.runs):
+            order = list(sides) if number % 2 == 0 else list(reversed(sides))
+            for side in order:
+                results[side].append(sides[side](number))
+            print(
+                f"run {number + 1}: " + ", ".join(f"{side} {results[side][-1]['seconds']:.1f} s" for side in sides),
+                file=sys.stderr,
+            )
+        last = args.runs - 1
+        reruns = {
+            "rerun with nothing to do": pipeline_run(release, base_url, scratch, last),
+            "rerun with rank 16 (train and evaluate only)": pipeline_run(
+                release, base_url, scratch, last, "--rank", "16"
+            ),
+        }
 
-    report(f"{dataset} from {args.zip}", args.runs, results, reruns)
+    report(f"{release.name} from {args.zip}", args.runs, results, reruns)
 
 
 def report(release: str, runs: int, results: dict[str, list[dict]], reruns: dict[str, dict]) -> None:

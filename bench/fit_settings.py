@@ -1,16 +1,18 @@
 """TrainedALS's fit under Spark settings to compare: one split, then the fit again and again,
 a variant at a time in turn, so that a change in machine load hits them all.
 
-    .venv/bin/python bench/fit_settings.py --zip /tmp/r10m/ml-25m.zip --runs 2 stock current kryo
-    .venv/bin/python bench/fit_settings.py --zip /tmp/r10m/ml-25m.zip --profile current   # + a JFR profile
-    git worktree add /tmp/before HEAD~1    # a code change, against the code before it:
-    .venv/bin/python bench/fit_settings.py --zip /tmp/r10m/ml-25m.zip --tree before=/tmp/before native-blas before
+    .venv/bin/python -m bench.fit_settings --zip path/to/ml-25m.zip --runs 2 stock current kryo
+    .venv/bin/python -m bench.fit_settings --zip path/to/ml-25m.zip --profile current   # + a JFR profile
+    git worktree add ../before HEAD~1    # a code change, against the code before it:
+    .venv/bin/python -m bench.fit_settings --zip path/to/ml-25m.zip --tree before=../before native-blas before
 
-A variant is a set of Spark conf and driver JVM options laid over the [spark] section of
-luigi.cfg (VARIANTS below; `stock` drops its conf and keeps only the master and the driver
-memory). Each run removes the model and runs `luigi ... EvaluatedRMSE`, so TrainedALS fits
-again and the RMSE is checked. Prints the median fit seconds (model.json's fit_seconds: the
-ALS fit alone), the speed against the first variant, and the RMSE of each.
+Run from the repository's root; the zip's name says which release it is (a generated
+ml-25m.zip has ml-25m's layout), and a local HTTP mirror serves it. A variant is a set of
+Spark conf and driver JVM options laid over the [spark] section of luigi.cfg (VARIANTS below;
+`stock` drops its conf and keeps only the master and the driver memory). Each run removes the
+model and runs `luigi ... EvaluatedRMSE`, so TrainedALS fits again and the RMSE is checked.
+Prints the machine, the median fit seconds (model.json's fit_seconds: the ALS fit alone), the
+speed against the first variant, and the RMSE of each.
 
 `--tree NAME=PATH` adds a variant NAME that runs the code of another checkout at PATH (its
 pipeline and Spark jobs, through PYTHONPATH) with luigi.cfg's settings and the native BLAS.
@@ -21,12 +23,9 @@ methods the driver's JVM spent its samples in (the executors run inside it in lo
 
 from __future__ import annotations
 
-import argparse
 import collections
 import configparser
-import hashlib
 import json
-import os
 import re
 import shutil
 import statistics
@@ -35,28 +34,34 @@ import sys
 import tempfile
 from pathlib import Path
 
-from compare_bare import REPO, TASK_TIME, machine, serve
+from bench.harness import (
+    JAVA_BLAS,
+    Release,
+    argument_parser,
+    luigi_config,
+    machine,
+    mirror,
+    run_luigi,
+    write_config,
+)
 
-LOCAL = ("--local-scheduler",)
 KRYO = "spark.serializer=org.apache.spark.serializer.KryoSerializer"
-# Spark's netlib loads the system's libblas.so.3 and liblapack.so.3 when they exist (Debian:
-# libopenblas0); these names make it fall back to its Java implementations, as on a machine
-# without them.
-JAVA_BLAS = ["-Ddev.ludovic.netlib.blas.nativeLib=none", "-Ddev.ludovic.netlib.lapack.nativeLib=none"]
 NO_COMPRESS = ["spark.shuffle.compress=false", "spark.shuffle.spill.compress=false", "spark.rdd.compress=false"]
 # name: (conf to add, driver JVM options to add, environment to add)
 VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
-    "stock": ([], JAVA_BLAS, {}),
-    "current": ([], JAVA_BLAS, {}),
-    "kryo": ([KRYO], JAVA_BLAS, {}),
+    "stock": ([], [*JAVA_BLAS], {}),
+    "current": ([], [*JAVA_BLAS], {}),
+    "kryo": ([KRYO], [*JAVA_BLAS], {}),
     "kryo-parallelgc": ([KRYO], [*JAVA_BLAS, "-XX:+UseParallelGC"], {}),
-    "kryo-nocompress": ([KRYO, *NO_COMPRESS], JAVA_BLAS, {}),
+    "kryo-nocompress": ([KRYO, *NO_COMPRESS], [*JAVA_BLAS], {}),
     "native-blas": ([], [], {"OPENBLAS_NUM_THREADS": "1"}),
     "kryo-native-blas": ([KRYO], [], {"OPENBLAS_NUM_THREADS": "1"}),
 }
 
 
-def write_config(base: configparser.ConfigParser, variant: str, path: Path, profile: Path | None) -> None:
+def variant_config(base: configparser.ConfigParser, variant: str, profile: Path | None) -> configparser.ConfigParser:
+    """`base` with the variant's Spark conf and driver JVM options, and a JFR recording to
+    `profile` if given."""
     config = configparser.ConfigParser(interpolation=None)
     config.read_dict(base)
     conf, java, _ = VARIANTS[variant]
@@ -72,21 +77,7 @@ def write_config(base: configparser.ConfigParser, variant: str, path: Path, prof
         options.append(f"-XX:StartFlightRecording=filename={profile},settings=profile")
     if options:
         spark["driver_java_options"] = " ".join(options)
-    with open(path, "w") as f:
-        config.write(f)
-
-
-def luigi(task: str, config: Path, dataset: str, scratch: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "luigi"), "--module", "pipeline", task, *LOCAL, "--dataset", dataset],
-        env=dict(os.environ, LUIGI_CONFIG_PATH=str(config), **env),
-        capture_output=True,
-        text=True,
-        cwd=scratch,
-    )
-    if result.returncode != 0:
-        sys.exit(f"{task} failed:\n{result.stderr[-5000:]}")
-    return result.stderr
+    return config
 
 
 def hot_methods(recording: Path, top: int = 25) -> list[tuple[str, float]]:
@@ -101,7 +92,7 @@ def hot_methods(recording: Path, top: int = 25) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser("bench.fit_settings", __doc__)
     parser.add_argument("variants", nargs="+", help=f"of {', '.join(VARIANTS)} and the --tree names")
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=PATH", help="another checkout's code")
     parser.add_argument("--runs", type=int, default=2)
@@ -115,50 +106,33 @@ def main() -> None:
         VARIANTS[name] = ([], [], {"OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(Path(path).resolve())})
     if unknown := set(args.variants) - set(VARIANTS):
         parser.error(f"unknown variants {sorted(unknown)}; choose from {sorted(VARIANTS)}")
-    dataset = args.zip.name.removesuffix(".zip")
-    scratch = Path(tempfile.mkdtemp(prefix="fit-settings-"))
-    mirror = scratch / "mirror"
-    mirror.mkdir()
-    (mirror / args.zip.name).symlink_to(args.zip.resolve())
-    server, base_url = serve(mirror)
-    base = configparser.ConfigParser(interpolation=None)
-    base.read(os.environ.get("LUIGI_CONFIG_PATH", REPO / "luigi.cfg"))
-    base["store"] = {"root": str(scratch / "store")}
-    md5 = hashlib.md5(args.zip.read_bytes()).hexdigest()
-    base["movielens"] = {"base_url": base_url, "md5s": json.dumps({dataset: md5})}
+    release = Release.at(args.zip)
     results: dict[str, list[dict]] = {v: [] for v in args.variants}
     profiles: dict[str, list[tuple[str, float]]] = {}
-    try:
-        write_config(base, "current", scratch / "split.cfg", None)
-        luigi("SplitData", scratch / "split.cfg", dataset, scratch, {})
-        for run in range(args.runs):
-            for variant in args.variants if run % 2 == 0 else reversed(args.variants):
-                recording = scratch / f"{variant}.jfr" if args.profile and run == 0 else None
-                config = scratch / f"{variant}.cfg"
-                write_config(base, variant, config, recording)
-                for old in (scratch / "store").glob("models/*/*/*"):
+    with tempfile.TemporaryDirectory(prefix="fit-settings-") as tmp, mirror(release) as base_url:
+        scratch = Path(tmp)
+        store = scratch / "store"
+        base = luigi_config(release, base_url, store)
+        split_config = write_config(variant_config(base, "current", None), scratch / "split.cfg")
+        run_luigi("SplitData", split_config, release.name, scratch)
+        for number in range(args.runs):
+            for variant in args.variants if number % 2 == 0 else reversed(args.variants):
+                recording = scratch / f"{variant}.jfr" if args.profile and number == 0 else None
+                config = write_config(variant_config(base, variant, recording), scratch / f"{variant}.cfg")
+                for old in [*store.glob("models/*/*/*"), *store.glob("evaluations")]:
                     shutil.rmtree(old)
-                for old in (scratch / "store").glob("evaluations"):
-                    shutil.rmtree(old)
-                log = luigi("EvaluatedRMSE", config, dataset, scratch, VARIANTS[variant][2])
-                [model] = (scratch / "store").glob("models/*/*/*/model.json")
-                [metrics] = (scratch / "store").glob("evaluations/*/*/*/metrics.json")
+                run = run_luigi("EvaluatedRMSE", config, release.name, scratch, env=VARIANTS[variant][2])
+                [model] = store.glob("models/*/*/*/model.json")
+                [metrics] = store.glob("evaluations/*/*/*/metrics.json")
                 fit = json.loads(model.read_text())["fit_seconds"]
-                tasks = {m[1]: float(m[2]) for m in TASK_TIME.finditer(log)}
-                results[variant].append(
-                    {"fit": fit, "task": tasks["TrainedALS"], "rmse": json.loads(metrics.read_text())["rmse"]}
-                )
+                task = run["tasks"]["TrainedALS"]
+                results[variant].append({"fit": fit, "task": task, "rmse": json.loads(metrics.read_text())["rmse"]})
                 if recording:
                     profiles[variant] = hot_methods(recording)
-                print(
-                    f"run {run + 1} {variant}: fit {fit:.1f} s, TrainedALS {tasks['TrainedALS']:.1f} s", file=sys.stderr
-                )
-    finally:
-        server.shutdown()
-        shutil.rmtree(scratch, ignore_errors=True)
+                print(f"run {number + 1} {variant}: fit {fit:.1f} s, TrainedALS {task:.1f} s", file=sys.stderr)
 
     first = statistics.median(r["fit"] for r in results[args.variants[0]])
-    print(f"\n{dataset} from {args.zip}, {args.runs} alternating runs; {machine()}\n")
+    print(f"\n{release.name} from {args.zip}, {args.runs} alternating runs\nMachine: {machine()}\n")
     print(f"| variant | fit (median) | TrainedALS | speed against {args.variants[0]} | fits | RMSE |")
     print("|---|---|---|---|---|---|")
     for variant, runs in results.items():

@@ -2,25 +2,28 @@
 that runs one of the given driver scripts while something else runs them (a benchmark), then
 summarise each recording by what its samples were doing.
 
-    .venv/bin/python bench/jfr_watch.py --out /tmp/jfr train_als.py user_script.py &
-    .venv/bin/python bench/versus_user_script.py --runs 1 --zip /tmp/r10m/ml-25m.zip
-    .venv/bin/python bench/jfr_watch.py --summarise /tmp/jfr
+    .venv/bin/python -m bench.jfr_watch --out jfr spark_jobs/train_als.py bench/user_script.py &
+    .venv/bin/python -m bench.versus_user_script --runs 1 --zip path/to/ml-25m.zip
+    kill %1    # the watcher runs until stopped
+    .venv/bin/python -m bench.jfr_watch --summarise jfr
 
-In local mode the executors are threads of the driver's JVM, so its recording covers the
-whole fit. Samples are JFR's execution samples (threads running Java code) and those of its native-method
-samples that are in a native BLAS or LAPACK (the rest are threads waiting in sockets or
-epoll), classified by their top frames;
-garbage collection is the sum of the collections' pauses.
+Run from the repository's root. A script matches a JVM whose command line contains it. In
+local mode the executors are threads of the driver's JVM, so its recording covers the whole
+fit. Samples are JFR's execution samples (threads running Java code) and those of its
+native-method samples that are in a native BLAS or LAPACK (the rest are threads waiting in
+sockets or epoll), classified by their top frames; garbage collection is the sum of the
+collections' pauses. The summary starts with the machine it is made on.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import re
 import subprocess
 import time
 from pathlib import Path
+
+from bench.harness import argument_parser, machine
 
 # What a sample was doing, by the first of its top frames that matches, in this order.
 CATEGORIES = (
@@ -40,6 +43,7 @@ CATEGORIES = (
 
 
 def watch(out: Path, scripts: list[str]) -> None:
+    out = out.resolve()  # the JVMs resolve a relative file name against their own working folder
     out.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
     while True:
@@ -88,12 +92,13 @@ def _seconds(value: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser("bench.jfr_watch", __doc__)
     parser.add_argument("scripts", nargs="*", help="driver scripts whose JVMs to record")
     parser.add_argument("--out", type=Path, default=Path("/tmp/jfr"))
     parser.add_argument("--summarise", type=Path, help="summarise the recordings in this folder instead")
     args = parser.parse_args()
     if args.summarise:
+        print(f"Machine: {machine()}")
         for recording in sorted(args.summarise.glob("*.jfr")):
             summarise(recording)
     else:

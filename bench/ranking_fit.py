@@ -1,89 +1,45 @@
 """The ranking model's fit (TrainedEASE) against the rating model's (TrainedALS) on the same
 split, alternating, with their peak memory; and the ranking chain once, with its quality.
 
-    .venv/bin/python bench/ranking_fit.py [--runs 3] [--zip ../shared/data/ml-latest-small.zip]
-    .venv/bin/movielens-als-generate --ratings 10000000 --users 69878 --items 10677 /tmp/r10m/ml-25m.zip
-    .venv/bin/python bench/ranking_fit.py --runs 3 --zip /tmp/r10m/ml-25m.zip
+    .venv/bin/python -m bench.ranking_fit [--runs 3] [--zip path/to/ml-latest-small.zip]
+    .venv/bin/movielens-als-generate --ratings 10000000 --users 69878 --items 10677 path/to/10m/ml-25m.zip
+    .venv/bin/python -m bench.ranking_fit --runs 3 --zip path/to/10m/ml-25m.zip
 
-The release is the one the zip's name says; a local HTTP mirror serves it. First the whole
-ranking chain runs once on an empty store (`luigi --module pipeline EvaluatedRanking`: split,
-TunedEASE, TrainedEASE, TrainedALS, EvaluatedRanking), then Recommendations (EASE's top 10
-for every user). Then each fit is removed from the store
-and run again, ALS and EASE in turn, `--runs` times, so a change in machine load hits both.
-Times are the tasks' own ("finished in", spark-submit included); memory is each Spark
-driver's peak resident set (JVM, and the Python that runs the job). Prints a Markdown table.
+Run from the repository's root. The release is the one the zip's name says (a generated
+ml-25m.zip has ml-25m's layout; the default zip is ml-latest-small.zip in ../shared/data); a
+local HTTP mirror serves it. First the whole ranking chain runs once on an empty store
+(`luigi --module pipeline EvaluatedRanking`: split, TunedEASE, TrainedEASE, TrainedALS,
+EvaluatedRanking), then Recommendations (EASE's top 10 for every user). Then each fit is
+removed from the store and run again, ALS and EASE in turn, `--runs` times, so a change in
+machine load hits both. Times are the tasks' own ("finished in", spark-submit included);
+memory is each Spark driver's peak resident set (JVM, and the Python that runs the job).
+Prints the machine and a Markdown table.
 """
 
 from __future__ import annotations
 
-import argparse
-import configparser
-import hashlib
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from compare_bare import LUIGI_WITH_PEAK, REPO, TASK_TIME, WORKER_MEMORY, machine, peak_memory, serve
-
-
-def luigi(task: str, config: Path, dataset: str, scratch: Path) -> dict:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            LUIGI_WITH_PEAK,
-            "--module",
-            "pipeline",
-            task,
-            "--local-scheduler",
-            "--dataset",
-            dataset,
-        ],
-        env=dict(os.environ, LUIGI_CONFIG_PATH=str(config)),
-        capture_output=True,
-        text=True,
-        cwd=scratch,
-    )
-    if result.returncode != 0:
-        sys.exit(f"{task} failed:\n{result.stderr[-5000:]}")
-    return {
-        "seconds": time.perf_counter() - started,
-        "tasks": {m[1]: float(m[2]) for m in TASK_TIME.finditer(result.stderr)},
-        "memory": peak_memory(result.stderr),
-        "worker_memory": int(WORKER_MEMORY.search(result.stderr)[1]),
-    }
+from bench.harness import SMALL_ZIP, Release, argument_parser, luigi_config, machine, mirror, run_luigi, write_config
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser("bench.ranking_fit", __doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--zip", type=Path, default=REPO.parent / "shared" / "data" / "ml-latest-small.zip")
+    parser.add_argument("--zip", type=Path, default=SMALL_ZIP)
     args = parser.parse_args()
-    dataset = args.zip.name.removesuffix(".zip")
-    scratch = Path(tempfile.mkdtemp(prefix="ranking-fit-"))
-    mirror = scratch / "mirror"
-    mirror.mkdir()
-    shutil.copy(args.zip, mirror / args.zip.name)
-    server, base_url = serve(mirror)
-    config = configparser.ConfigParser(interpolation=None)
-    config.read(os.environ.get("LUIGI_CONFIG_PATH", REPO / "luigi.cfg"))
-    store = scratch / "store"
-    config["store"] = {"root": str(store)}
-    md5 = hashlib.md5(args.zip.read_bytes()).hexdigest()
-    config["movielens"] = {"base_url": base_url, "md5s": json.dumps({dataset: md5})}
-    config_path = scratch / "luigi.cfg"
-    with open(config_path, "w") as f:
-        config.write(f)
-    try:
-        chain = luigi("EvaluatedRanking", config_path, dataset, scratch)
-        serving = luigi("Recommendations", config_path, dataset, scratch)  # the top 10 of every user
+    release = Release.at(args.zip)
+    with tempfile.TemporaryDirectory(prefix="ranking-fit-") as tmp, mirror(release) as base_url:
+        scratch = Path(tmp)
+        store = scratch / "store"
+        config = write_config(luigi_config(release, base_url, store), scratch / "luigi.cfg")
+        chain = run_luigi("EvaluatedRanking", config, release.name, scratch)
+        serving = run_luigi("Recommendations", config, release.name, scratch)  # the top 10 of every user
         [ranking_path] = store.glob("evaluations/*/*/ease-tuned-*/ranking-vs-*.json")
         ranking = json.loads(ranking_path.read_text())
         [tuning_path] = store.glob("tuning/*/*/ease-grid-*/tuning.json")
@@ -93,14 +49,11 @@ def main() -> None:
             for task, pattern in (("TrainedALS", "biased_als-*"), ("TrainedEASE", "ease-tuned-*")):
                 [model_dir] = store.glob(f"models/*/*/{pattern}")
                 shutil.rmtree(model_dir)
-                run = luigi(task, config_path, dataset, scratch)
+                run = run_luigi(task, config, release.name, scratch)
                 run["fit_seconds"] = json.loads((model_dir / "model.json").read_text())["fit_seconds"]
                 fits[task].append(run)
                 print(f"{task}: {run['tasks'][task]:.1f} s (fit {run['fit_seconds']:.1f} s)", file=sys.stderr)
-    finally:
-        server.shutdown()
-        shutil.rmtree(scratch, ignore_errors=True)
-    report(dataset, args, chain, serving, ranking, best, fits)
+    report(release.name, args, chain, serving, ranking, best, fits)
 
 
 def report(dataset, args, chain, serving, ranking, best, fits) -> None:
@@ -114,7 +67,7 @@ def report(dataset, args, chain, serving, ranking, best, fits) -> None:
 
     als, ease_time = median("TrainedALS", "task"), median("TrainedEASE", "task")
     models = ranking["models"]
-    print(f"\n{dataset} ({args.zip}), {args.runs} alternating runs of each fit; {machine()}\n")
+    print(f"\n{dataset} ({args.zip}), {args.runs} alternating runs of each fit\nMachine: {machine()}\n")
     print(
         "| ratings | TrainedALS | TrainedEASE | **EASE / ALS** | fit alone: ALS / EASE | peak JVM / Python: ALS "
         "| peak JVM / Python: EASE | TunedEASE | EvaluatedRanking | EASE | NDCG@10: EASE / ALS / popular |"

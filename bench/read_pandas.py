@@ -1,20 +1,20 @@
 """pyarrow against pandas at SplitData's first step: reading a release's ratings out of its zip
 into typed columns. Why the pipeline has no pandas.
 
-    .venv/bin/pip install pandas   # the comparison only; the pipeline does not need it
-    .venv/bin/python bench/read_pandas.py [--ratings 25000000] [--repeats 3]
+    .venv/bin/pip install -e '.[bench]'   # pandas, for the comparison only; the pipeline does not need it
+    .venv/bin/python -m bench.read_pandas [--ratings 25000000] [--repeats 3]
 
-Writes a synthetic ml-25m-layout zip of that many ratings (not timed), then alternates, in one
-process: the pipeline's reader (`read_ratings`: pyarrow's multi-threaded CSV parser, plus
-validation and duplicate detection), pyarrow's parser alone, and pandas' `read_csv` with its C
-parser and explicit dtypes (no validation), each reading the member from the zip. Prints the
-median seconds and, per reader, the growth of the process's peak resident memory when it ran
-first (a fresh process per reader).
+Run from the repository's root. Writes a synthetic ml-25m-layout zip of that many ratings
+(not timed), then alternates, in one process: the pipeline's reader (`read_ratings`:
+pyarrow's multi-threaded CSV parser, plus validation and duplicate detection), pyarrow's
+parser alone, and pandas' `read_csv` with its C parser and explicit dtypes (no validation),
+each reading the member from the zip. Prints the machine, the median seconds and, per reader,
+the growth of the process's peak resident memory when it ran first (a fresh process per
+reader).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -27,6 +27,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from bench.harness import REPO, argument_parser, machine
 from movielens_als.releases import RATINGS_SCHEMA, RELEASES, read_ratings
 from movielens_als.synthetic import synthetic_ratings, write_release
 
@@ -75,13 +76,14 @@ def peak_growth_mib(reader: str, path: Path) -> float:
     # VmHWM, not getrusage's ru_maxrss, which Linux carries over from the parent through exec.
     code = f"""
 import json, re, sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-import read_pandas as bench, pandas, pyarrow
+sys.path.insert(0, {str(REPO)!r})
+from bench.read_pandas import READERS
+import pandas, pyarrow
 from pathlib import Path
 def peak():
     return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1])
 before = peak()
-bench.READERS[{reader!r}](Path({str(path)!r}))
+READERS[{reader!r}](Path({str(path)!r}))
 print(json.dumps((peak() - before) / 1024))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
@@ -89,7 +91,7 @@ print(json.dumps((peak() - before) / 1024))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser("bench.read_pandas", __doc__)
     parser.add_argument("--ratings", type=int, default=25_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -105,6 +107,7 @@ def main() -> None:
                 times[name].append(time.perf_counter() - started)
         memory = {name: peak_growth_mib(name, path) for name in READERS}
     pandas_median = statistics.median(times["pandas C parser"])
+    print(f"Machine: {machine()}\n")
     header = f"reader ({args.ratings:,} ratings, median of {args.repeats})"
     print(f"| {header} | seconds | speed against pandas | peak memory added |")
     print("|---|---|---|---|")

@@ -1,34 +1,36 @@
 """Time to read and split a big release: SplitData's work, without luigi or a store.
 
-    .venv/bin/python bench/read_split.py [--ratings 25000000] [--layouts ml-25m ml-10m ml-100k]
+    .venv/bin/python -m bench.read_split [--ratings 25000000] [--layouts ml-25m ml-10m ml-100k]
 
-For each layout (ratings.csv with a header; `::` ratings.dat; tab-separated u.data) it writes
-a synthetic release zip of that many ratings (162,541 users and 59,047 items, ml-25m's
-shape; not timed), then times reading the ratings member out of the zip into Arrow (with
-validation and duplicate detection) and each split strategy. Peak resident memory is that
-of the whole process. Prints a Markdown table.
+Run from the repository's root. For each layout (ratings.csv with a header; `::`
+ratings.dat; tab-separated u.data) it writes a synthetic release zip of that many ratings
+(162,541 users and 59,047 items, ml-25m's shape; not timed), then times reading the ratings
+member out of the zip into Arrow (with validation and duplicate detection) and each split
+strategy. Peak resident memory is that of the whole process. Prints the machine and a
+Markdown table.
 """
 
 from __future__ import annotations
 
-import argparse
 import resource
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
+from bench.harness import argument_parser, machine
 from movielens_als.releases import RELEASES, read_ratings
 from movielens_als.split import STRATEGIES, split_ratings
 from movielens_als.synthetic import synthetic_ratings, write_release
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser("bench.read_split", __doc__)
     parser.add_argument("--ratings", type=int, default=25_000_000)
     parser.add_argument("--layouts", nargs="+", default=["ml-25m", "ml-10m", "ml-100k"], choices=sorted(RELEASES))
     args = parser.parse_args()
 
+    print(f"Machine: {machine()}\n")
     print(f"| layout ({args.ratings:,} ratings) | zip MB | read + validate | " + " | ".join(STRATEGIES) + " |")
     print("|---" * (3 + len(STRATEGIES)) + "|")
     for layout in args.layouts:
