@@ -77,6 +77,7 @@ def test_the_chain_on_the_local_store_then_a_rerun_does_nothing(real_release_zip
         "reg_param": 0.15,
         "max_iter": 15,
         "tuned": False,
+        "relevant_rating": 4.0,
     }
     assert (
         f"metrics.json: {root / METRICS}\nRMSE {metrics['rmse']:.4f} on {metrics['n_test']} test ratings"
