@@ -121,6 +121,35 @@ def assert_no_leftovers(store):
         assert not [f for f in os.listdir(store.fs_path("downloads")) if f.endswith(".partial")]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, whose writes fail with ENOSPC")
+@pytest.mark.parametrize("size", [10, 3_000_000])  # flushed only on close, and written while streaming
+def test_a_full_disk_stores_nothing_and_says_what_to_free(tmp_path, monkeypatch, size):
+    import storage.store
+
+    store = Store.at(str(tmp_path / "root"))
+    store.create_root()
+    store.write_bytes("downloads/r.zip", b"previous")
+
+    def on_a_full_disk(path, mode):
+        """The partial file is created as usual, but its bytes go where the kernel says the disk is full."""
+        open(path, mode).close()
+        return open("/dev/full", "wb")
+
+    monkeypatch.setattr(storage.store, "open", on_a_full_disk, raising=False)
+    for key in ("downloads/r.zip", "downloads/new.zip"):
+        with pytest.raises(StoreError) as e:
+            store.upload(key, [b"n" * size])
+        assert str(e.value) == (
+            f"the store {store.root} has no room left on its disk (No space left on device) for {key}: nothing was "
+            "stored, and what was stored before is unchanged. Free space on that disk (movielens-als-clean removes "
+            "the pipeline's outputs) or set [store] root in luigi.cfg to a folder on a disk with room"
+        )
+    monkeypatch.undo()
+    assert store.read_bytes("downloads/r.zip") == b"previous"
+    assert not store.exists("downloads/new.zip")
+    assert sorted(os.listdir(store.fs_path("downloads"))) == ["r.zip"]
+
+
 def test_a_directory_is_complete_only_with_its_flag(ready):
     ready.write_parquet("splits/s/train.parquet", pa.table({"a": [1, 2]}))
     assert not directory_target(ready, "splits/s").exists()
