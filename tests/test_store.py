@@ -184,9 +184,11 @@ def test_a_zip_is_read_in_place(ready, real_release_zip):
 class Refusing(http.server.BaseHTTPRequestHandler):
     """An S3 endpoint that refuses every request, as S3 does for unknown credentials."""
 
+    status, body = 403, b"<Error><Code>InvalidAccessKeyId</Code><Message>The key does not exist.</Message></Error>"
+
     def _refuse(self):
-        body = b"<Error><Code>InvalidAccessKeyId</Code><Message>The key does not exist.</Message></Error>"
-        self.send_response(403)
+        body = self.body
+        self.send_response(self.status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -198,13 +200,34 @@ class Refusing(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def refusing_endpoint():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+class Full(Refusing):
+    """A MinIO server whose drives are at their free-space threshold: it refuses every write."""
+
+    status, body = (
+        507,
+        (
+            b"<Error><Code>XMinioStorageFull</Code><Message>Storage backend has reached its minimum free drive "
+            b"threshold. Please delete a few objects to proceed.</Message></Error>"
+        ),
+    )
+
+
+def serving(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def refusing_endpoint():
+    yield from serving(Refusing)
+
+
+@pytest.fixture
+def full_endpoint():
+    yield from serving(Full)
 
 
 def closed_port() -> int:
@@ -231,6 +254,19 @@ def test_refused_credentials_are_one_error_naming_the_endpoint(refusing_endpoint
         ) as e:
             operation()
         assert FAKE_SECRET not in str(e.value) and FAKE_KEY_ID not in str(e.value)
+
+
+@pytest.mark.parametrize("size", [10, 9_000_000])  # one PUT, and a multipart upload
+def test_a_full_minio_is_one_error_saying_what_to_free(full_endpoint, s3_endpoint, size):
+    store = Store.at("s3://bucket/prefix", full_endpoint, "us-east-1")
+    with pytest.raises(StoreError) as e:
+        store.upload("downloads/r.zip", [b"n" * size])
+    assert str(e.value) == (
+        f"S3 at {full_endpoint} (bucket bucket) has no room left (Storage backend has reached its minimum free "
+        "drive threshold. Please delete a few objects to proceed.) for downloads/r.zip: nothing was stored, and "
+        "what was stored before is unchanged. Free space on the server's drives (movielens-als-clean removes the "
+        "pipeline's outputs) or set [store] root in luigi.cfg to a bucket elsewhere"
+    )
 
 
 def test_record_time_stamps_follow_the_clock(monkeypatch):
