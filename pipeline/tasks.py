@@ -269,7 +269,7 @@ class DownloadedZip(OfRelease):
         config = movielens()
         source = release_source(self.dataset, config.base_url, config.urls, config.md5s)
         with http_session() as session:
-            expected_md5 = source.md5 or published_md5(session, f"{source.url}.md5")
+            expected_md5 = source.md5 or published_md5(session, source.url, self.dataset)
             chunks = verified_chunks(session, source.url, expected_md5, self._progress, config.download_timeout)
             self.store.upload(self.key, chunks)
         if sys.stderr.isatty():
