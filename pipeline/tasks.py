@@ -433,6 +433,7 @@ class TunedEASE(OfRanking, SparkJobTask):
     candidate's validation metrics and the winner."""
 
     job_script = "ease_jobs.py"
+    starts_spark_context = False
 
     def requires(self):
         return self.clone(SplitData)
@@ -460,6 +461,7 @@ class TrainedEASE(OfRanking, SparkJobTask):
 
     is_directory = True
     job_script = "ease_jobs.py"
+    starts_spark_context = False
 
     def requires(self):
         return {"split": self.clone(SplitData), "tuning": self.clone(TunedEASE)}
