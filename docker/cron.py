@@ -3,13 +3,13 @@ container's own (non-root) user and with the container's environment.
 
     python /app/docker/cron.py /app/docker/crontab
 
-Each entry is `minute hour day-of-month month day-of-week command`, with `*`, lists, ranges
-and steps (`*/15`, `1-5`, `0,30`), read as cron reads them (UTC in the image; when both
-days are restricted either one matches). The command runs with `sh -c`; an entry whose
-previous run has not finished is not started again. The standard library is all it needs,
-so it runs on every architecture the image builds for: Debian's cron runs its jobs as root
-with an emptied environment, and supercronic is a binary downloaded from GitHub per
-architecture, which an air-gapped build cannot fetch.
+Each entry is `minute hour day-of-month month day-of-week command`. The five time fields are
+read by cronsim, which reads them as Debian's cron does (lists, ranges, steps, names; when
+both day fields are restricted either one matches), in UTC in the image. The command runs with
+`sh -c`; an entry whose previous run has not finished is not started again. Debian's cron runs
+its jobs as root with an emptied environment, and supercronic is a binary downloaded from
+GitHub per architecture, which an air-gapped build cannot fetch; cronsim is a pure-Python
+wheel pinned in docker/constraints.txt.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+from cronsim import CronSim, CronSimError
+
 STOP_GRACE_SECONDS = 30
 
 
@@ -31,42 +32,14 @@ class CrontabError(ValueError):
     pass
 
 
-def parse_field(text: str, name: str, low: int, high: int) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        spec, _, step_text = part.partition("/")
-        try:
-            step = int(step_text) if step_text else 1
-            if spec == "*":
-                first, last = low, high
-            elif "-" in spec:
-                first, last = (int(v) for v in spec.split("-", 1))
-            else:
-                first = last = int(spec)
-        except ValueError:
-            raise CrontabError(f"{name} field {text!r}: {part!r} is not a number, a range or */step") from None
-        if step < 1 or not low <= first <= last <= high:
-            raise CrontabError(f"{name} field {text!r}: {part!r} is outside {low}-{high} or has a bad step")
-        values.update(range(first, last + 1, step))
-    if name == "day of week" and 7 in values:  # 0 and 7 are both Sunday
-        values = (values - {7}) | {0}
-    return frozenset(values)
-
-
 @dataclass(frozen=True)
 class Entry:
-    fields: tuple[frozenset[int], ...]
-    days_restricted: tuple[bool, bool]
+    schedule: str  # the five time fields
     command: str
 
     def matches(self, when: dt.datetime) -> bool:
-        minute, hour, dom, month, dow = self.fields
-        if when.minute not in minute or when.hour not in hour or when.month not in month:
-            return False
-        by_dom, by_dow = when.day in dom, when.isoweekday() % 7 in dow
-        if all(self.days_restricted):
-            return by_dom or by_dow
-        return by_dom and by_dow
+        """Whether the entry is due at the minute `when` (its seconds are 0)."""
+        return next(CronSim(self.schedule, when - dt.timedelta(minutes=1)), None) == when
 
 
 def parse_crontab(text: str) -> list[Entry]:
@@ -77,11 +50,12 @@ def parse_crontab(text: str) -> list[Entry]:
         parts = line.split(None, 5)
         if len(parts) < 6:
             raise CrontabError(f"line {number}: expected 5 time fields and a command, got {line!r}")
+        schedule = " ".join(parts[:5])
         try:
-            fields = tuple(parse_field(p, *spec) for p, spec in zip(parts[:5], FIELDS, strict=True))
-        except CrontabError as e:
-            raise CrontabError(f"line {number}: {e}") from None
-        entries.append(Entry(fields, (parts[2] != "*", parts[4] != "*"), parts[5]))
+            CronSim(schedule, dt.datetime.now(dt.timezone.utc))
+        except CronSimError as e:  # it names the field: "Bad minute", "Bad day-of-month", ...
+            raise CrontabError(f"line {number}: {str(e).lower()} in {schedule!r}") from None
+        entries.append(Entry(schedule, parts[5]))
     if not entries:
         raise CrontabError("the crontab has no entries")
     return entries

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import posixpath
 import re
 import time
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -22,6 +24,10 @@ Progress = Callable[[int, "int | None"], None]
 
 class DownloadError(RuntimeError):
     """A download that failed or whose content is not what was expected; names the URL."""
+
+
+class NotFound(DownloadError):
+    """An HTTP 404: nothing at the URL."""
 
 
 def http_session(retries: int = 5, backoff_seconds: float = 0.5) -> requests.Session:
@@ -49,8 +55,19 @@ def parse_md5_file(text: str, url: str) -> str:
     return match.group(0).lower()
 
 
-def published_md5(session: requests.Session, url: str) -> str:
-    response = _get(session, url, stream=False)
+def published_md5(session: requests.Session, zip_url: str, name: str) -> str:
+    """The checksum published beside the zip of release `name`, at `<zip_url>.md5`."""
+    url = f"{zip_url}.md5"
+    try:
+        response = _get(session, url, stream=False)
+    except NotFound:
+        # Without its checksum file, is the release itself there? Only its headers are read.
+        _get(session, zip_url, stream=True).close()
+        raise DownloadError(
+            f"the checksum file {url} is missing (HTTP 404), though the release is there: nothing was downloaded, "
+            "since the zip cannot be verified without it. Pin the release's MD5 in luigi.cfg instead, "
+            f'under [movielens]: md5s = {{"{name}": "<md5 of {posixpath.basename(urlsplit(zip_url).path)}>"}}'
+        ) from None
     return parse_md5_file(response.text, url)
 
 
@@ -127,7 +144,7 @@ def _get(session: requests.Session, url: str, stream: bool, headers: dict | None
     if not response.ok:
         response.close()
     if response.status_code == 404:
-        raise DownloadError(f"release not found at {url} (HTTP 404); check the base URL and the dataset name")
+        raise NotFound(f"release not found at {url} (HTTP 404); check the base URL and the dataset name")
     if not response.ok:
         raise DownloadError(f"cannot download {url}: HTTP {response.status_code} {response.reason}")
     return response

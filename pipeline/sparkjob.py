@@ -45,6 +45,15 @@ BLAS_THREADS = "OPENBLAS_NUM_THREADS"
 # 100 MB per million ratings, rounded up to whole GB, at least 2 GB, and at most half of the
 # machine's memory, since the driver's Python holds the ratings too (about 100 B each).
 DRIVER_BASE_MB, DRIVER_MB_PER_MILLION_RATINGS, DRIVER_MIN_GB = 1024, 100, 2
+# Spark starts no SparkContext in a heap under 1.5 times the 300 MiB it reserves of it
+# (UnifiedMemoryManager), as the JVM reports the heap: -Xmx, less a survivor space under some
+# collectors. The least --driver-memory that starts one, measured with pyspark 4.3 on JDK 17:
+# 449m with G1 (the JVM's choice on 2 CPUs or more), 465m with the serial collector (its choice
+# on one CPU), 505m with the parallel collector (used only when asked for).
+MIN_DRIVER_MEMORY_MB = 465
+# A size as the JVM's -Xmx takes it, which is what spark-submit makes of --driver-memory in
+# client mode: a whole number of bytes, or of k, m, g or t (either case); no fractions, no "mb".
+JVM_SIZE = re.compile(r"(\d+)([kmgt]?)", re.IGNORECASE)
 
 
 def job_flags(store: Store, **options) -> list[str]:
@@ -64,6 +73,32 @@ def sized_driver_memory(ratings: int, machine_bytes: int) -> str:
     wanted_mb = DRIVER_BASE_MB + DRIVER_MB_PER_MILLION_RATINGS * ratings / 1e6
     gb = max(DRIVER_MIN_GB, math.ceil(wanted_mb / 1024))
     return f"{max(1, min(gb, machine_bytes // 2 // 2**30))}g"
+
+
+def jvm_size_bytes(size: str) -> int | None:
+    """The bytes of a JVM memory size such as 512m or 2G, or None if the JVM would refuse it."""
+    match = JVM_SIZE.fullmatch(size)
+    return int(match[1]) << 10 * "bkmgt".index(match[2].lower() or "b") if match else None
+
+
+def check_driver_memory(size: str, starts_spark_context: bool = True) -> None:
+    """Refuses a [spark] driver_memory that the driver's JVM, or Spark if the job starts a
+    SparkContext, would refuse, saying what to set."""
+    what = f"[spark] driver_memory = {size}"
+    where = "in luigi.cfg (SPARK_DRIVER_MEMORY in the compose stack)"
+    size_bytes = jvm_size_bytes(size)
+    if size_bytes is None:
+        raise ValueError(
+            f"{what} is not a memory size the JVM takes: a whole number with k, m, g or t, e.g. 512m or 2g; "
+            f"set it {where}"
+        )
+    if starts_spark_context and size_bytes < MIN_DRIVER_MEMORY_MB << 20:
+        bytes_note = f" (a number without a unit counts bytes: {size}m?)" if size.isdigit() else ""
+        raise ValueError(
+            f"{what}{bytes_note} is below the {MIN_DRIVER_MEMORY_MB}m Spark needs to start: it reserves 300 MiB of "
+            f"the driver's heap and wants 1.5 times that. Set it {where} to {MIN_DRIVER_MEMORY_MB}m or more, "
+            f"or remove it to have the driver sized from the release ({DRIVER_MIN_GB}g or more)"
+        )
 
 
 def machine_memory() -> int:
@@ -155,6 +190,8 @@ class SparkJobTask(SparkSubmitTask):
     # threads: a native BLAS's own threads (Debian's OpenBLAS, when installed) would only
     # contend with them. The EASE jobs keep theirs: one large Cholesky uses every core.
     single_threaded_blas = False
+    # Whether the job starts a SparkContext, and so needs the heap Spark asks for.
+    starts_spark_context = True
 
     @property
     def ratings_hint(self) -> int | None:
@@ -209,6 +246,8 @@ class SparkJobTask(SparkSubmitTask):
         return env
 
     def run(self) -> None:
+        if configured := super().driver_memory:
+            check_driver_memory(configured, self.starts_spark_context)
         archive_dir = spark_driver().class_archive_dir
         self._class_archive = ClassArchive(Path(archive_dir), self.spark_submit) if archive_dir else None
         try:

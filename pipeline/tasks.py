@@ -10,15 +10,20 @@ the output key; operational settings come from luigi.cfg.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import sys
+from collections.abc import Iterator
 
 import luigi
 import numpy as np
 import pyarrow as pa
 from luigi.parameter import ParameterVisibility
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from movielens_als import ease, metrics
 from movielens_als import model as als_model
@@ -45,6 +50,19 @@ logger = logging.getLogger("luigi-interface")
 GRID = ("ranks", "reg_params", "max_iters")
 EASE_MODEL = "ease"
 RECOMMENDERS = (EASE_MODEL, "explicit")
+
+
+@contextlib.contextmanager
+def terminal_bar(**options) -> Iterator[tqdm]:
+    """A tqdm progress bar (rate and time left) on stderr while the block runs, with luigi's log
+    lines printed above it; when stderr is not a terminal the bar is disabled, so that log files
+    and cron's output carry no bars."""
+    on_terminal = sys.stderr.isatty()
+    with (
+        tqdm(file=sys.stderr, disable=not on_terminal, dynamic_ncols=True, **options) as bar,
+        logging_redirect_tqdm(loggers=[logger]) if on_terminal else contextlib.nullcontext(),
+    ):
+        yield bar
 
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
@@ -268,23 +286,23 @@ class DownloadedZip(OfRelease):
     def run(self):
         config = movielens()
         source = release_source(self.dataset, config.base_url, config.urls, config.md5s)
-        with http_session() as session:
-            expected_md5 = source.md5 or published_md5(session, f"{source.url}.md5")
-            chunks = verified_chunks(session, source.url, expected_md5, self._progress, config.download_timeout)
+        with http_session() as session, terminal_bar(desc=self.dataset, unit="B", unit_scale=True) as bar:
+            expected_md5 = source.md5 or published_md5(session, source.url, self.dataset)
+            progress = functools.partial(self._progress, bar)
+            chunks = verified_chunks(session, source.url, expected_md5, progress, config.download_timeout)
             self.store.upload(self.key, chunks)
-        if sys.stderr.isatty():
-            print(file=sys.stderr)  # ends the progress line
 
-    def _progress(self, done: int, total: int | None) -> None:
-        # Called once per chunk; the scheduler and the terminal hear only whole-percent changes.
+    def _progress(self, bar: tqdm, done: int, total: int | None) -> None:
+        # Called once per chunk: the bar redraws at most ten times a second, and the scheduler
+        # hears only whole-percent changes.
+        bar.total = total
+        bar.update(done - bar.n)
         percent = 100 * done // total if total else done >> 24  # without a size: every 16 MB
         if percent == getattr(self, "_percent_reported", None):
             return
         self._percent_reported = percent
         message = f"downloaded {done / 1e6:.1f}" + (f" of {total / 1e6:.1f} MB" if total else " MB")
         self.show_progress(percent if total else None, message)
-        if sys.stderr.isatty():
-            print(f"\r{self.dataset}: {message}", end="", file=sys.stderr, flush=True)
 
 
 class SplitData(OfSplit):
@@ -433,6 +451,7 @@ class TunedEASE(OfRanking, SparkJobTask):
     candidate's validation metrics and the winner."""
 
     job_script = "ease_jobs.py"
+    starts_spark_context = False
 
     def requires(self):
         return self.clone(SplitData)
@@ -460,6 +479,7 @@ class TrainedEASE(OfRanking, SparkJobTask):
 
     is_directory = True
     job_script = "ease_jobs.py"
+    starts_spark_context = False
 
     def requires(self):
         return {"split": self.clone(SplitData), "tuning": self.clone(TunedEASE)}
@@ -571,7 +591,15 @@ class Recommendations(OfModel, OfRanking):
         with self.store.open_zip(layout.download(self.dataset)) as archive:
             movies = read_movies(archive, release(self.dataset))
         self.show_progress(30, f"ranking the unseen items of every user ({self.recommender})")
-        top = recommend(ranker, np.unique(train.users), train.users, train.items, self.top_n)
+        users = np.unique(train.users)
+        with terminal_bar(desc="users ranked", total=len(users), unit=" users") as bar:
+
+            def scores(block: np.ndarray) -> np.ndarray:
+                block_scores = ranker.scores(block)
+                bar.update(len(block))
+                return block_scores
+
+            top = recommend(dataclasses.replace(ranker, scores=scores), users, train.users, train.items, self.top_n)
         self.store.write_parquet(self.key, with_titles(top, movies))
 
 

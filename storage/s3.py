@@ -21,6 +21,8 @@ from storage.errors import StoreError
 # Codes S3 answers with when a bucket or key does not exist (HEAD requests carry no body).
 MISSING_CODES = {"404", "NoSuchKey", "NoSuchBucket"}
 REFUSED_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
+# What MinIO answers (HTTP 507) when its drives are at their free-space threshold; S3 has no such limit.
+FULL_CODES = {"XMinioStorageFull"}
 # Fail within seconds when the endpoint is down, rather than after minutes of retries.
 BOTO_CONFIG = BotoConfig(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
 
@@ -78,7 +80,17 @@ class S3Backend:
         # stream would complete a partial object when it is closed after an error.
         reader = io.BufferedReader(_ChunkReader(chunks), buffer_size=1 << 20)
         with self.errors():
-            self.client.upload_fileobj(reader, self.bucket, self.object_key(key))
+            try:
+                self.client.upload_fileobj(reader, self.bucket, self.object_key(key))
+            except ClientError as e:
+                if e.response["Error"]["Code"] not in FULL_CODES:
+                    raise
+                raise StoreError(
+                    f"S3 at {self.endpoint or 'AWS'} (bucket {self.bucket}) has no room left "
+                    f"({e.response['Error'].get('Message', '')}) for {key}: nothing was stored, and what was stored "
+                    "before is unchanged. Free space on the server's drives (movielens-als-clean removes the "
+                    "pipeline's outputs) or set [store] root in luigi.cfg to a bucket elsewhere"
+                ) from None
 
     def list_files(self, prefix: str) -> list[tuple[str, int]]:
         paginator = self.client.get_paginator("list_objects_v2")

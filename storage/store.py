@@ -13,6 +13,7 @@ directory output is complete only once its `_SUCCESS` flag, written last, exists
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import json
@@ -35,6 +36,8 @@ from storage.errors import StoreError
 from storage.s3 import S3Backend
 
 FLAG = "_SUCCESS"
+# A write that failed for want of space: the disk is full, or the user's quota on it is.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -203,15 +206,21 @@ class LocalBackend:
 
     def upload(self, key: str, chunks: Iterable[bytes]) -> None:
         path = self.path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         partial = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex}.partial")
         try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(partial, "xb") as out:  # a name of its own; permissions from the umask
                 out.writelines(chunks)
             os.replace(partial, path)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(partial)
+            if isinstance(e, OSError) and e.errno in DISK_FULL:
+                raise StoreError(
+                    f"the store {self.root} has no room left on its disk ({e.strerror}) for {key}: nothing was "
+                    "stored, and what was stored before is unchanged. Free space on that disk (movielens-als-clean "
+                    "removes the pipeline's outputs) or set [store] root in luigi.cfg to a folder on a disk with room"
+                ) from None
             raise
 
     def list_files(self, prefix: str) -> list[tuple[str, int]]:

@@ -168,6 +168,7 @@ def test_the_image_is_pinned_non_root_and_installs_the_pinned_versions():
 
     assert pins["luigi"] == luigi.__version__ and pins["pyspark"] == pyspark.__version__
     assert "SQLAlchemy" in pins and "setuptools" in pins  # luigid's task history; the project's build
+    assert "cronsim" in pins  # docker/cron.py, the runner's scheduler
 
 
 def test_the_local_runs_config_stays_out_of_the_image():

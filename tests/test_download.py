@@ -13,11 +13,12 @@ BODY = bytes(range(256)) * 5000  # 1.28 MB: more than one chunk
 class FlakyServer(http.server.ThreadingHTTPServer):
     """Serves BODY at /release.zip, after `failures` answers of HTTP 500, dropping the
     connection halfway through the body `drops` times; honours Range unless told not to.
-    /release.zip.md5 is its checksum; anything else is a 404."""
+    /release.zip.md5 is its checksum, unless told not to publish it; anything else is a 404."""
 
-    def __init__(self, failures: int = 0, drops: int = 0, honour_range: bool = True):
+    def __init__(self, failures: int = 0, drops: int = 0, honour_range: bool = True, publish_md5: bool = True):
         super().__init__(("127.0.0.1", 0), FlakyHandler)
         self.failures, self.drops, self.honour_range = failures, drops, honour_range
+        self.publish_md5 = publish_md5
         self.requests: list[str | None] = []  # the Range header of each request
 
     @property
@@ -29,7 +30,7 @@ class FlakyHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         server = self.server
         server.requests.append(self.headers.get("Range"))
-        if self.path == "/release.zip.md5":
+        if self.path == "/release.zip.md5" and server.publish_md5:
             return self._send(200, f"MD5 (release.zip) = {md5(BODY)}\n".encode())
         if self.path != "/release.zip":
             return self.send_error(404)
@@ -102,7 +103,7 @@ def test_streams_a_verified_body_and_reports_progress(serve):
 
 def test_reads_the_published_checksum(serve):
     server = serve()
-    assert published_md5(http_session(), f"{server.url}/release.zip.md5") == md5(BODY)
+    assert published_md5(http_session(), f"{server.url}/release.zip", "ml-latest-small") == md5(BODY)
 
 
 def test_a_wrong_md5_fails_after_the_last_chunk(serve):
@@ -158,6 +159,25 @@ def test_a_404_says_the_release_is_not_there_and_is_not_retried(serve):
     with pytest.raises(DownloadError, match=r"release not found at .*/ml-9m.zip \(HTTP 404\)"):
         download(f"{server.url}/ml-9m.zip")
     assert len(server.requests) == 1
+
+
+def test_a_missing_checksum_file_says_how_to_pin_the_checksum(serve):
+    server = serve(publish_md5=False)
+    with pytest.raises(DownloadError) as e:
+        published_md5(http_session(), f"{server.url}/release.zip", "ml-latest-small")
+    assert str(e.value) == (
+        f"the checksum file {server.url}/release.zip.md5 is missing (HTTP 404), though the release is there: "
+        "nothing was downloaded, since the zip cannot be verified without it. Pin the release's MD5 in luigi.cfg "
+        'instead, under [movielens]: md5s = {"ml-latest-small": "<md5 of release.zip>"}'
+    )
+    # The .md5, then the zip, to tell a missing checksum file from a missing release.
+    assert len(server.requests) == 2
+
+
+def test_a_missing_release_without_a_checksum_file_is_not_found_where_the_zip_should_be(serve):
+    server = serve(publish_md5=False)
+    with pytest.raises(DownloadError, match=rf"^release not found at {server.url}/ml-9m.zip \(HTTP 404\); check"):
+        published_md5(http_session(), f"{server.url}/ml-9m.zip", "ml-9m")
 
 
 def test_an_unreachable_host_is_an_error():

@@ -89,7 +89,22 @@ def test_a_missing_release_is_reported_not_retried(mirror, local, tmp_path, work
     result = run_luigi(["SplitData", "--local-scheduler"], local(mirror.base_url), workdir)
 
     assert result.returncode == TASK_FAILED
-    assert f"release not found at {mirror.base_url}ml-latest-small.zip.md5 (HTTP 404)" in result.stderr
+    assert f"release not found at {mirror.base_url}ml-latest-small.zip (HTTP 404)" in result.stderr
+    assert stored(tmp_path) == set()
+
+
+def test_a_release_without_its_checksum_file_says_how_to_pin_one_and_stores_nothing(mirror, local, tmp_path, workdir):
+    mirror.publish("ml-latest-small", release_zip())
+    (mirror.directory / "ml-latest-small.zip.md5").unlink()
+
+    result = run_luigi(["SplitData", "--local-scheduler"], local(mirror.base_url), workdir)
+
+    assert result.returncode == TASK_FAILED
+    assert (
+        f"the checksum file {mirror.base_url}ml-latest-small.zip.md5 is missing (HTTP 404), though the release is "
+        "there: nothing was downloaded"
+    ) in result.stderr
+    assert '[movielens]: md5s = {"ml-latest-small": "<md5 of ml-latest-small.zip>"}' in result.stderr
     assert stored(tmp_path) == set()
 
 

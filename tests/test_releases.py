@@ -275,6 +275,10 @@ def test_only_ml_100k_ships_folds_and_an_unknown_fold_is_refused():
         RELEASES["ml-100k"].fold_members("u6")
 
 
-def test_a_byte_order_mark_before_the_csv_header_is_accepted():
-    table, _ = read("\ufeff" + ratings_csv(ROWS))
+@pytest.mark.parametrize("name", [name for name, r in RELEASES.items() if r.header])
+def test_a_byte_order_mark_before_the_csv_header_is_accepted(name):
+    table, _ = read("\ufeff" + ratings_csv(ROWS), name)
     assert table.num_rows == len(ROWS) and table.column("user").to_pylist()[0] == 1
+    # The line-by-line reading of a file with a bad line skips the same header and counts alike.
+    with pytest.raises(RatingsError, match=rf"^{name}/ratings.csv line 6: item is not a whole number"):
+        read("\ufeff" + ratings_csv(ROWS) + "4,x,3.0,5\n", name)

@@ -5,10 +5,13 @@ import sys
 import pytest
 
 from pipeline.sparkjob import (
+    MIN_DRIVER_MEMORY_MB,
     ClassArchive,
     SparkJobError,
     SparkJobTask,
     bundled_spark_submit,
+    check_driver_memory,
+    jvm_size_bytes,
     machine_memory,
     redact_command,
     sized_driver_memory,
@@ -222,3 +225,79 @@ def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(mon
     for ease in (TrainedEASE(), TunedEASE()):
         assert "OPENBLAS_NUM_THREADS" not in ease.program_environment()
         assert "spark.executorEnv.OPENBLAS_NUM_THREADS" not in ease.conf
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ("465m", 465 << 20),
+        ("465M", 465 << 20),
+        ("2g", 2 << 30),
+        ("1T", 1 << 40),
+        ("476160k", 465 << 20),
+        ("1024", 1024),  # bytes, as -Xmx reads it: too small for any JVM
+        ("0.5g", None),
+        ("512mb", None),
+        ("512 m", None),
+        ("-1g", None),
+        ("", None),
+    ],
+)
+def test_driver_memory_is_read_as_the_jvms_heap_option_reads_it(size, expected):
+    assert jvm_size_bytes(size) == expected
+
+
+def test_a_driver_memory_spark_would_refuse_is_refused_before_spark_submit_naming_the_option(luigi_config, monkeypatch):
+    monkeypatch.setattr("subprocess.Popen", lambda *a, **k: pytest.fail("spark-submit was started"))
+    luigi_config("spark", "driver_memory", "300m")
+    with pytest.raises(ValueError) as e:
+        ScriptJob().run()
+    assert str(e.value) == (
+        f"[spark] driver_memory = 300m is below the {MIN_DRIVER_MEMORY_MB}m Spark needs to start: it reserves "
+        "300 MiB of the driver's heap and wants 1.5 times that. Set it in luigi.cfg (SPARK_DRIVER_MEMORY in the "
+        f"compose stack) to {MIN_DRIVER_MEMORY_MB}m or more, or remove it to have the driver sized from the release "
+        "(2g or more)"
+    )
+    with pytest.raises(
+        ValueError, match=r"^\[spark\] driver_memory = 2048 \(a number without a unit counts bytes: 2048m\?\) is below"
+    ):
+        check_driver_memory("2048")
+    with pytest.raises(
+        ValueError, match=r"^\[spark\] driver_memory = 0.5g is not a memory size the JVM takes: .* 512m or 2g"
+    ):
+        check_driver_memory("0.5g")
+
+
+def test_a_job_that_starts_no_spark_context_may_have_a_small_driver_but_not_a_malformed_one():
+    from pipeline.tasks import TrainedALS, TrainedEASE, TunedALS, TunedEASE
+
+    check_driver_memory("300m", starts_spark_context=False)
+    with pytest.raises(ValueError, match="is not a memory size the JVM takes"):
+        check_driver_memory("1.5g", starts_spark_context=False)
+    assert not TunedEASE.starts_spark_context and not TrainedEASE.starts_spark_context
+    assert TrainedALS.starts_spark_context and TunedALS.starts_spark_context
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(
+    ("mb", "starts"), [(MIN_DRIVER_MEMORY_MB, True), (MIN_DRIVER_MEMORY_MB - 1, False)], ids=["floor", "below"]
+)
+def test_the_floor_is_the_least_driver_memory_spark_starts_in_under_the_serial_collector(
+    tmp_path, monkeypatch, luigi_config, mb, starts
+):
+    # The serial collector (the JVM's choice on one CPU) leaves the least of -Xmx to Spark of
+    # the collectors the JVM picks by itself; G1 starts from 449m.
+    luigi_config("spark", "master", "local[1]")
+    luigi_config("spark", "driver_memory", f"{mb}m")
+    luigi_config("spark", "driver_java_options", "-XX:+UseSerialGC")
+    luigi_config("spark_driver", "class_archive_dir", "")
+    script = tmp_path / "job.py"
+    script.write_text("from pyspark.sql import SparkSession\nSparkSession.builder.getOrCreate().stop()\n")
+    monkeypatch.setattr(ScriptJob, "script", script)
+    if starts:
+        ScriptJob().run()
+        return
+    with pytest.raises(ValueError, match="is below"):
+        ScriptJob().run()
+    with pytest.raises(SparkJobError, match="INVALID_DRIVER_MEMORY"):
+        ScriptJob()._run_driver()  # past the check: Spark itself refuses it

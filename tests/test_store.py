@@ -121,6 +121,35 @@ def assert_no_leftovers(store):
         assert not [f for f in os.listdir(store.fs_path("downloads")) if f.endswith(".partial")]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, whose writes fail with ENOSPC")
+@pytest.mark.parametrize("size", [10, 3_000_000])  # flushed only on close, and written while streaming
+def test_a_full_disk_stores_nothing_and_says_what_to_free(tmp_path, monkeypatch, size):
+    import storage.store
+
+    store = Store.at(str(tmp_path / "root"))
+    store.create_root()
+    store.write_bytes("downloads/r.zip", b"previous")
+
+    def on_a_full_disk(path, mode):
+        """The partial file is created as usual, but its bytes go where the kernel says the disk is full."""
+        open(path, mode).close()
+        return open("/dev/full", "wb")
+
+    monkeypatch.setattr(storage.store, "open", on_a_full_disk, raising=False)
+    for key in ("downloads/r.zip", "downloads/new.zip"):
+        with pytest.raises(StoreError) as e:
+            store.upload(key, [b"n" * size])
+        assert str(e.value) == (
+            f"the store {store.root} has no room left on its disk (No space left on device) for {key}: nothing was "
+            "stored, and what was stored before is unchanged. Free space on that disk (movielens-als-clean removes "
+            "the pipeline's outputs) or set [store] root in luigi.cfg to a folder on a disk with room"
+        )
+    monkeypatch.undo()
+    assert store.read_bytes("downloads/r.zip") == b"previous"
+    assert not store.exists("downloads/new.zip")
+    assert sorted(os.listdir(store.fs_path("downloads"))) == ["r.zip"]
+
+
 def test_a_directory_is_complete_only_with_its_flag(ready):
     ready.write_parquet("splits/s/train.parquet", pa.table({"a": [1, 2]}))
     assert not directory_target(ready, "splits/s").exists()
@@ -155,9 +184,11 @@ def test_a_zip_is_read_in_place(ready, real_release_zip):
 class Refusing(http.server.BaseHTTPRequestHandler):
     """An S3 endpoint that refuses every request, as S3 does for unknown credentials."""
 
+    status, body = 403, b"<Error><Code>InvalidAccessKeyId</Code><Message>The key does not exist.</Message></Error>"
+
     def _refuse(self):
-        body = b"<Error><Code>InvalidAccessKeyId</Code><Message>The key does not exist.</Message></Error>"
-        self.send_response(403)
+        body = self.body
+        self.send_response(self.status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -169,13 +200,34 @@ class Refusing(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def refusing_endpoint():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+class Full(Refusing):
+    """A MinIO server whose drives are at their free-space threshold: it refuses every write."""
+
+    status, body = (
+        507,
+        (
+            b"<Error><Code>XMinioStorageFull</Code><Message>Storage backend has reached its minimum free drive "
+            b"threshold. Please delete a few objects to proceed.</Message></Error>"
+        ),
+    )
+
+
+def serving(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def refusing_endpoint():
+    yield from serving(Refusing)
+
+
+@pytest.fixture
+def full_endpoint():
+    yield from serving(Full)
 
 
 def closed_port() -> int:
@@ -202,6 +254,19 @@ def test_refused_credentials_are_one_error_naming_the_endpoint(refusing_endpoint
         ) as e:
             operation()
         assert FAKE_SECRET not in str(e.value) and FAKE_KEY_ID not in str(e.value)
+
+
+@pytest.mark.parametrize("size", [10, 9_000_000])  # one PUT, and a multipart upload
+def test_a_full_minio_is_one_error_saying_what_to_free(full_endpoint, s3_endpoint, size):
+    store = Store.at("s3://bucket/prefix", full_endpoint, "us-east-1")
+    with pytest.raises(StoreError) as e:
+        store.upload("downloads/r.zip", [b"n" * size])
+    assert str(e.value) == (
+        f"S3 at {full_endpoint} (bucket bucket) has no room left (Storage backend has reached its minimum free "
+        "drive threshold. Please delete a few objects to proceed.) for downloads/r.zip: nothing was stored, and "
+        "what was stored before is unchanged. Free space on the server's drives (movielens-als-clean removes the "
+        "pipeline's outputs) or set [store] root in luigi.cfg to a bucket elsewhere"
+    )
 
 
 def test_record_time_stamps_follow_the_clock(monkeypatch):

@@ -1,13 +1,29 @@
 """The tasks in this process, without the luigi command: parameter ranges checked when a task is
-made from code, and DownloadedZip following the [movielens] section of the configuration."""
+made from code, DownloadedZip following the [movielens] section of the configuration, and the
+progress bars shown on a terminal."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import json
+import os
+import pty
+import re
+import struct
+import sys
+import termios
+import zipfile
+from collections.abc import Callable, Iterator
 
 import luigi
 import pytest
 
+from movielens_als import ease
+from movielens_als.ranking import rating_arrays
+from movielens_als.releases import read_ratings, release
+from pipeline import layout
 from pipeline.download import DownloadError
 from pipeline.tasks import DownloadedZip, EvaluatedRMSE, Recommendations, TrainedEASE, TunedALS, TunedEASE
 from tests.fakes import md5, release_zip
@@ -98,3 +114,76 @@ def test_downloaded_zip_gives_up_after_the_download_timeout_and_stores_nothing(m
 
     assert not task.complete()
     assert [p.name for p in (local_store / "downloads").iterdir()] == []
+
+
+@contextlib.contextmanager
+def stderr_on_a_terminal() -> Iterator[Callable[[], str]]:
+    """Runs the block with stderr on a pseudo-terminal (set in the test itself: pytest's capture
+    resets sys.stderr between a fixture and the test); yields what reads the screen so far."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # a new one has 0 columns
+    end = "<end of the test's output>"
+    with open(slave, "w", encoding="utf-8") as stderr:
+
+        def screen() -> str:
+            # Read up to a mark written last: what was written just before the terminal is
+            # closed may never reach its other end.
+            stderr.write(end)
+            stderr.flush()
+            received = b""
+            while end.encode() not in received:
+                received += os.read(master, 1 << 16)
+            return received.decode().removesuffix(end)
+
+        saved, sys.stderr = sys.stderr, stderr
+        try:
+            yield screen
+        finally:
+            sys.stderr = saved
+            os.close(master)
+
+
+# A tqdm bar as it is left when done: the count, the time spent < the time left, and the rate.
+BAR_DONE = r"100%\|[^|]*\| {n}/{n} \[\d\d:\d\d<00:00, +[\d.]+ ?[kMG]?{unit}/s\]"
+
+
+def test_a_download_on_a_terminal_shows_its_rate_and_time_left(mirror, local_store, luigi_config):
+    data = release_zip()
+    mirror.publish("ml-latest-small", data)
+    luigi_config("movielens", "base_url", mirror.base_url)
+
+    with stderr_on_a_terminal() as screen:
+        assert luigi.build([DownloadedZip()], local_scheduler=True, log_level="WARNING")
+        shown = screen()
+
+    size = f"{len(data) / 1000:.3g}k"  # tqdm shows 3 significant digits
+    assert re.search(r"ml-latest-small: " + BAR_DONE.format(n=re.escape(size), unit="B"), shown)
+
+
+def test_a_download_logged_to_a_file_has_no_bar(mirror, local_store, luigi_config, capfd):
+    mirror.publish("ml-latest-small", release_zip())
+    luigi_config("movielens", "base_url", mirror.base_url)
+
+    assert luigi.build([DownloadedZip()], local_scheduler=True, log_level="WARNING")
+
+    err = capfd.readouterr().err
+    assert "ml-latest-small:" not in err and "B/s" not in err and "\r" not in err
+
+
+def test_recommendations_on_a_terminal_show_the_users_ranked_rate_and_time_left(local_store):
+    task = Recommendations()
+    task.store.create_root()
+    data = release_zip()
+    task.store.write_bytes(layout.download(task.dataset), data)
+    train, _ = read_ratings(zipfile.ZipFile(io.BytesIO(data)), release(task.dataset))
+    task.store.write_parquet(task.split_keys.train, train)
+    [model] = ease.fit(*rating_arrays(train), 3.5, [50.0], task.max_items)
+    task.store.write_files(task.ease_keys.model_dir, ease.to_files(model))
+
+    with stderr_on_a_terminal() as screen:
+        task.run()
+        shown = screen()
+
+    users = len(set(train.column("user").to_pylist()))
+    assert task.complete()
+    assert re.search(r"users ranked: " + BAR_DONE.format(n=users, unit=" users"), shown)
