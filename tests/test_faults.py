@@ -191,7 +191,10 @@ def test_malformed_lines_fail_or_are_skipped_and_counted_on_request(mirror, loca
             "--dataset must be one of ml-100k, ml-10m, ml-1m, ml-20m, ml-25m, ml-32m, ml-latest, ml-latest-small, "
             "not 'ml-7m'",
         ),
-        (["--strategy", "newest"], "--strategy must be one of random, time, user_random, user_time, not 'newest'"),
+        (
+            ["--strategy", "newest"],
+            "--strategy must be one of item_random, official, random, time, user_random, user_time, not 'newest'",
+        ),
         (["--test-fraction", "1.5"], "--test-fraction must be strictly between 0 and 1, not 1.5"),
         (["--rank", "0"], "--rank must be a whole number from 1 to 10000, not 0"),
         (["--reg-param", "-0.1"], "--reg-param must be a finite number, 0 or more, not -0.1"),
