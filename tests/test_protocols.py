@@ -69,8 +69,9 @@ def test_every_test_rating_relevant_on_recommenders_protocol(ml_100k_config, tmp
     assert result.returncode == 0, result.stderr[-5000:]
     [path] = (tmp_path / "store/evaluations/ml-100k/item_random-0.25-seed42").glob("ease-tuned-*/ranking-vs-*.json")
     ranking = json.loads(path.read_text())
-    # Every user with a test rating counts (recommenders' benchmark averages over all of them).
-    assert (ranking["relevant_rating"], ranking["users"], ranking["sampled"]) == (1.0, 943, None)
+    # Every user with a test rating counts, as recommenders' benchmark averages over all of them:
+    # 942 of the 943, as one user's ratings all fell to train.
+    assert (ranking["relevant_rating"], ranking["users"], ranking["sampled"]) == (1.0, 942, None)
     served = ranking["models"]["ease"]
     # recommenders' published rows on this protocol: BiVAE 0.4751 / 0.4118 / 0.2191 (NDCG, P, R
     # at 10), BPR 0.4420, LightGCN 0.4198. Measured here: 0.4779 / 0.4127 / 0.2179 (BENCHMARKS.md).
