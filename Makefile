@@ -28,11 +28,15 @@ lint: $(VENV)/.installed-lint
 	$(BIN)/mypy
 
 # The compose stack built and run in real containers (tests/test_stack_containers.py). Needs
-# root: installs Docker's engine, docker-compose and mmdebstrap from Debian when missing, and
-# builds the image offline from a wheelhouse and a base image made from Debian's packages.
+# root: installs Docker's engine, docker-compose 1.29 and mmdebstrap from Debian bookworm when
+# missing, and Compose v2 (`docker compose`) from Debian trixie when `docker compose` does not
+# answer (tests/stack/install-compose-v2), and builds the image offline from a wheelhouse and a
+# base image made from Debian's packages.
 stack-test: $(VENV)/.installed-test $(WHEELHOUSE)/.complete $(STANDIN_WHEELS)/.complete
 	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v mmdebstrap >/dev/null \
 		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose mmdebstrap >/dev/null; }
+	@docker compose version >/dev/null 2>&1 || tests/stack/install-compose-v2
+	docker compose version
 	$(BIN)/python -m pytest -m stack $(ARGS)
 
 # The image's pinned packages as wheels, for OFFLINE_BUILD=1 (docker/Dockerfile). pyspark is
