@@ -195,7 +195,7 @@ def model_from_tables(description: dict, users: pa.Table, items: pa.Table) -> Mo
         users=side_from_table(users),
         items=side_from_table(items),
         rating_scale=tuple(description["rating_scale"]),
-        biased=description["model"] == "biased_als",
+        biased=description["model"] != "als",
         calibration=description.get("calibration"),
     )
 

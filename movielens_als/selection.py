@@ -124,6 +124,13 @@ def score_als(description: dict, users: pa.Table, items: pa.Table, validation: p
     return result
 
 
+def choose_rating_model(validation_rmse: Mapping[str, float]) -> dict:
+    """The rating model (by name) with the lowest RMSE on the same validation ratings; on a tie,
+    the first named."""
+    chosen = min(validation_rmse, key=lambda name: validation_rmse[name])
+    return {"selected_by": "validation_rmse", "validation_rmse": dict(validation_rmse), "chosen": chosen}
+
+
 def distinct_thresholds(ratings: np.ndarray, thresholds: Sequence[float]) -> dict[float, float]:
     """Each threshold mapped to the first of `thresholds` that selects the same ratings (≥ it)
     of `ratings`: on a whole-star release 3.5 and 4.0 like the same ratings, and any threshold

@@ -11,9 +11,11 @@ from pipeline.tasks import (
     Report,
     SplitData,
     TrainedALS,
+    TrainedBPMF,
     TrainedEASE,
     TunedALS,
     TunedEASE,
+    ValidatedBPMF,
 )
 
 __all__ = [
@@ -25,7 +27,9 @@ __all__ = [
     "Report",
     "SplitData",
     "TrainedALS",
+    "TrainedBPMF",
     "TrainedEASE",
     "TunedALS",
     "TunedEASE",
+    "ValidatedBPMF",
 ]

@@ -3,6 +3,7 @@
     downloads/<release>.zip
     splits/<dataset>/<split>/{train.parquet, test.parquet, stats.json, _SUCCESS}
     tuning/<dataset>/<split>/<model>-<grid>/tuning.json
+    tuning/<dataset>/<split>/<bpmf id>/validation.json
     models/<dataset>/<split>/<model id>/{user_factors.parquet, item_factors.parquet, model.json, _SUCCESS}
     models/<dataset>/<split>/<ease id>/{items.parquet, weights.npy, model.json, _SUCCESS}
     evaluations/<dataset>/<split>/<model id>/metrics.json (metrics-relevant<R>.json: see metrics_judged_by)
@@ -54,6 +55,15 @@ def tuned_model_id(model: str, grid: str) -> str:
     return f"{model}-tuned-{grid}"
 
 
+def bpmf_model_id(sweeps: int) -> str:
+    return f"bpmf-sweeps{sweeps}"
+
+
+def chosen_model_id(tuned_als: str, bpmf: str) -> str:
+    """The rating model validation chose between TunedALS's best and the Bayesian model."""
+    return f"{tuned_als}-or-{bpmf}"
+
+
 def ease_grid_id(
     l2s: Sequence[float], positive_ratings: Sequence[float], max_items: int, relevant_rating: float = RELEVANT_RATING
 ) -> str:
@@ -98,6 +108,11 @@ class Run:
 
     def tuning(self, model: str, grid: str) -> str:
         return f"tuning/{self.dataset}/{self.split}/{model}-{grid}/tuning.json"
+
+    @property
+    def validation(self) -> str:
+        """This model's validation record: fitted on the carve, scored on the validation ratings."""
+        return f"tuning/{self._model_path}/validation.json"
 
     @property
     def model_dir(self) -> str:

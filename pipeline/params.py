@@ -26,6 +26,7 @@ NON_NEGATIVE: Check = (lambda v: 0 <= v < math.inf), "a finite number, 0 or more
 RANK = whole(1, 10_000)
 ITERATIONS = whole(1, 10_000)
 TOP_N = whole(1, 1000)
+SWEEPS = whole(0, 100_000)
 POSITIVE: Check = (lambda v: 0 < v < math.inf), "a finite number above 0"
 RATING_THRESHOLD: Check = (lambda v: 0 < v <= 5), "a rating above 0, at most 5"
 # EASE's weights are max_items² float32: 1 GiB at 16,384, 4 GiB at the top.

@@ -25,7 +25,7 @@ from luigi.parameter import ParameterVisibility
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from movielens_als import ease, metrics
+from movielens_als import bpmf, ease, metrics, selection
 from movielens_als import model as als_model
 from movielens_als.model import MODELS, Model
 from movielens_als.ranking import (
@@ -220,6 +220,50 @@ class OfModel(OfGrid):
         return dataclasses.replace(self.split_keys, model=model)
 
 
+class OfSampler(luigi.Task):
+    """The parameter of the Bayesian rating model (movielens_als.bpmf)."""
+
+    bpmf_sweeps = params.IntParameter(
+        default=bpmf.SWEEPS,
+        check=params.SWEEPS,
+        description="with --tuned: Gibbs sweeps of the Bayesian rating model weighed against TunedALS's best "
+        "on validation (the first sixth burn-in); 0: ALS alone",
+    )
+
+
+class OfBayesian(OfSplit, OfSampler):
+    """... the Bayesian rating model of one split."""
+
+    @property
+    def bpmf_keys(self) -> layout.Run:
+        return dataclasses.replace(self.split_keys, model=layout.bpmf_model_id(self.bpmf_sweeps))
+
+    def bpmf_flags(self, command: str, **options) -> list[str]:
+        low, high = release(self.dataset).rating_scale
+        return [command, *self.job_flags(sweeps=self.bpmf_sweeps, rating_min=low, rating_max=high, **options)]
+
+
+class OfRatingChoice(OfModel, OfBayesian):
+    """... and about the rating model evaluated: with `tuned`, TunedALS's best or the Bayesian
+    model, whichever validation prefers (unless --bpmf-sweeps 0)."""
+
+    @property
+    def weighs_bpmf(self) -> bool:
+        return self.tuned and self.bpmf_sweeps > 0
+
+    @property
+    def rating_keys(self) -> layout.Run:
+        """The keys of the evaluation: those of the choice between the two models when one is made."""
+        if not self.weighs_bpmf:
+            return self.model_keys
+        return dataclasses.replace(
+            self.model_keys, model=layout.chosen_model_id(self.model_keys.model, self.bpmf_keys.model)
+        )
+
+    def unused_params(self) -> set[str]:
+        return super().unused_params() | (set() if self.tuned else {"bpmf_sweeps"})
+
+
 class OfRelevance(luigi.Task):
     """The parameter of a task that ranks: which test ratings count as relevant."""
 
@@ -403,26 +447,75 @@ class TrainedALS(OfModel, SparkJobTask):
         return self.job_flags(model=self.model, **hyper, rating_min=low, rating_max=high, **tuning)
 
 
+class ValidatedBPMF(OfBayesian, SparkJobTask):
+    """The Bayesian rating model sampled on the training ratings less TunedALS's validation carve
+    and scored on it: validation.json with its validation RMSE and how that fell with the sweeps."""
+
+    job_script = "bpmf_jobs.py"
+    starts_spark_context = False
+
+    def requires(self):
+        return self.clone(SplitData)
+
+    @property
+    def key(self) -> str:
+        return self.bpmf_keys.validation
+
+    def app_options(self):
+        return self.bpmf_flags("validate", strategy=self.strategy)
+
+
+class TrainedBPMF(OfBayesian, SparkJobTask):
+    """The Bayesian rating model sampled on all the training ratings: the same factor tables
+    and model.json as TrainedALS's, so every scorer reads it alike."""
+
+    is_directory = True
+    job_script = "bpmf_jobs.py"
+    starts_spark_context = False
+
+    def requires(self):
+        return self.clone(SplitData)
+
+    @property
+    def key(self) -> str:
+        return self.bpmf_keys.model_dir
+
+    def app_options(self):
+        return self.bpmf_flags("train")
+
+
 def load_model(store: Store, keys: layout.Run) -> Model:
     """The model stored at `keys`, for scoring with numpy."""
     return als_model.from_files(store.read_files(keys.model_dir, als_model.FILES))
 
 
-class EvaluatedRMSE(OfModel, OfRelevance):
+class EvaluatedRMSE(OfRatingChoice, OfRelevance):
     """The trained model scored on every test rating: metrics.json with its errors, the
     baselines' on the same rows, errors by activity and cold start, and ranking quality.
-    Scored with numpy from the stored factor tables: no Spark application, whose start alone
-    would take longer than the scoring."""
+    With `tuned`, the model scored is TunedALS's best or the Bayesian model (ValidatedBPMF,
+    TrainedBPMF), whichever has the lower RMSE on the same validation ratings; the choice is
+    recorded. Scored with numpy from the stored factor tables: no Spark application, whose
+    start alone would take longer than the scoring."""
 
     def requires(self):
-        return {"model": self.clone(TrainedALS), "split": self.clone(SplitData)}
+        deps = {"model": self.clone(TrainedALS), "split": self.clone(SplitData)}
+        if self.weighs_bpmf:
+            deps |= {"bpmf_validation": self.clone(ValidatedBPMF), "bpmf": self.clone(TrainedBPMF)}
+        return deps
 
     @property
     def key(self) -> str:
-        return self.model_keys.metrics_judged_by(self.relevant_rating)
+        return self.rating_keys.metrics_judged_by(self.relevant_rating)
 
     def run(self):
-        keys = self.model_keys
+        keys, model_type, choice = self.model_keys, self.model, None
+        if self.weighs_bpmf:
+            tuning, validation = self.store.read_json(self.tuning_key), self.store.read_json(self.bpmf_keys.validation)
+            choice = selection.choose_rating_model(
+                {keys.model: tuning["best"][tuning["selected_by"]], self.bpmf_keys.model: validation["validation_rmse"]}
+            )
+            if choice["chosen"] == self.bpmf_keys.model:
+                keys, model_type = self.bpmf_keys, "bpmf"
         self.show_progress(5, f"reading {self.store.uri(keys.test)} and the model at {self.store.uri(keys.model_dir)}")
         model = load_model(self.store, keys)
         test = self.store.read_parquet(keys.test)
@@ -433,10 +526,11 @@ class EvaluatedRMSE(OfModel, OfRelevance):
             self.key,
             {
                 **result,
-                "model_type": self.model,
+                "model_type": model_type,
                 "fallback": "unseen users and items: their bias is 0 and they have no factor term "
                 "(plain ALS: the global mean)",
                 "params": self.shaping_params(),
+                **({"choice": choice} if choice else {}),
                 "model": self.store.uri(keys.model_dir),
                 "test": self.store.uri(keys.test),
                 "evaluated_at": utc_now(),
@@ -603,7 +697,7 @@ class Recommendations(OfModel, OfRanking):
         self.store.write_parquet(self.key, with_titles(top, movies))
 
 
-class Report(OfModel, OfRanking):
+class Report(OfRatingChoice, OfRanking):
     """report.html: a self-contained page of charts and tables about the evaluated rating
     model, its tuning if any, the top-10 quality of the recommenders (EvaluatedRanking), and
     every evaluation in the store at the time it was made."""
@@ -616,12 +710,12 @@ class Report(OfModel, OfRanking):
 
     @property
     def key(self) -> str:
-        return self.model_keys.report(self.ease_keys.model)
+        return self.rating_keys.report(self.ease_keys.model)
 
     def run(self):
         from movielens_als import report  # matplotlib is slow to import, and only this task needs it
 
-        keys = self.model_keys
+        keys = self.rating_keys
         tuning = self.store.read_json(self.tuning_key) if self.tuned else None
         history = []
         for key, _ in self.store.list_files("evaluations/"):
@@ -629,7 +723,7 @@ class Report(OfModel, OfRanking):
                 run = layout.Run.parse(key)
                 history.append(report.history_row(key, run.dataset, run.split, run.model, self.store.read_json(key)))
         title = f"{self.dataset}: {keys.model} on the {keys.split} split"
-        ranking = self.store.read_json(self.ease_keys.ranking(keys.model))
+        ranking = self.store.read_json(self.ease_keys.ranking(self.model_keys.model))
         metrics_key = keys.metrics_judged_by(self.relevant_rating)
         page = report.render(title, self.store.read_json(metrics_key), tuning, history, metrics_key, ranking=ranking)
         self.store.write_bytes(self.key, page.encode())

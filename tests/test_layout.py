@@ -20,9 +20,11 @@ from pipeline.tasks import (
     SplitData,
     StoreTask,
     TrainedALS,
+    TrainedBPMF,
     TrainedEASE,
     TunedALS,
     TunedEASE,
+    ValidatedBPMF,
 )
 
 TASKS = (
@@ -31,6 +33,8 @@ TASKS = (
     TunedALS,
     TunedEASE,
     TrainedEASE,
+    ValidatedBPMF,
+    TrainedBPMF,
     TrainedALS,
     EvaluatedRMSE,
     EvaluatedRanking,
@@ -46,7 +50,8 @@ def every_output(dataset: str) -> list[StoreTask]:
     ranking = {"l2s": [10.0], "max_items": 100}
     tasks = [DownloadedZip(dataset=dataset), SplitData(**options), TunedALS(**options, ranks=[4])]
     tasks += [TunedEASE(**options, **ranking), TrainedEASE(**options, **ranking)]
-    for cls, tuned in itertools.product(TASKS[5:], (False, True)):
+    tasks += [ValidatedBPMF(**options, bpmf_sweeps=20), TrainedBPMF(**options, bpmf_sweeps=20)]
+    for cls, tuned in itertools.product(TASKS[7:], (False, True)):
         own = {name: value for name, value in ranking.items() if name in cls.get_param_names()}
         tasks.append(cls(**options, **own, tuned=tuned, ranks=[4], rank=8))
     tasks.append(Recommendations(**options, **ranking, recommender="explicit", rank=8))
@@ -54,9 +59,14 @@ def every_output(dataset: str) -> list[StoreTask]:
 
 
 def keys_of(task: StoreTask) -> layout.Run:
-    """The run of a task's key: the ranking model's, or the rating model's."""
+    """The run of a task's key: the ranking model's, the Bayesian model's, or the rating model's
+    (the one evaluated, where a choice is made)."""
     ranked = isinstance(task, (TrainedEASE, EvaluatedRanking)) or getattr(task, "recommender", "") == "ease"
-    return task.ease_keys if ranked else task.model_keys
+    if ranked:
+        return task.ease_keys
+    if isinstance(task, (ValidatedBPMF, TrainedBPMF)):
+        return task.bpmf_keys
+    return getattr(task, "rating_keys", task.model_keys)
 
 
 def test_every_task_class_is_covered():
@@ -75,6 +85,8 @@ def test_every_output_lies_under_one_of_its_datasets_clean_prefixes(dataset):
 
 def test_the_keys_of_a_model_parse_back_to_its_run():
     for task in every_output("ml-1m")[4:]:
+        if isinstance(task, ValidatedBPMF):
+            continue  # under tuning/, which names no run
         run = layout.Run.parse(task.key)
         assert run == keys_of(task)
     assert layout.Run.parse(SplitData(dataset="ml-1m").key + "/train.parquet") == SplitData(dataset="ml-1m").split_keys
@@ -86,8 +98,20 @@ def test_keys_spell_the_parameters_that_made_them():
     task = EvaluatedRMSE(dataset="ml-1m", strategy="time", test_fraction=0.1, seed=7, rank=8, reg_param=0.05)
     assert task.key == "evaluations/ml-1m/time-0.1-seed7/biased_als-rank8-reg0.05-iter15/metrics.json"
     tuned = Report(dataset="ml-1m", tuned=True, ranks=[4, 8])
-    models = f"biased_als-tuned-{tuned.grid_id}/ease-tuned-{tuned.ease_grid_id}"
+    models = f"biased_als-tuned-{tuned.grid_id}-or-bpmf-sweeps300/ease-tuned-{tuned.ease_grid_id}"
     assert tuned.key == f"reports/ml-1m/user_random-0.2-seed42/{models}/report.html"
+    als_alone = Report(dataset="ml-1m", tuned=True, ranks=[4, 8], bpmf_sweeps=0)
+    assert (
+        als_alone.key
+        == f"reports/ml-1m/user_random-0.2-seed42/biased_als-tuned-{tuned.grid_id}/"
+        + models.split("/")[1]
+        + "/report.html"
+    )
+    assert (
+        ValidatedBPMF(dataset="ml-1m", bpmf_sweeps=40).key
+        == "tuning/ml-1m/user_random-0.2-seed42/bpmf-sweeps40/validation.json"
+    )
+    assert TrainedBPMF(dataset="ml-1m", bpmf_sweeps=40).key == "models/ml-1m/user_random-0.2-seed42/bpmf-sweeps40"
     other_grid = Report(dataset="ml-1m", tuned=True, ranks=[4, 8], l2s=[50.0])
     assert other_grid.key != tuned.key  # a report of another ranking model is another page
 

@@ -37,7 +37,7 @@ def test_tuned_searches_on_training_data_then_trains_and_evaluates(
     root = tmp_path / "store"
     config = pipeline_config(store={"root": root}, movielens={"base_url": synthetic_mirror.base_url})
 
-    result = run(config, workdir, "--tuned", *GRID)
+    result = run(config, workdir, "--tuned", *GRID, "--bpmf-sweeps", "24")
 
     [tuning_file] = root.glob("tuning/ml-latest-small/user_random-0.2-seed42/biased_als-grid-*/tuning.json")
     tuning = json.loads(tuning_file.read_text())
@@ -59,11 +59,37 @@ def test_tuned_searches_on_training_data_then_trains_and_evaluates(
     }
     assert model["calibration"] == tuning["best"]["calibration"]
     assert model["tuning"] == str(tuning_file.relative_to(root))
-    metrics = json.loads(next(root.glob("evaluations/**/metrics.json")).read_text())
+    # The Bayesian model, sampled on the same carve, is weighed against ALS's best on the same
+    # validation ratings; the one with the lower RMSE is evaluated, and the choice recorded.
+    split = root / "tuning/ml-latest-small/user_random-0.2-seed42"
+    validation = json.loads((split / "bpmf-sweeps24/validation.json").read_text())
+    assert validation["validation"] == tuning["validation"]
+    assert [point["sweep"] for point in validation["curve"]] == [14, 24]  # every tenth sample, after 4 burn-in
+    assert validation["curve"][-1]["validation_rmse"] == pytest.approx(validation["validation_rmse"], abs=0.02)
+    [metrics_file] = root.glob(
+        f"evaluations/ml-latest-small/user_random-0.2-seed42/biased_als-tuned-{grid_id}-or-bpmf-sweeps24/metrics.json"
+    )
+    metrics = json.loads(metrics_file.read_text())
+    scores = {
+        f"biased_als-tuned-{grid_id}": tuning["best"]["validation_rmse_calibrated"],
+        "bpmf-sweeps24": validation["validation_rmse"],
+    }
+    assert metrics["choice"]["validation_rmse"] == scores
+    chosen = min(scores, key=scores.__getitem__)
+    assert metrics["choice"]["chosen"] == chosen and metrics["model"].endswith(f"/{chosen}")
+    bayesian = json.loads((root / "models/ml-latest-small/user_random-0.2-seed42/bpmf-sweeps24/model.json").read_text())
+    assert bayesian["bpmf"] | {"priors": None} == {
+        "rank": 10,
+        "sweeps": 24,
+        "burn_in": 4,
+        "samples_side_by_side": 20,
+        "priors": None,
+    }
     assert metrics["params"]["tuned"] is True and metrics["params"]["ranks"] == [2, 4]
     assert metrics["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
     assert "candidate 8 of 8" in result.stderr  # one Spark application for the whole grid
-    assert result.stderr.count("spark-submit --master") == 2  # tune and train; the evaluation needs no Spark
+    # ALS's tuning and fit, the Bayesian model's validation and fit; the evaluation needs no Spark
+    assert result.stderr.count("spark-submit --master") == 4
 
 
 def test_two_runs_with_the_same_parameters_give_the_same_metrics(synthetic_mirror, pipeline_config, tmp_path, workdir):

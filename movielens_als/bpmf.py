@@ -1,0 +1,290 @@
+"""The Bayesian rating model: biased matrix factorisation with implicit feedback on both sides,
+sampled by Gibbs (BPMF, Salakhutdinov & Mnih 2008), its predictions averaged over the posterior.
+
+    r̂(u, i) = μ + b_u + b_i + (p_u + |N(u)|^-½ Σ_{j∈N(u)} y_j) · (q_i + |N(i)|^-½ Σ_{v∈N(i)} z_v)
+
+N(u) is the items u rated in training and N(i) the users who rated i in training (SVD++'s
+implicit term, and its mirror on the item side, which is worth the most). Noise and bias
+precisions have Gamma(1, 1) priors, μ a flat one; each factor group (p, q, y, z) has a
+Normal-Wishart hyperprior (μ0 = 0, β0 = 2, ν0 = rank, W0 = I), drawn anew every sweep.
+
+After the burn-in, each sweep is one sample of every parameter. The stored model is their
+average: the biases averaged, and the factor term's average Σ_s Ũ_u^s·Ṽ_i^s / S written as one
+dot product of the samples' side vectors laid side by side and scaled by 1/√S. So it is an
+ordinary movielens_als.model.Model (factor tables with biases), which every scorer reads:
+unseen users and items fall back to the biases as ALS's do. At most MAX_SAMPLES samples, evenly
+spaced, are laid side by side; the biases average every sweep after the burn-in.
+
+Pure numpy and scipy; the implicit vectors are drawn one user or item at a time (exact Gibbs),
+which costs a Python loop over users and items per sweep (see docs/models.md for the costs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse, stats
+
+from movielens_als.model import Model, Side, index_of
+from movielens_als.ranking import Ratings
+
+RANK = 10
+SWEEPS = 300
+# The first sixth of the sweeps are burn-in (50 of 300): the chain's early samples are poor.
+BURN_IN_FRACTION = 1 / 6
+MAX_SAMPLES = 50
+FORMULA = "mu + b_u + b_i + (p_u + |N(u)|^-1/2 sum_N(u) y_j).(q_i + |N(i)|^-1/2 sum_N(i) z_v), posterior mean"
+PRIORS = {"noise_and_bias_precision": "Gamma(1, 1)", "factors": "Normal-Wishart(mu0 0, beta0 2, nu0 rank, W0 I)"}
+_BETA0, _GAMMA_SHAPE, _GAMMA_RATE, _INIT_STD = 2.0, 1.0, 1.0, 0.1
+
+
+def burn_in(sweeps: int) -> int:
+    return int(sweeps * BURN_IN_FRACTION)
+
+
+@dataclass(frozen=True)
+class Fit:
+    model: Model
+    # Validation RMSE of the running posterior mean over the sweeps past the burn-in, after every
+    # tenth of them and the last: [{"sweep": n, "validation_rmse": x}, ...]; empty without validation.
+    curve: list[dict]
+    samples: int
+
+
+class _Groups:
+    """The rating rows grouped by user (or item): per-group sums of outer products, batched."""
+
+    def __init__(self, index: np.ndarray, n: int):
+        self.order = np.argsort(index, kind="stable")
+        self.counts = np.bincount(index, minlength=n)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)])[:-1]
+        self.n = n
+
+    def gram(self, rows: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Σ f fᵀ, Σ f·target) over each group's rows; `rows` (N, k) aligned with the ratings."""
+        k = rows.shape[1]
+        f, y = rows[self.order], target[self.order]
+        linear = np.add.reduceat(f * y[:, None], self.starts, axis=0)
+        outer = np.empty((self.n, k * k))
+        step = max(1, (1 << 22) // (k * k))  # rows per chunk of outer products: bounded memory
+        group = 0
+        while group < self.n:
+            end = min(self.n, max(group + 1, int(np.searchsorted(self.starts, self.starts[group] + step, "right"))))
+            lo = self.starts[group]
+            hi = self.starts[end] if end < self.n else len(f)
+            chunk = (f[lo:hi, :, None] * f[lo:hi, None, :]).reshape(hi - lo, k * k)
+            outer[group:end] = np.add.reduceat(chunk, self.starts[group:end] - lo, axis=0)
+            group = end
+        return outer.reshape(self.n, k, k), linear
+
+
+def _normal_wishart(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(μ, Λ) of a factor group from their Normal-Wishart posterior given its rows `x`."""
+    n, rank = x.shape
+    mean = x.mean(axis=0)
+    centred = x - mean
+    beta = _BETA0 + n
+    scale_inv = np.eye(rank) + centred.T @ centred + (_BETA0 * n / beta) * np.outer(mean, mean)
+    scale = np.linalg.inv(scale_inv)
+    precision = np.atleast_2d(stats.wishart.rvs(df=rank + n, scale=(scale + scale.T) / 2, random_state=rng))
+    return rng.multivariate_normal(n * mean / beta, np.linalg.inv(beta * precision)), precision
+
+
+def _draw_gaussians(precision: np.ndarray, linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw from N(A⁻¹b, A⁻¹) for each (A, b) of the batch."""
+    lower = np.linalg.cholesky(precision)
+    mean = np.linalg.solve(precision, linear[..., None])[..., 0]
+    noise = rng.standard_normal(linear.shape)
+    return mean + np.linalg.solve(np.swapaxes(lower, -1, -2), noise[..., None])[..., 0]
+
+
+def _draw_factors(groups, rows, target, alpha, mu, precision, rng) -> np.ndarray:
+    """Every group's vector given the other side's `rows`: precision Λ + α Σ f fᵀ, mean from
+    Λμ + α Σ f·target."""
+    outer, linear = groups.gram(rows, target)
+    return _draw_gaussians(precision + alpha * outer, precision @ mu + alpha * linear, rng)
+
+
+def _draw_bias(index, n, counts, residual, alpha, precision, rng) -> np.ndarray:
+    """Scalar biases θ_k ~ N(α Σ residual / (λ + α n_k), 1 / (λ + α n_k))."""
+    total = precision + alpha * counts
+    return alpha * np.bincount(index, residual, minlength=n) / total + rng.standard_normal(n) / np.sqrt(total)
+
+
+def _implicit(entity: np.ndarray, other: np.ndarray, n_entity: int, n_other: int) -> sparse.csr_matrix:
+    """(n_entity × n_other): |N(e)|^-½ where entity e met `other` in training."""
+    norm = 1.0 / np.sqrt(np.maximum(np.bincount(entity, minlength=n_entity), 1))
+    matrix = sparse.csr_matrix((norm[entity], (entity, other)), shape=(n_entity, n_other))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _draw_implicit(y, outer, linear, matrix, transposed, alpha, mu, precision, rng) -> np.ndarray:
+    """Gibbs over the implicit vectors one at a time. Entity e's side vector is x_e + S_e, with
+    S = matrix @ y; outer[e] = Σ f fᵀ and linear[e] = Σ f (target − x_e·f) over e's ratings.
+    y_j's conditional: precision Λ + α Σ_e w_e² outer_e and linear term Λμ + α Σ_e w_e (linear_e −
+    outer_e S_e) + (precision − Λ) y_j, the sums over the entities e that j touches."""
+    rank = y.shape[1]
+    sums = matrix @ y
+    flat = outer.reshape(len(outer), rank * rank)
+    prior = precision @ mu
+    noise = rng.standard_normal(y.shape)
+    prior_factor = np.linalg.cholesky(precision)
+    for j in range(len(y)):
+        lo, hi = transposed.indptr[j], transposed.indptr[j + 1]
+        if lo == hi:
+            y[j] = mu + np.linalg.solve(prior_factor.T, noise[j])
+            continue
+        touched, weight = transposed.indices[lo:hi], transposed.data[lo:hi]
+        a = precision + alpha * ((weight * weight) @ flat[touched]).reshape(rank, rank)
+        pulled = np.einsum("eij,ej->ei", outer[touched], sums[touched])
+        b = prior + alpha * (weight @ (linear[touched] - pulled)) + (a - precision) @ y[j]
+        inverse_factor = np.linalg.inv(np.linalg.cholesky(a))
+        new = inverse_factor.T @ (inverse_factor @ b + noise[j])
+        sums[touched] += weight[:, None] * (new - y[j])
+        y[j] = new
+    return y
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, b)
+
+
+class _Validation:
+    """The running posterior mean's predictions of the validation ratings, and their RMSE."""
+
+    def __init__(self, ratings: Ratings, user_ids, item_ids, rating_scale: tuple[float, float]):
+        (self.users, self.user_known), (self.items, self.item_known) = (
+            index_of(user_ids, ratings.users),
+            index_of(item_ids, ratings.items),
+        )
+        self.both = self.user_known & self.item_known
+        self.actual = np.asarray(ratings.ratings, dtype=np.float64)
+        self.total = np.zeros(len(self.actual))
+        self.sweeps = 0
+        self.scale = rating_scale
+
+    def add(self, mean, user_bias, item_bias, user_side, item_side) -> float:
+        """Adds one sample's predictions; the RMSE of the mean of those added so far."""
+        self.total += (
+            mean
+            + np.where(self.user_known, user_bias[self.users], 0.0)
+            + np.where(self.item_known, item_bias[self.items], 0.0)
+            + np.where(self.both, _rowdot(user_side[self.users], item_side[self.items]), 0.0)
+        )
+        self.sweeps += 1
+        return float(np.sqrt(np.mean((np.clip(self.total / self.sweeps, *self.scale) - self.actual) ** 2)))
+
+
+def fit(
+    train: Ratings,
+    *,
+    sweeps: int,
+    seed: int,
+    rating_scale: tuple[float, float],
+    validation: Ratings | None = None,
+    on_sweep: Callable[[int, int, float | None], None] | None = None,
+) -> Fit:
+    """The posterior-mean model of `train` after `sweeps` Gibbs sweeps. With `validation`,
+    the running mean's RMSE on it is tracked (the curve); `on_sweep(done, sweeps, rmse)` is
+    told after each sweep."""
+    rng = np.random.default_rng(seed)
+    user_ids, u = np.unique(train.users, return_inverse=True)
+    item_ids, i = np.unique(train.items, return_inverse=True)
+    r = np.asarray(train.ratings, dtype=np.float64)
+    n_users, n_items, n = len(user_ids), len(item_ids), len(r)
+    by_user, by_item = _Groups(u, n_users), _Groups(i, n_items)
+    user_matrix, item_matrix = _implicit(u, i, n_users, n_items), _implicit(i, u, n_items, n_users)
+    user_matrix_t, item_matrix_t = user_matrix.T.tocsr(), item_matrix.T.tocsr()
+
+    p = rng.standard_normal((n_users, RANK)) * _INIT_STD
+    q = rng.standard_normal((n_items, RANK)) * _INIT_STD
+    y, z = np.zeros((n_items, RANK)), np.zeros((n_users, RANK))  # implicit vectors: of items, of users
+    user_sum, item_sum = user_matrix @ y, item_matrix @ z
+    mean, user_bias, item_bias = r.mean(), np.zeros(n_users), np.zeros(n_items)
+    bias_precision = [1.0, 1.0]
+
+    first = burn_in(sweeps)
+    kept = sweeps - first
+    thin = max(1, -(-kept // MAX_SAMPLES))
+    sampled = [s for s in range(first, sweeps) if (sweeps - 1 - s) % thin == 0]
+    user_vectors, item_vectors = [], []
+    mean_total, user_bias_total, item_bias_total = 0.0, np.zeros(n_users), np.zeros(n_items)
+    tracker = _Validation(validation, user_ids, item_ids, rating_scale) if validation is not None else None
+    curve: list[dict] = []
+
+    for sweep in range(sweeps):
+        user_side, item_side = p + user_sum, q + item_sum
+        dot = _rowdot(user_side[u], item_side[i])
+        residual = r - mean - user_bias[u] - item_bias[i] - dot
+        alpha = rng.gamma(_GAMMA_SHAPE + n / 2, 1.0 / (_GAMMA_RATE + 0.5 * residual @ residual))
+        residual += mean
+        mean = residual.mean() + rng.standard_normal() / np.sqrt(alpha * n)
+        residual -= mean
+        for k, (index, groups, bias) in enumerate(((u, by_user, user_bias), (i, by_item, item_bias))):
+            residual += bias[index]
+            bias[:] = _draw_bias(index, groups.n, groups.counts, residual, alpha, bias_precision[k], rng)
+            residual -= bias[index]
+            bias_precision[k] = float(rng.gamma(_GAMMA_SHAPE + groups.n / 2, 1.0 / (_GAMMA_RATE + 0.5 * bias @ bias)))
+        target = residual + dot
+
+        # The item side: q given the users' side vectors, then z (the item-side implicit term).
+        rows = user_side[u]
+        q = _draw_factors(by_item, rows, target - _rowdot(rows, item_sum[i]), alpha, *_normal_wishart(q, rng), rng)
+        outer, linear = by_item.gram(rows, target - _rowdot(rows, q[i]))
+        z = _draw_implicit(z, outer, linear, item_matrix, item_matrix_t, alpha, *_normal_wishart(z, rng), rng)
+        item_sum = item_matrix @ z
+        item_side = q + item_sum
+        # The user side: p given the items' side vectors, then y (SVD++'s implicit term).
+        rows = item_side[i]
+        p = _draw_factors(by_user, rows, target - _rowdot(user_sum[u], rows), alpha, *_normal_wishart(p, rng), rng)
+        outer, linear = by_user.gram(rows, target - _rowdot(p[u], rows))
+        y = _draw_implicit(y, outer, linear, user_matrix, user_matrix_t, alpha, *_normal_wishart(y, rng), rng)
+        user_sum = user_matrix @ y
+        user_side = p + user_sum
+
+        rmse = None
+        if sweep >= first:
+            mean_total += mean
+            user_bias_total += user_bias
+            item_bias_total += item_bias
+            if sweep in sampled:
+                user_vectors.append(user_side.astype(np.float32))
+                item_vectors.append(item_side.astype(np.float32))
+            if tracker is not None:
+                rmse = tracker.add(mean, user_bias, item_bias, user_side, item_side)
+                if tracker.sweeps % 10 == 0 or sweep == sweeps - 1:
+                    curve.append({"sweep": sweep + 1, "validation_rmse": round(rmse, 6)})
+        if on_sweep is not None:
+            on_sweep(sweep + 1, sweeps, rmse)
+
+    scale = 1.0 / np.sqrt(len(user_vectors))
+    model = Model(
+        global_mean=mean_total / kept,
+        users=Side(user_ids, np.hstack(user_vectors) * scale, user_bias_total / kept, by_user.counts),
+        items=Side(item_ids, np.hstack(item_vectors) * scale, item_bias_total / kept, by_item.counts),
+        rating_scale=rating_scale,
+    )
+    return Fit(model, curve, len(user_vectors))
+
+
+def describe(fitted: Fit, rating_scale: tuple[float, float], sweeps: int, **record) -> dict:
+    """model.json of a Bayesian model: what movielens_als.model reads to score it, and how it
+    was sampled."""
+    return {
+        "model": "bpmf",
+        "formula": FORMULA,
+        "global_mean": fitted.model.global_mean,
+        "calibration": None,
+        "rating_scale": list(rating_scale),
+        "bpmf": {
+            "rank": RANK,
+            "sweeps": sweeps,
+            "burn_in": burn_in(sweeps),
+            "samples_side_by_side": fitted.samples,
+            "priors": PRIORS,
+        },
+        **record,
+    }

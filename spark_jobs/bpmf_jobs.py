@@ -1,0 +1,124 @@
+"""The drivers of ValidatedBPMF and TrainedBPMF (movielens_als.bpmf): the Bayesian rating
+model sampled on the training ratings less the validation carve (scored on it, to be weighed
+against TunedALS's best on the same rows), then on all of them. Submitted through spark-submit
+like every fit, so they run where the pipeline's Spark drivers run, with the memory,
+environment and logs the pipeline gives them; like EASE's, they start no SparkContext: the
+sampler is numpy in one process (see docs/models.md).
+
+    python -m spark_jobs.bpmf_jobs validate --train K --output K --sweeps N --strategy S ...
+    python -m spark_jobs.bpmf_jobs train    --train K --output K --sweeps N ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from movielens_als import bpmf, metrics, selection
+from movielens_als import model as rating_model
+from movielens_als.ranking import rating_arrays
+from movielens_als.split import describe
+from spark_jobs.common import job_parser, job_store, peak_memory, progress
+from storage import utc_now
+
+
+def parse_args(argv: list[str] | None):
+    parser = job_parser(__doc__)
+    parser.add_argument("command", choices=("validate", "train"))
+    parser.add_argument("--sweeps", type=int, required=True, help="Gibbs sweeps, the first sixth burn-in")
+    parser.add_argument("--rating-min", type=float, required=True)
+    parser.add_argument("--rating-max", type=float, required=True)
+    parser.add_argument("--strategy", help="how the test split was made, to carve validation alike (validate)")
+    parser.add_argument("--validation", help="key of the validation record the model was weighed on (train)")
+    return parser.parse_args(argv)
+
+
+class Reporter:
+    """A progress line every tenth of the sweeps: the validation RMSE so far, and the time left."""
+
+    def __init__(self, start: int, span: int) -> None:
+        self.started, self.start, self.span = time.perf_counter(), start, span
+
+    def __call__(self, done: int, total: int, rmse: float | None) -> None:
+        if done % max(1, total // 10) and done != total:
+            return
+        left = (time.perf_counter() - self.started) / done * (total - done)
+        score = f", validation RMSE of the mean so far {rmse:.4f}" if rmse is not None else ""
+        progress(self.start + self.span * done // total, f"sweep {done} of {total}{score}; about {left:.0f} s left")
+
+
+def validate(args, store, scale: tuple[float, float]) -> None:
+    """The model sampled on the fitting part of the validation carve (the one TunedALS uses),
+    scored on the validation ratings; the test ratings are never read."""
+    fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
+    progress(5, f"sampling {args.sweeps} sweeps on {fit_part.num_rows} ratings")
+    held_out = rating_arrays(validation)
+    started = time.perf_counter()
+    fitted = bpmf.fit(
+        rating_arrays(fit_part),
+        sweeps=args.sweeps,
+        seed=args.seed,
+        rating_scale=scale,
+        validation=held_out,
+        on_sweep=Reporter(5, 90),
+    )
+    seconds = time.perf_counter() - started
+    rmse = metrics.rmse(fitted.model.predict(held_out.users, held_out.items), held_out.ratings)
+    store.write_json(
+        args.output,
+        {
+            "model": "bpmf",
+            "params": args.params,
+            "validation": selection.validation_record(args.strategy, args.seed, fit_part, validation),
+            "sweeps": args.sweeps,
+            "burn_in": bpmf.burn_in(args.sweeps),
+            "samples_side_by_side": fitted.samples,
+            "validation_rmse": rmse,
+            "curve": fitted.curve,
+            "seconds": round(seconds, 1),
+            "validated_at": utc_now(),
+        },
+    )
+    progress(100, f"validation RMSE {rmse:.4f} after {args.sweeps} sweeps ({seconds:.0f} s)")
+
+
+def train(args, store, scale: tuple[float, float]) -> None:
+    """The model sampled on all the training ratings: the two factor tables and model.json, flag last."""
+    train_bytes = store.read_bytes(args.train)
+    table = pq.read_table(pa.BufferReader(train_bytes))
+    progress(5, f"sampling {args.sweeps} sweeps on {table.num_rows} ratings")
+    started = time.perf_counter()
+    fitted = bpmf.fit(
+        rating_arrays(table), sweeps=args.sweeps, seed=args.seed, rating_scale=scale, on_sweep=Reporter(5, 90)
+    )
+    seconds = time.perf_counter() - started
+    progress(96, f"sampled in {seconds:.0f} s; writing {store.uri(args.output)}")
+    model = fitted.model
+    description = bpmf.describe(
+        fitted,
+        scale,
+        args.sweeps,
+        params=args.params,
+        validation=args.validation,
+        train={"key": args.train, "sha256": hashlib.sha256(train_bytes).hexdigest(), **describe(table)},
+        fit_seconds=round(seconds, 3),
+        trained_at=utc_now(),
+    )
+    users, items = (rating_model.factor_table(s.ids, s.factors, s.bias, s.count) for s in (model.users, model.items))
+    store.write_files(args.output, rating_model.to_files(description, users, items))
+    progress(100, f"model stored at {store.uri(args.output)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    (validate if args.command == "validate" else train)(args, job_store(args), (args.rating_min, args.rating_max))
+    if memory := peak_memory():
+        print(f"driver peak resident memory: {memory}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

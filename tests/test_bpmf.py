@@ -1,0 +1,75 @@
+"""The Bayesian rating model (movielens_als.bpmf) on small generated data: the stored model is
+the posterior mean it claims to be, it is seeded, it learns what the biases cannot, and it
+falls back to the biases where it knows nobody; and the choice between it and ALS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from movielens_als import bpmf, metrics, selection
+from movielens_als.model import damped_biases, index_of
+from movielens_als.ranking import Ratings, rating_arrays
+from tests.test_selection import generated
+
+SCALE = (0.5, 5.0)
+
+
+@pytest.fixture(scope="module")
+def ratings() -> tuple[Ratings, Ratings]:
+    train, held_out = selection.validation_split(generated(6000, 150, 100, seed=8), "random", seed=1)
+    return rating_arrays(train), rating_arrays(held_out)
+
+
+def test_the_stored_model_scores_exactly_the_mean_of_the_samples_it_keeps(ratings, monkeypatch):
+    # With every sample past the burn-in laid side by side, the factor tables' dot product is
+    # the samples' average: the model's validation RMSE equals that of the running mean.
+    monkeypatch.setattr(bpmf, "MAX_SAMPLES", 1000)
+    train, held_out = ratings
+    fitted = bpmf.fit(train, sweeps=30, seed=3, rating_scale=SCALE, validation=held_out)
+    assert fitted.samples == 30 - bpmf.burn_in(30) == 25
+    assert fitted.model.users.factors.shape == (len(np.unique(train.users)), bpmf.RANK * 25)
+    scored = metrics.rmse(fitted.model.predict(held_out.users, held_out.items), held_out.ratings)
+    assert scored == pytest.approx(fitted.curve[-1]["validation_rmse"], abs=1e-6)
+    assert [point["sweep"] for point in fitted.curve] == [15, 25, 30]
+
+
+def test_it_keeps_at_most_max_samples_evenly_spaced_and_the_last(ratings, monkeypatch):
+    monkeypatch.setattr(bpmf, "MAX_SAMPLES", 4)
+    fitted = bpmf.fit(ratings[0], sweeps=30, seed=3, rating_scale=SCALE)
+    assert fitted.samples == 4 and fitted.curve == []  # 25 kept sweeps, every 7th: 30, 23, 16, 9 (past burn-in 5)
+
+
+def test_the_same_seed_gives_the_same_model_and_another_seed_another(ratings):
+    first, again, other = (bpmf.fit(ratings[0], sweeps=12, seed=s, rating_scale=SCALE).model for s in (5, 5, 6))
+    np.testing.assert_array_equal(first.users.factors, again.users.factors)
+    assert first.global_mean == again.global_mean
+    assert not np.allclose(first.items.factors, other.items.factors)
+
+
+def test_it_beats_the_damped_biases_on_held_out_ratings(ratings):
+    train, held_out = ratings
+    fitted = bpmf.fit(train, sweeps=60, seed=3, rating_scale=SCALE, validation=held_out)
+    mean = float(train.ratings.mean())
+    (user_ids, user_bias, _), (item_ids, item_bias, _) = damped_biases(*train, mean)
+    (user_row, user_known), (item_row, item_known) = (
+        index_of(user_ids, held_out.users),
+        index_of(item_ids, held_out.items),
+    )
+    baseline = mean + np.where(user_known, user_bias[user_row], 0) + np.where(item_known, item_bias[item_row], 0)
+    bias_rmse = metrics.rmse(np.clip(baseline, *SCALE), held_out.ratings)
+    assert fitted.curve[-1]["validation_rmse"] < bias_rmse - 0.02
+
+
+def test_unseen_users_and_items_get_the_biases_alone(ratings):
+    model = bpmf.fit(ratings[0], sweeps=6, seed=3, rating_scale=SCALE).model
+    known_item = model.items.ids[0]
+    unseen = np.array([10_000])
+    assert model.predict(unseen, np.array([known_item]))[0] == pytest.approx(model.global_mean + model.items.bias[0])
+    assert model.predict(unseen, np.array([10_001]))[0] == pytest.approx(model.global_mean)
+
+
+def test_the_rating_model_with_the_lower_validation_rmse_is_chosen_and_als_wins_a_tie():
+    assert selection.choose_rating_model({"als": 0.91, "bpmf": 0.88})["chosen"] == "bpmf"
+    choice = selection.choose_rating_model({"als": 0.9, "bpmf": 0.9})
+    assert choice == {"selected_by": "validation_rmse", "validation_rmse": {"als": 0.9, "bpmf": 0.9}, "chosen": "als"}
