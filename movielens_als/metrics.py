@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from movielens_als.model import Model, index_of
+from movielens_als.model import Model, damped_biases, index_of
 from movielens_als.ranking import Ranker, Ratings, explicit_ranker, popularity_ranker, rating_arrays, top_items
 
 # Buckets of user activity, by the user's number of ratings in the training data.
@@ -145,6 +145,16 @@ def _group(keys: np.ndarray, values: np.ndarray, groups: np.ndarray) -> list[np.
     return [values[bounds[i] : bounds[i + 1]] for i in range(len(groups))]
 
 
+def baselines(train: Ratings, test: Ratings, rating_scale: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The two baselines' predictions of `test`, clipped: the damped user+item biases of `train`
+    around its mean (as biased ALS's own) and that mean; the same for every model judged."""
+    mean = float(train.ratings.mean())
+    (user_ids, user_bias, _), (item_ids, item_bias, _) = damped_biases(*train, mean)
+    (user_row, user_known), (item_row, item_known) = index_of(user_ids, test.users), index_of(item_ids, test.items)
+    bias = mean + np.where(user_known, user_bias[user_row], 0.0) + np.where(item_known, item_bias[item_row], 0.0)
+    return np.clip(bias, *rating_scale), np.full(len(test.users), np.clip(mean, *rating_scale))
+
+
 def evaluate(
     model: Model, train: pa.Table, test: pa.Table, seed: int, relevant_rating: float = RELEVANT_RATING
 ) -> dict:
@@ -159,8 +169,7 @@ def evaluate(
     prediction = model.combine(
         parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
     )
-    bias = np.clip(parts["baseline"], *model.rating_scale)
-    global_mean = np.full(len(actual), np.clip(model.global_mean, *model.rating_scale))
+    bias, global_mean = baselines(rating_arrays(train), test_ratings, model.rating_scale)
     covered, user_known, item_known = parts["both_known"], parts["user_known"], parts["item_known"]
     bias_rmse = rmse(bias, actual)
     model_rmse = rmse(prediction, actual)

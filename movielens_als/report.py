@@ -275,6 +275,13 @@ def _summary_table(metrics: dict) -> str:
         f"<tr><td>{n}</td>" + "".join(f'<td class="num">{v:.4f}</td>' for v in vs) + "</tr>" for n, *vs in rows
     )
     table += "</table>"
+    if choice := metrics.get("choice"):
+        scores = choice["validation_rmse"]
+        weighed = ", ".join(f"{html.escape(name)} {rmse:.4f}" for name, rmse in scores.items())
+        table += (
+            f'<p class="note">The model is {html.escape(choice["chosen"])}, chosen for the lower RMSE on the same '
+            f"validation ratings, carved from the training ratings: {weighed}.</p>"
+        )
     return table
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from movielens_als.metrics import (
+    baselines,
     evaluate,
     mae,
     ranking_at_k,
@@ -13,7 +14,7 @@ from movielens_als.metrics import (
     rmse_by_activity,
     served_diversity,
 )
-from movielens_als.model import Model, Side
+from movielens_als.model import Model, Side, damped_biases
 from movielens_als.ranking import Ratings, explicit_ranker, recommend, top_k
 from tests.fakes import ratings_table
 from tests.test_model import PAIRS, tiny
@@ -157,9 +158,8 @@ def test_evaluate_reports_the_model_against_the_baselines_on_the_same_rows():
     predictions = model.predict(*PAIRS)
     actual = np.array([5.0, 4.0, 4.0, 3.0, 2.5, 3.0])
     assert result["rmse"] == pytest.approx(np.sqrt(np.mean((predictions - actual) ** 2)))
-    assert result["baselines"]["global_mean"]["rmse"] == pytest.approx(np.sqrt(np.mean((3.0 - actual) ** 2)))
-    bias = np.clip([3.75, 2.5, 3.5, 3.25, 2.5, 3.0], 1, 5)
-    assert result["baselines"]["bias"]["rmse"] == pytest.approx(np.sqrt(np.mean((bias - actual) ** 2)))
+    # The baselines are the training ratings' (the next test): their mean is 4.
+    assert result["baselines"]["global_mean"]["rmse"] == pytest.approx(np.sqrt(np.mean((4.0 - actual) ** 2)))
     assert result["improvement_over_bias"] == pytest.approx(1 - result["rmse"] / result["baselines"]["bias"]["rmse"])
     assert result["coverage"] == pytest.approx(3 / 6)
     assert result["cold"] == {
@@ -169,15 +169,20 @@ def test_evaluate_reports_the_model_against_the_baselines_on_the_same_rows():
     assert result["n_test"] == 6 and sum(result["distribution"]["actual"]) == 6
 
 
-def test_the_bias_baseline_is_clipped_to_the_rating_scale():
-    # μ + b_u + b_i falls outside 1–5 for both test ratings: 3 + 2.5 + 0.5 = 6 and 3 - 2.5 - 0.5 = 0.
-    users = Side(np.array([1, 2]), np.zeros((2, 1)), np.array([2.5, -2.5]), np.array([4, 4]))
-    items = Side(np.array([10, 20]), np.zeros((2, 1)), np.array([0.5, -0.5]), np.array([4, 4]))
-    model = Model(3.0, users, items, (1.0, 5.0))
-    test = ratings_table([1, 2], [10, 20], [4.5, 1.5])
-
-    result = evaluate(model, ratings_table([1, 2], [20, 10], [4.0, 2.0]), test, seed=0)
-
-    # Clipped to 5 and 1, each 0.5 off; unclipped, 6 and 0 would be 1.5 off.
-    assert result["baselines"]["bias"] == pytest.approx({"rmse": 0.5, "mae": 0.5})
-    assert model.bias_baseline(np.array([1, 2]), np.array([10, 20])).tolist() == [5.0, 1.0]
+def test_the_baselines_are_the_training_ratings_own_whatever_the_model_and_clipped():
+    # Two models with different biases are judged against the same baselines: the damped
+    # user+item biases of the training ratings around their mean, and that mean.
+    train = Ratings(np.array([1, 1, 2, 2, 3]), np.array([10, 20, 10, 30, 20]), np.array([5.0, 4.0, 2.0, 1.0, 4.5]))
+    test = Ratings(np.array([1, 2, 9]), np.array([30, 20, 10]), np.array([4.0, 2.0, 3.0]))
+    mean = train.ratings.mean()
+    (_, user_bias, _), (_, item_bias, _) = damped_biases(*train, mean)
+    # user 9 is unseen: a bias of 0
+    expected = [mean + user_bias[0] + item_bias[2], mean + user_bias[1] + item_bias[1], mean + item_bias[0]]
+    bias, global_mean = baselines(train, test, (1.0, 5.0))
+    np.testing.assert_allclose(bias, expected)
+    assert global_mean.tolist() == [mean] * 3
+    clipped, clipped_mean = baselines(train, test, (3.5, 3.6))
+    assert clipped.min() >= 3.5 and clipped.max() <= 3.6 and clipped_mean.tolist() == [3.5] * 3
+    for model in (tiny(), Model(0.0, tiny().users, tiny().items, (1.0, 5.0))):
+        result = evaluate(model, ratings_table(*train), ratings_table(*test), seed=0)
+        assert result["baselines"]["bias"]["rmse"] == pytest.approx(rmse(bias, test.ratings))

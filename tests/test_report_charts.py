@@ -391,3 +391,18 @@ def test_without_a_ranking_there_is_no_ranking_section():
     html = page(None)
     assert 'id="ranking"' not in html and "#ranking" not in html
     assert "Top-10 recommendations" not in html
+
+
+def test_the_model_section_says_which_rating_model_validation_chose_and_why():
+    runs = history(2)
+    choice = {
+        "selected_by": "validation_rmse",
+        "validation_rmse": {"biased_als-tuned-grid-1": 0.9189, "bpmf-sweeps300": 0.8866},
+        "chosen": "bpmf-sweeps300",
+    }
+    html = report.render("t", metrics() | {"choice": choice}, tuning(), runs, runs[0]["key"])
+    assert "The model is bpmf-sweeps300, chosen for the lower RMSE on the same validation ratings" in section(
+        html, "model"
+    )
+    assert "biased_als-tuned-grid-1 0.9189, bpmf-sweeps300 0.8866" in section(html, "model")
+    assert "chosen for the lower RMSE" not in page(None)
