@@ -129,19 +129,22 @@ def _draw_implicit(y, outer, linear, matrix, transposed, alpha, mu, precision, r
     outer_e S_e) + (precision − Λ) y_j, the sums over the entities e that j touches."""
     rank = y.shape[1]
     sums = matrix @ y
-    prior = precision @ mu
-    noise = rng.standard_normal(y.shape)
-    # The precisions do not depend on the other implicit vectors: all of them at once.
+    # What does not depend on the other implicit vectors, for all of them at once: the
+    # precisions, their inverses, the noise scaled by them, and the linear terms' fixed part.
     squared = transposed.copy()
     squared.data **= 2
     precisions = precision + alpha * (squared @ outer.reshape(len(outer), rank * rank)).reshape(len(y), rank, rank)
     inverse_factors = np.linalg.inv(np.linalg.cholesky(precisions))
+    covariances = np.swapaxes(inverse_factors, 1, 2) @ inverse_factors
+    noise = np.einsum("jki,jk->ji", inverse_factors, rng.standard_normal(y.shape))
+    fixed = precision @ mu + alpha * (transposed @ linear)
+    pulls = precisions - precision
     for j in range(len(y)):
         lo, hi = transposed.indptr[j], transposed.indptr[j + 1]
         touched, weight = transposed.indices[lo:hi], transposed.data[lo:hi]
-        pulled = np.einsum("eij,ej->ei", outer[touched], sums[touched])
-        b = prior + alpha * (weight @ (linear[touched] - pulled)) + (precisions[j] - precision) @ y[j]
-        new = inverse_factors[j].T @ (inverse_factors[j] @ b + noise[j])
+        # Σ_e w_e outer_e S_e, with every outer_e symmetric
+        pulled = (weight[:, None] * sums[touched]).ravel() @ outer[touched].reshape(len(touched) * rank, rank)
+        new = covariances[j] @ (fixed[j] - alpha * pulled + pulls[j] @ y[j]) + noise[j]
         sums[touched] += weight[:, None] * (new - y[j])
         y[j] = new
     return y

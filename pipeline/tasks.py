@@ -453,6 +453,7 @@ class ValidatedBPMF(OfBayesian, SparkJobTask):
 
     job_script = "bpmf_jobs.py"
     starts_spark_context = False
+    single_threaded_blas = True  # batches of rank × rank solves: threads only contend
 
     def requires(self):
         return self.clone(SplitData)
@@ -472,6 +473,7 @@ class TrainedBPMF(OfBayesian, SparkJobTask):
     is_directory = True
     job_script = "bpmf_jobs.py"
     starts_spark_context = False
+    single_threaded_blas = True  # batches of rank × rank solves: threads only contend
 
     def requires(self):
         return self.clone(SplitData)
