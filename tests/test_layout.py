@@ -98,7 +98,7 @@ def test_keys_spell_the_parameters_that_made_them():
     task = EvaluatedRMSE(dataset="ml-1m", strategy="time", test_fraction=0.1, seed=7, rank=8, reg_param=0.05)
     assert task.key == "evaluations/ml-1m/time-0.1-seed7/biased_als-rank8-reg0.05-iter15/metrics.json"
     tuned = Report(dataset="ml-1m", tuned=True, ranks=[4, 8])
-    models = f"biased_als-tuned-{tuned.grid_id}-or-bpmf-sweeps300/ease-tuned-{tuned.ease_grid_id}"
+    models = f"biased_als-tuned-{tuned.grid_id}-or-bpmf-sweeps60/ease-tuned-{tuned.ease_grid_id}"
     assert tuned.key == f"reports/ml-1m/user_random-0.2-seed42/{models}/report.html"
     als_alone = Report(dataset="ml-1m", tuned=True, ranks=[4, 8], bpmf_sweeps=0)
     assert (
