@@ -34,7 +34,7 @@ RANK = 10
 # 60 sweeps, 10 of them burn-in: chosen on validation ratings carved from the training ratings
 # (as ValidatedBPMF carves them) of ml-100k's five official folds and ml-latest-small's
 # reference split. Validation RMSE falls until about 60-80 sweeps and then rises again
-# (mean of u1-u5: 48 sweeps 0.8871, 60 0.8861, 80 0.8857, 100 0.8861, 150 0.8872, 300 0.8890;
+# (mean of u1-u5: 48 sweeps 0.8871, 60 0.8861, 80 0.8857, 100 0.8861, 150 0.8872, 300 0.8882;
 # ml-latest-small: 48 0.8242, 60 0.8247, 80 0.8260, 100 0.8270); see docs/models.md.
 SWEEPS = 60
 # The first sixth of the sweeps are burn-in: the chain's early samples are poor.
