@@ -1,5 +1,6 @@
 """The pipeline: BucketReady → DownloadedZip → SplitData → (TunedALS →) TrainedALS → EvaluatedRMSE,
-the rating model; SplitData → TunedEASE → TrainedEASE, the ranking model; EvaluatedRanking
+the rating model, which with `tuned` also weighs the Bayesian model (ValidatedBPMF, TrainedBPMF)
+against TunedALS's best; SplitData → TunedEASE → TrainedEASE, the ranking model; EvaluatedRanking
 ranks both and popularity on the same users; Recommendations serves the ranking model (or
 the rating model on request), and Report shows it all.
 
@@ -447,16 +448,28 @@ class TrainedALS(OfModel, SparkJobTask):
         return self.job_flags(model=self.model, **hyper, rating_min=low, rating_max=high, **tuning)
 
 
-class ValidatedBPMF(OfBayesian, SparkJobTask):
-    """The Bayesian rating model sampled on the training ratings less TunedALS's validation carve
-    and scored on it: validation.json with its validation RMSE and how that fell with the sweeps."""
+class BayesianJob(OfBayesian, SparkJobTask):
+    """A run of the Bayesian model's driver (spark_jobs/bpmf_jobs.py) on one split."""
 
     job_script = "bpmf_jobs.py"
     starts_spark_context = False
     single_threaded_blas = True  # batches of rank × rank solves: threads only contend
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.bpmf_sweeps < 1:
+            raise ValueError(
+                f"{type(self).__name__} needs --bpmf-sweeps of 1 or more, not {self.bpmf_sweeps}; "
+                "0 only tells --tuned to leave the Bayesian model out"
+            )
+
     def requires(self):
         return self.clone(SplitData)
+
+
+class ValidatedBPMF(BayesianJob):
+    """The Bayesian rating model sampled on the training ratings less TunedALS's validation carve
+    and scored on it: validation.json with its validation RMSE and how that fell with the sweeps."""
 
     @property
     def key(self) -> str:
@@ -466,17 +479,11 @@ class ValidatedBPMF(OfBayesian, SparkJobTask):
         return self.bpmf_flags("validate", strategy=self.strategy)
 
 
-class TrainedBPMF(OfBayesian, SparkJobTask):
+class TrainedBPMF(BayesianJob):
     """The Bayesian rating model sampled on all the training ratings: the same factor tables
     and model.json as TrainedALS's, so every scorer reads it alike."""
 
     is_directory = True
-    job_script = "bpmf_jobs.py"
-    starts_spark_context = False
-    single_threaded_blas = True  # batches of rank × rank solves: threads only contend
-
-    def requires(self):
-        return self.clone(SplitData)
 
     @property
     def key(self) -> str:

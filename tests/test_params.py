@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from luigi.cmdline_parser import CmdlineParser
 
-from pipeline.tasks import EvaluatedRMSE, Recommendations, SplitData, TrainedALS
+from pipeline.tasks import EvaluatedRMSE, Recommendations, SplitData, TrainedALS, TrainedBPMF, ValidatedBPMF
 
 
 def task_from_command_line(*args: str):
@@ -91,3 +91,13 @@ def test_luigid_shows_only_the_parameters_that_shape_a_task():
     tuned = EvaluatedRMSE(tuned=True)._get_param_visibilities()
     assert {name for name, visibility in tuned.items() if visibility} == {"fold"}
     assert set(tuned) >= {"ranks", "tuned", "rank"}
+
+
+def test_the_bayesian_models_tasks_need_a_sweep_and_say_what_0_means():
+    for task in (ValidatedBPMF, TrainedBPMF):
+        with pytest.raises(ValueError, match="needs --bpmf-sweeps of 1 or more, not 0; 0 only tells --tuned"):
+            task(bpmf_sweeps=0)
+    with pytest.raises(ValueError, match="--bpmf-sweeps must be a whole number from 0 to 100000, not -1"):
+        EvaluatedRMSE(tuned=True, bpmf_sweeps=-1)
+    assert EvaluatedRMSE(tuned=True, bpmf_sweeps=0).requires().keys() == {"model", "split"}
+    assert EvaluatedRMSE(tuned=True).requires().keys() == {"model", "split", "bpmf_validation", "bpmf"}
