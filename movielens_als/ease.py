@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -77,11 +77,12 @@ def fit(
     items: np.ndarray,
     ratings: np.ndarray,
     positive_rating: float,
-    l2s: Sequence[float],
+    l2s: Iterable[float],
     max_items: int,
 ) -> Iterator[Ease]:
     """One model per λ in `l2s`, all from one Gram matrix: the tuning fits several, the
-    training one. Yields them one at a time, so only one B is held."""
+    training one. Yields them one at a time, so only one B is held, and takes each λ only
+    when the last model has been used (the tuning's Bracket chooses the next from it)."""
     liked = ratings >= positive_rating
     ids, count = np.unique(items[liked], return_counts=True)
     order = np.lexsort((ids, -count))[:max_items]

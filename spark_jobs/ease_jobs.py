@@ -55,8 +55,8 @@ class Reporter:
         ndcg = f"{candidate['ndcg']:.4f}" if "ndcg" in candidate else "n/a"
         progress(
             5 + 90 * done // total,
-            f"candidate {done} of {total}: ratings ≥ {candidate['positive_rating']:g}, λ {candidate['l2']:g}: "
-            f"validation NDCG@10 {ndcg}; about {left:.0f} s left",
+            f"candidate {done} of at most {total}: ratings ≥ {candidate['positive_rating']:g}, "
+            f"λ {candidate['l2']:g}: validation NDCG@10 {ndcg}; at most {left:.0f} s left",
         )
 
 

@@ -45,7 +45,10 @@ def test_the_ranking_model_beats_its_peers_on_the_real_release(
     tuning = json.loads(tuning_path.read_text())
     stats = json.loads((root / "splits" / SPLIT / "stats.json").read_text())
     assert tuning["validation"]["fit"]["rows"] + tuning["validation"]["validation"]["rows"] == stats["train"]["rows"]
-    assert len(tuning["candidates"]) == 15  # ratings ≥ 0.5 (every one), ≥ 3.5 and ≥ 4 (half stars) × 5 λs
+    # Ratings ≥ 0.5 (every one), ≥ 3.5 and ≥ 4 (half stars), each with a bracket of the 5 λs:
+    # 400 first, then the neighbours of the best so far, 9 fits of 15.
+    assert tuning["l2s_not_fitted"] == {"0.5": [100, 1600], "3.5": [800, 1600], "4": [800, 1600]}
+    assert len(tuning["candidates"]) == 9
     assert tuning["best"]["ndcg"] == max(c["ndcg"] for c in tuning["candidates"])
     assert tuning["best_at_grid_edge"] is False  # λ 200, inside [100, 1600]
     model_dir = path.parent.as_posix().replace("/evaluations/", "/models/")

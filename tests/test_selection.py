@@ -135,3 +135,43 @@ def test_tune_ease_refuses_validation_without_a_relevant_rating():
     none_relevant = validation._replace(ratings=np.full(len(validation.ratings), 1.0))
     with pytest.raises(ValueError, match=r"no validation user has a rating ≥ 4: .* lower --relevant-rating"):
         selection.tune_ease(fit_part, none_relevant, [4.0], [10.0], 50, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("peak", "fitted"),
+    [
+        (400, [400, 200, 800]),  # the middle: both neighbours, then stop
+        (100, [400, 200, 100]),  # the low end: climbs down, no neighbour below
+        (1600, [400, 200, 800, 1600]),  # the high end
+        (800, [400, 200, 800, 1600]),
+    ],
+)
+def test_the_bracket_climbs_from_the_middle_to_a_peak_with_both_neighbours_fitted(peak, fitted):
+    bracket = selection.Bracket([800, 100, 1600, 200, 400, 400])  # any order, duplicates once
+    seen = []
+    for value in bracket:
+        seen.append(value)
+        bracket.tell(value, -abs(np.log(value / peak)))  # one peak along log λ
+    assert seen == fitted
+    assert bracket.skipped == sorted({100, 200, 400, 800, 1600} - set(fitted))
+
+
+def test_the_bracket_takes_the_lower_value_on_a_tie_and_stops():
+    bracket = selection.Bracket([100, 200, 400])
+    order = []
+    for value in bracket:
+        order.append(value)
+        bracket.tell(value, {100: 0.1, 200: 0.3, 400: 0.3}[value])
+    assert order == [200, 100, 400] and bracket.skipped == []
+
+
+def test_tune_ease_records_the_lambdas_its_bracket_did_not_fit():
+    fit_part, validation = ease_data()
+    result = selection.tune_ease(fit_part, validation, [4.0], [1.0, 10.0, 100.0, 1000.0, 10000.0], 50, seed=0)
+    fitted = sorted(c["l2"] for c in result["candidates"])
+    assert 3 <= len(fitted) <= 5
+    assert sorted(fitted + result["l2s_not_fitted"]["4"]) == [1.0, 10.0, 100.0, 1000.0, 10000.0]
+    best = result["best"]["l2"]
+    grid = [1.0, 10.0, 100.0, 1000.0, 10000.0]
+    position = grid.index(best)
+    assert all(grid[i] in fitted for i in (position - 1, position + 1) if 0 <= i < len(grid))
