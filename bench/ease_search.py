@@ -1,8 +1,10 @@
-"""TunedEASE's search (movielens_als.selection.tune_ease) against the full grid it replaced, on
-one real split, alternating, in one process: seconds, candidates fitted, and the winner.
+"""TunedEASE's search (movielens_als.selection.tune_ease) against the full grid of every λ on
+every item, on one split, alternating, in one process: seconds, candidates fitted, the
+winner, and the winner's test NDCG@10 once refitted on all the training ratings and items,
+as TrainedEASE does. `--items` lists the tuning's item counts to try (`--tune-items`).
 
     .venv/bin/python -m bench.ease_search [--zip ../shared/data/ml-latest-small.zip] [--strategy user_random]
-        [--test-fraction 0.2] [--seed 42] [--relevant-rating 4] [--runs 1]
+        [--test-fraction 0.2] [--seed 42] [--relevant-rating 4] [--items 16384,4096,2048] [--runs 1]
 
 The full grid is the same function with a Bracket that hands out every λ in order.
 """
@@ -14,8 +16,8 @@ import zipfile
 from pathlib import Path
 
 from bench.harness import SMALL_ZIP, argument_parser, machine
-from movielens_als import selection
-from movielens_als.ranking import rating_arrays
+from movielens_als import ease, metrics, selection
+from movielens_als.ranking import ease_ranker, rating_arrays
 from movielens_als.releases import RELEASES, read_ratings
 from movielens_als.split import split_ratings
 
@@ -39,21 +41,28 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--relevant-rating", type=float, default=4.0)
+    parser.add_argument("--items", default="16384,4096,2048", help="the tuning's item counts, comma-separated")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     print(f"Machine: {machine()}\n")
     name = next(n for n, r in RELEASES.items() if r.zip_name == args.zip.name)
     with zipfile.ZipFile(args.zip) as archive:
         ratings, _ = read_ratings(archive, RELEASES[name], False)
-    train, _ = split_ratings(ratings, args.strategy, args.test_fraction, args.seed)
-    fit_part, validation = (rating_arrays(t) for t in selection.validation_split(train, args.strategy, args.seed))
+    train_table, test_table = split_ratings(ratings, args.strategy, args.test_fraction, args.seed)
+    train, test = rating_arrays(train_table), rating_arrays(test_table)
+    fit_part, validation = (rating_arrays(t) for t in selection.validation_split(train_table, args.strategy, args.seed))
+    judge = metrics.Judge(train, test, seed=args.seed, relevant_rating=args.relevant_rating)
     print(f"{name}, {args.strategy} {args.test_fraction} seed {args.seed}, relevant ≥ {args.relevant_rating:g}\n")
-    print("| search | seconds | candidates fitted | winner (liked ≥, λ) | validation NDCG@10 |")
-    print("|---|---|---|---|---|")
+    print("| search | tuned on items | seconds | fits | winner (liked ≥, λ) | validation NDCG@10 | test NDCG@10 |")
+    print("|---|---|---|---|---|---|---|")
+    searches = [("full grid", FullGrid, MAX_ITEMS)] + [
+        ("bracket", selection.Bracket, int(n)) for n in args.items.split(",")
+    ]
+    tested: dict[tuple[float, float], float] = {}
     bracket = selection.Bracket
     try:
         for _ in range(args.runs):
-            for label, search in (("full grid", FullGrid), ("bracket", bracket)):
+            for label, search, items in searches:
                 selection.Bracket = search  # type: ignore[misc]
                 started = time.perf_counter()
                 result = selection.tune_ease(
@@ -62,14 +71,20 @@ def main() -> None:
                     POSITIVES,
                     L2S,
                     MAX_ITEMS,
+                    tune_items=items,
                     seed=args.seed,
                     relevant_rating=args.relevant_rating,
                 )
                 seconds = time.perf_counter() - started
                 best = result["best"]
+                winner = best["positive_rating"], best["l2"]
+                if winner not in tested:
+                    [model] = ease.fit(*train, winner[0], [winner[1]], MAX_ITEMS)
+                    tested[winner] = judge(ease_ranker(model, judge.seen))["ndcg"]
                 print(
-                    f"| {label} | {seconds:.1f} | {len(result['candidates'])} "
-                    f"| {best['positive_rating']:g}, {best['l2']:g} | {best['ndcg']:.4f} |",
+                    f"| {label} | {min(items, best['items']) if items < MAX_ITEMS else 'all'} | {seconds:.1f} "
+                    f"| {len(result['candidates'])} | {winner[0]:g}, {winner[1]:g} | {best['ndcg']:.4f} "
+                    f"| {tested[winner]:.4f} |",
                     flush=True,
                 )
     finally:

@@ -4,8 +4,6 @@ measured on exactly the rows it is given."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 
@@ -54,9 +52,36 @@ def rating_distribution(prediction: np.ndarray, actual: np.ndarray, scale: tuple
 
 
 def ranking_at_k(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict[str, float]:
-    """Mean precision, recall, NDCG and MAP at k (binary relevance) over the rows of `top`
-    (item ids, -1 for none), given each row's relevant item ids. Rows without any relevant
-    item must not be passed. AP at k divides by min(relevant, k), so a perfect list scores 1."""
+    """Mean precision, recall, NDCG (with its standard error) and MAP at k (binary relevance)
+    over the rows of `top` (item ids, -1 for none), given each row's relevant item ids. Rows
+    without any relevant item must not be passed. AP at k divides by min(relevant, k), so a
+    perfect list scores 1."""
+    hits, n_relevant = _hits(top, relevant, k)
+    positions = np.arange(1, k + 1)
+    average_precision = (hits * np.cumsum(hits, axis=1) / positions).sum(axis=1) / np.minimum(n_relevant, k)
+    ndcg = _ndcg(hits, n_relevant, k)
+    return {
+        "ndcg": float(np.mean(ndcg)),
+        # The standard error of that mean over the rows: how far a sample of users can move it.
+        "ndcg_se": standard_error(ndcg),
+        "precision": float(np.mean(hits.sum(axis=1) / k)),
+        "recall": float(np.mean(hits.sum(axis=1) / n_relevant)),
+        "map": float(np.mean(average_precision)),
+    }
+
+
+def ndcg_rows(top: np.ndarray, relevant: list[np.ndarray], k: int) -> np.ndarray:
+    """Each row's NDCG at k, as ranking_at_k averages it."""
+    return _ndcg(*_hits(top, relevant, k), k)
+
+
+def standard_error(values: np.ndarray) -> float:
+    """The standard error of the mean of `values`; 0 for fewer than two."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _hits(top: np.ndarray, relevant: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """1.0 where a row's item at each of the k positions is relevant, and each row's relevant count."""
     n_relevant = np.array([len(rel) for rel in relevant])
     # Each (row, item) pair as one int64 key, so that one isin finds every hit.
     top = top[:, :k].astype(np.int64)
@@ -65,16 +90,13 @@ def ranking_at_k(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict[st
     width = max(int(top.max(initial=0)), int(rel_items.max(initial=0))) + 1
     relevant_keys = (rel_rows * width + rel_items)[rel_items >= 0]
     hits = (np.isin(np.arange(len(top))[:, None] * width + top, relevant_keys) & (top >= 0)).astype(float)
-    positions = np.arange(1, k + 1)
-    discount = 1.0 / np.log2(positions + 1)
+    return hits, n_relevant
+
+
+def _ndcg(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    discount = 1.0 / np.log2(np.arange(1, k + 1) + 1)
     ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
-    average_precision = (hits * np.cumsum(hits, axis=1) / positions).sum(axis=1) / np.minimum(n_relevant, k)
-    return {
-        "ndcg": float(np.mean((hits * discount).sum(axis=1) / ideal)),
-        "precision": float(np.mean(hits.sum(axis=1) / k)),
-        "recall": float(np.mean(hits.sum(axis=1) / n_relevant)),
-        "map": float(np.mean(average_precision)),
-    }
+    return (hits * discount).sum(axis=1) / ideal
 
 
 def served_diversity(top: np.ndarray, catalogue: np.ndarray, count: np.ndarray) -> dict[str, float]:
@@ -89,45 +111,62 @@ def served_diversity(top: np.ndarray, catalogue: np.ndarray, count: np.ndarray) 
     }
 
 
-def compare_rankers(
-    rankers: dict[str, Ranker],
-    train: Ratings,
-    test: Ratings,
-    *,
-    k: int = RANKING_K,
-    max_users: int = RANKING_USERS,
-    seed: int,
-    relevant_rating: float = RELEVANT_RATING,
-) -> dict:
-    """Precision, recall, NDCG and MAP at k, catalogue coverage and mean popularity of what is
-    served, of every ranker on the same users: those with a training rating and a relevant
-    test rating (≥ `relevant_rating`); above `max_users`, a seeded sample of them. Each ranker
-    ranks the items it knows that the user did not rate in training; a relevant item it does
-    not know counts as missed. The catalogue is every item of the training ratings."""
-    relevant = test.ratings >= relevant_rating
-    known = np.isin(test.users, train.users)
-    eligible = np.unique(test.users[relevant & known])
-    users = eligible
-    if len(eligible) > max_users:
-        users = np.sort(np.random.default_rng(seed).choice(eligible, max_users, replace=False))
-    keep = relevant & np.isin(test.users, users)
-    relevant_by_user = _group(test.users[keep], test.items[keep], users)
-    catalogue, count = np.unique(train.items, return_counts=True)
-    report: dict[str, Any] = {
-        "k": k,
-        "relevant_rating": relevant_rating,
-        "users": len(users),
-        "eligible_users": len(eligible),
-        "sampled": {"seed": seed} if len(users) < len(eligible) else None,
-        "catalogue": len(catalogue),
-    }
-    for name, ranker in rankers.items():
-        if not len(users):
-            report[name] = None
-            continue
-        top, _ = top_items(ranker, users, train.users, train.items, k)
-        report[name] = ranking_at_k(top, relevant_by_user, k) | served_diversity(top, catalogue, count)
-    return report
+class Judge:
+    """The ranking metrics' users, their relevant items and the catalogue, prepared once from
+    `train` and `test` so that many rankers (the tuning's candidates) are judged on the same
+    users without redoing it: those with a training rating and a relevant test rating
+    (≥ `relevant_rating`); above `max_users`, a seeded sample of them. Each ranker ranks the
+    items it knows that the user did not rate in training; a relevant item it does not know
+    counts as missed. The catalogue is every item of the training ratings."""
+
+    def __init__(
+        self,
+        train: Ratings,
+        test: Ratings,
+        *,
+        k: int = RANKING_K,
+        max_users: int = RANKING_USERS,
+        seed: int,
+        relevant_rating: float = RELEVANT_RATING,
+    ):
+        relevant = test.ratings >= relevant_rating
+        eligible = np.unique(test.users[relevant & np.isin(test.users, train.users)])
+        users = eligible
+        if len(eligible) > max_users:
+            users = np.sort(np.random.default_rng(seed).choice(eligible, max_users, replace=False))
+        keep = relevant & np.isin(test.users, users)
+        self.k, self.users = k, users
+        self.relevant = _group(test.users[keep], test.items[keep], users)
+        self.catalogue, self.count = np.unique(train.items, return_counts=True)
+        mine = np.isin(train.users, users)
+        # The judged users' training ratings: all a ranker needs of them, and all they have seen.
+        self.seen = Ratings(train.users[mine], train.items[mine], train.ratings[mine])
+        self.header = {
+            "k": k,
+            "relevant_rating": relevant_rating,
+            "users": len(users),
+            "eligible_users": len(eligible),
+            "sampled": {"seed": seed} if len(users) < len(eligible) else None,
+            "catalogue": len(self.catalogue),
+        }
+
+    def __call__(self, ranker: Ranker) -> dict | None:
+        """The ranker's metrics at k (see ranking_at_k) and what it serves; None without users."""
+        return self.metrics(self.top(ranker)) if len(self.users) else None
+
+    def top(self, ranker: Ranker) -> np.ndarray:
+        """The ranker's top k for each judged user (item ids, -1 for none)."""
+        return top_items(ranker, self.users, self.seen.users, self.seen.items, self.k)[0]
+
+    def metrics(self, top: np.ndarray) -> dict:
+        return ranking_at_k(top, self.relevant, self.k) | served_diversity(top, self.catalogue, self.count)
+
+
+def compare_rankers(rankers: dict[str, Ranker], train: Ratings, test: Ratings, **options) -> dict:
+    """Every ranker's metrics on the same users (see Judge, which takes `options`), under its
+    name, beside who was judged."""
+    judge = Judge(train, test, **options)
+    return judge.header | {name: judge(ranker) for name, ranker in rankers.items()}
 
 
 def ranking_report(model: Model, train: Ratings, test: Ratings, **options) -> dict:

@@ -24,6 +24,9 @@ from movielens_als.split import STRATEGIES, describe, split_ratings
 
 # The share of the training ratings held out to judge the candidates.
 VALIDATION_FRACTION = 0.2
+# TunedEASE's search is on its most-liked items; the best λ of each liked rating within this
+# many standard errors of the best candidate is judged again on every item TrainedEASE models.
+FINALIST_SES = 2
 # (ratings, rank, regParam, maxIter) -> (user factor table, item factor table, global mean)
 AlsFit = Callable[[pa.Table, int, float, int], tuple[pa.Table, pa.Table, float]]
 # Called after each candidate with (candidates done, candidates in all, the candidate).
@@ -145,14 +148,16 @@ def distinct_thresholds(ratings: np.ndarray, thresholds: Sequence[float]) -> dic
 
 
 class Bracket:
-    """The λs of a grid to fit for one liked rating, one at a time: the middle one first, then
-    the unfitted neighbours of the best so far, until the best has been compared with both of
-    its neighbours (or sits at an end of the grid). Along λ, validation NDCG rises to one peak
-    and falls (measured on ml-latest-small and ml-100k), so this finds the grid's best with
-    fewer fits. `tell` gives it each fitted λ's score before the next is asked for."""
+    """The λs of a grid to fit for one liked rating, one at a time: the middle one first (or
+    `start`, the best λ of the liked ratings searched before), then the unfitted neighbours of
+    the best so far, until the best has been compared with both of its neighbours (or sits at
+    an end of the grid). Along λ, validation NDCG rises to one peak and falls (measured on
+    ml-latest-small and ml-100k), so this finds the grid's best with fewer fits. `tell` gives
+    it each fitted λ's score before the next is asked for."""
 
-    def __init__(self, values: Sequence[float]):
+    def __init__(self, values: Sequence[float], start: float | None = None):
         self.values = sorted(set(values))
+        self.first = self.values.index(start) if start in self.values else (len(self.values) - 1) // 2
         self.scores: dict[int, float] = {}
 
     def __iter__(self) -> Bracket:
@@ -160,7 +165,7 @@ class Bracket:
 
     def __next__(self) -> float:
         if not self.scores:
-            return self.values[(len(self.values) - 1) // 2]
+            return self.values[self.first]
         best = max(self.scores, key=lambda i: (self.scores[i], -i))  # ties: the lower λ
         for neighbour in (best - 1, best + 1):
             if 0 <= neighbour < len(self.values) and neighbour not in self.scores:
@@ -182,52 +187,96 @@ def tune_ease(
     l2s: Sequence[float],
     max_items: int,
     *,
+    tune_items: int,
     seed: int,
     relevant_rating: float = metrics.RELEVANT_RATING,
     on_candidate: OnCandidate | None = None,
 ) -> dict:
     """(positive rating, λ) candidates fitted on `fit_part` and judged by NDCG at
-    metrics.RANKING_K on `validation`, a test rating ≥ `relevant_rating` being relevant: for
-    each liked rating, the λs of a Bracket search of `l2s`. A threshold that likes the same
-    ratings as one before it is not fitted again: its candidates are recorded as the same as
-    that one's. `on_candidate` is told the most candidates there can be."""
+    metrics.RANKING_K on `validation`, a test rating ≥ `relevant_rating` being relevant.
+
+    The search fits each candidate on its `tune_items` most-liked items only: for each liked
+    rating, the λs of a Bracket search of `l2s`, started at the best λ found so far. A
+    threshold that likes the same ratings as one before it is not fitted again: its candidates
+    are recorded as the same as that one's. Then each liked rating's best that is within
+    FINALIST_SES standard errors of the best is judged again as TrainedEASE fits it, on up to
+    `max_items` items, and the best of those wins: the search finds λ at a fraction of the cost
+    (a fit is cubic in its items), and the close calls are settled on the model to be served.
+    `on_candidate` is told the most candidates there can be."""
     same = distinct_thresholds(fit_part.ratings, positive_ratings)
     fitted = [t for t in positive_ratings if same[t] == t]
-    total = len(fitted) * len(set(l2s))
-    candidates, skipped = [], {}
-    for threshold in fitted:
-        started = time.perf_counter()
-        bracket = Bracket(l2s)
-        for model in ease.fit(*fit_part, threshold, bracket, max_items):
-            result = metrics.compare_rankers(
-                {"ease": ease_ranker(model, fit_part)}, fit_part, validation, seed=seed, relevant_rating=relevant_rating
-            )
-            candidate = {
-                "positive_rating": threshold,
-                "l2": model.l2,
-                **(result["ease"] or {}),
-                "items": len(model.items),
-            }
-            candidate["seconds"] = round(time.perf_counter() - started, 2)
-            candidates.append(candidate)
-            bracket.tell(model.l2, candidate.get("ndcg", -1.0))
-            if on_candidate:
-                on_candidate(len(candidates), total, candidate)
-            started = time.perf_counter()
-        skipped[f"{threshold:g}"] = bracket.skipped
-    if not any("ndcg" in c for c in candidates):
+    total = len(fitted) * (len(set(l2s)) + 1)
+    judge = metrics.Judge(fit_part, validation, seed=seed, relevant_rating=relevant_rating)
+    if not len(judge.users):
         raise ValueError(
             f"no validation user has a rating ≥ {relevant_rating:g}: the training ratings are too few to tune the "
             "ranking model; lower --relevant-rating or use a larger release"
         )
-    choice = choose(candidates, lambda c: (c.get("ndcg", -1.0), -c["l2"], -c["positive_rating"]), {"l2": l2s})
+    candidates: list[dict] = []
+    started = time.perf_counter()
+    ndcg_rows: dict[tuple, np.ndarray] = {}  # each candidate's NDCG per judged user
+
+    def judged(model: ease.Ease, threshold: float) -> dict:
+        nonlocal started
+        top = judge.top(ease_ranker(model, judge.seen))
+        candidate = {"positive_rating": threshold, "l2": model.l2, **judge.metrics(top), "items": len(model.items)}
+        ndcg_rows[_id(candidate)] = metrics.ndcg_rows(top, judge.relevant, judge.k)
+        candidate["seconds"] = round(time.perf_counter() - started, 2)
+        candidates.append(candidate)
+        if on_candidate:
+            on_candidate(len(candidates), total, candidate)
+        started = time.perf_counter()
+        return candidate
+
+    skipped, liked_items = {}, {}
+    for threshold in fitted:
+        bracket = Bracket(l2s, start=_best(candidates)["l2"] if candidates else None)
+        for model in ease.fit(*fit_part, threshold, bracket, min(tune_items, max_items)):
+            bracket.tell(model.l2, judged(model, threshold)["ndcg"])
+        skipped[f"{threshold:g}"] = bracket.skipped
+        liked_items[threshold] = min(max_items, len(np.unique(fit_part.items[fit_part.ratings >= threshold])))
+    finalists = _finalists(candidates, ndcg_rows)
+    final = [c for c in finalists if len(finalists) == 1 or c["items"] == liked_items[c["positive_rating"]]]
+    for model in itertools.chain.from_iterable(
+        ease.fit(*fit_part, c["positive_rating"], [c["l2"]], max_items) for c in finalists if c not in final
+    ):
+        final.append(judged(model, model.positive_rating))
     return {
         "selected_by": "ndcg",
         "k": metrics.RANKING_K,
         "relevant_rating": relevant_rating,
+        "judged": {name: judge.header[name] for name in ("users", "eligible_users", "sampled")},
         "same_positives": {f"{t:g}": same[t] for t in positive_ratings if same[t] != t},
-        "search": "per liked rating, the middle λ, then the neighbours of the best so far until it has both",
+        "search": f"on the {tune_items} most-liked items, per liked rating, the best λ so far (the middle one at "
+        f"first), then the neighbours of the best until it has both; then each liked rating's best within "
+        f"{FINALIST_SES} standard errors of the best, on up to {max_items} items",
         "l2s_not_fitted": skipped,
         "candidates": candidates,
-        **choice,
+        **choose(final, _rank_key, {"l2": l2s}),
     }
+
+
+def _finalists(candidates: list[dict], ndcg_rows: Mapping[tuple, np.ndarray]) -> list[dict]:
+    """Each liked rating's best candidate that the search cannot tell from the best: its
+    validation NDCG within FINALIST_SES standard errors of the best's, the standard error
+    of the two's difference on the same users."""
+    best = _best(candidates)
+    bests = {c["positive_rating"]: c for c in sorted(candidates, key=_rank_key)}  # the last is each one's best
+    return [
+        c
+        for c in bests.values()
+        if best["ndcg"] - c["ndcg"] <= FINALIST_SES * metrics.standard_error(ndcg_rows[_id(best)] - ndcg_rows[_id(c)])
+    ]
+
+
+def _id(candidate: dict) -> tuple:
+    return candidate["positive_rating"], candidate["l2"], candidate["items"]
+
+
+def _rank_key(candidate: dict) -> tuple:
+    """The better candidate is the larger: validation NDCG, then the lower λ, then the lower liked rating."""
+    return candidate["ndcg"], -candidate["l2"], -candidate["positive_rating"]
+
+
+def _best(candidates: list[dict]) -> dict:
+    return max(candidates, key=_rank_key)

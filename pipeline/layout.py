@@ -65,11 +65,14 @@ def chosen_model_id(tuned_als: str, bpmf: str) -> str:
 
 
 def ease_grid_id(
-    l2s: Sequence[float], positive_ratings: Sequence[float], max_items: int, relevant_rating: float = RELEVANT_RATING
+    l2s: Sequence[float],
+    positive_ratings: Sequence[float],
+    max_items: int,
+    relevant_rating: float,
+    tune_items: int,
 ) -> str:
-    """The tuning's grid and, unless it is the default, the relevance it was judged by."""
-    relevance = [] if relevant_rating == RELEVANT_RATING else [relevant_rating]
-    grid = json.dumps([list(l2s), list(positive_ratings), max_items, *relevance])
+    """The tuning's grid, the relevance it was judged by and the items it searched on."""
+    grid = json.dumps([list(l2s), list(positive_ratings), max_items, relevant_rating, tune_items])
     return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
 
 

@@ -290,10 +290,18 @@ class OfRanking(OfSplit, OfRelevance):
     max_items = params.IntParameter(
         default=16384, check=params.MAX_ITEMS, description="EASE: model the items liked most often, this many at most"
     )
+    tune_items = params.IntParameter(
+        default=2048,
+        check=params.MAX_ITEMS,
+        description="EASE: TunedEASE searches on the items liked most often, this many at most, "
+        "then settles its close calls on all --max-items",
+    )
 
     @property
     def ease_grid_id(self) -> str:
-        return layout.ease_grid_id(self.l2s, self.positive_ratings, self.max_items, self.relevant_rating)
+        return layout.ease_grid_id(
+            self.l2s, self.positive_ratings, self.max_items, self.relevant_rating, min(self.tune_items, self.max_items)
+        )
 
     @property
     def ease_tuning_key(self) -> str:
@@ -571,6 +579,7 @@ class TunedEASE(OfRanking, SparkJobTask):
                 positive_ratings=json.dumps(list(self.positive_ratings)),
                 relevant_rating=self.relevant_rating,
                 max_items=self.max_items,
+                tune_items=self.tune_items,
                 strategy=self.strategy,
             ),
         ]
@@ -626,16 +635,16 @@ class EvaluatedRanking(OfModel, OfRanking):
         self.show_progress(5, "reading the split and both models")
         train, test = self.store.read_parquet(keys.train), self.store.read_parquet(keys.test)
         ranking_model, rating_model = load_ease(self.store, self.ease_keys), load_model(self.store, keys)
-        train_ratings = rating_arrays(train)
+        judge = metrics.Judge(
+            rating_arrays(train), rating_arrays(test), seed=self.seed, relevant_rating=self.relevant_rating
+        )
         rankers: dict[str, Ranker] = {
-            EASE_MODEL: ease_ranker(ranking_model, train_ratings),
+            EASE_MODEL: ease_ranker(ranking_model, judge.seen),
             "explicit": explicit_ranker(rating_model),
             "popularity": popularity_ranker(rating_model.items.ids, rating_model.items.count),
         }
         self.show_progress(20, f"ranking the top {metrics.RANKING_K} of three recommenders")
-        result = metrics.compare_rankers(
-            rankers, train_ratings, rating_arrays(test), seed=self.seed, relevant_rating=self.relevant_rating
-        )
+        result = judge.header | {name: judge(ranker) for name, ranker in rankers.items()}
         labels = {
             EASE_MODEL: f"EASE (λ {ranking_model.l2:g}, ratings ≥ {ranking_model.positive_rating:g}, "
             f"{len(ranking_model.items)} items)",

@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None):
     parser = job_parser(__doc__)
     parser.add_argument("command", choices=("tune", "train"))
     parser.add_argument("--max-items", type=int, required=True, help="the most-liked items modelled")
+    parser.add_argument("--tune-items", type=int, help="the most-liked items the search fits (tune)")
     parser.add_argument("--strategy", help="how the test split was made, to carve validation alike (tune)")
     parser.add_argument("--l2s", type=json.loads, help="λs to try, as a JSON list (tune)")
     parser.add_argument("--positive-ratings", type=json.loads, help="thresholds to try, as a JSON list (tune)")
@@ -61,9 +62,10 @@ class Reporter:
 
 
 def tune(args, store) -> None:
-    """Every (positive rating, λ) fitted on the training ratings less a validation split
-    carved from them, ranked by NDCG on it (movielens_als.selection.tune_ease); the test
-    ratings are never read. tuning.json holds every candidate and the winner."""
+    """(positive rating, λ) candidates fitted on the training ratings less a validation split
+    carved from them, ranked by NDCG on it (movielens_als.selection.tune_ease: a search on the
+    --tune-items most-liked items, its close calls settled on --max-items); the test ratings
+    are never read. tuning.json holds every candidate fitted and the winner."""
     fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
     result = selection.tune_ease(
         rating_arrays(fit_part),
@@ -71,6 +73,7 @@ def tune(args, store) -> None:
         args.positive_ratings,
         args.l2s,
         args.max_items,
+        tune_items=args.tune_items,
         seed=args.seed,
         relevant_rating=args.relevant_rating,
         on_candidate=Reporter(),

@@ -64,6 +64,8 @@ def test_ranking_at_k_known_answers():
     assert result["ndcg"] == pytest.approx((d2 / (1 + d2) + 1.0) / 2)
     # AP: row 0 hits at 2 of 2 relevant, (1/2) / 2; row 1 hits at 1 of 1.
     assert result["map"] == pytest.approx((0.25 + 1.0) / 2)
+    # The standard error of the mean of the rows' NDCG: |a - b| / 2 for two rows.
+    assert result["ndcg_se"] == pytest.approx((1.0 - d2 / (1 + d2)) / 2)
 
 
 def test_average_precision_rewards_early_hits_and_caps_at_k():
@@ -107,10 +109,26 @@ def test_ranking_report_excludes_train_items_and_users_without_relevant_items():
     # The catalogue is the training items, 10 (rated twice) and 30 (once); 20 is served but not in it.
     assert report["catalogue"] == 2
     assert report["model"] == pytest.approx(
-        {"precision": 1.0, "recall": 0.75, "ndcg": 1.0, "map": 1.0, "coverage": 0.5, "mean_popularity": 0.5}
+        {
+            "precision": 1.0,
+            "recall": 0.75,
+            "ndcg": 1.0,
+            "ndcg_se": 0.0,
+            "map": 1.0,
+            "coverage": 0.5,
+            "mean_popularity": 0.5,
+        }
     )
     assert report["popularity"] == pytest.approx(
-        {"precision": 0.5, "recall": 0.25, "ndcg": 0.5, "map": 0.5, "coverage": 0.5, "mean_popularity": 1.0}
+        {
+            "precision": 0.5,
+            "recall": 0.25,
+            "ndcg": 0.5,
+            "ndcg_se": 0.5,
+            "map": 0.5,
+            "coverage": 0.5,
+            "mean_popularity": 1.0,
+        }
     )
 
 

@@ -82,6 +82,10 @@ def test_good_values_pass():
     assert fold.split_keys.split == "official-ua-seed42" and "test_fraction" not in fold.shaping_params()
     relevance = task_from_command_line("Recommendations", "--relevant-rating", "1")
     assert relevance.relevant_rating == 1.0 and relevance.ease_grid_id != Recommendations().ease_grid_id
+    # The items TunedEASE searches on change its tuning, and so its key; beyond --max-items, they are all of them.
+    assert Recommendations(tune_items=1024).ease_grid_id != Recommendations().ease_grid_id
+    everything = Recommendations(max_items=4096, tune_items=4096).ease_grid_id
+    assert Recommendations(max_items=4096, tune_items=32_768).ease_grid_id == everything
 
 
 def test_luigid_shows_only_the_parameters_that_shape_a_task():

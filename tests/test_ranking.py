@@ -15,7 +15,7 @@ from tests.helpers import run_luigi, tasks_run
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
 SPLIT = "ml-latest-small/user_random-0.2-seed42"
-METRICS = {"label", "ndcg", "precision", "recall", "map", "coverage", "mean_popularity"}
+METRICS = {"label", "ndcg", "ndcg_se", "precision", "recall", "map", "coverage", "mean_popularity"}
 
 
 def test_the_ranking_model_beats_its_peers_on_the_real_release(
@@ -45,11 +45,16 @@ def test_the_ranking_model_beats_its_peers_on_the_real_release(
     tuning = json.loads(tuning_path.read_text())
     stats = json.loads((root / "splits" / SPLIT / "stats.json").read_text())
     assert tuning["validation"]["fit"]["rows"] + tuning["validation"]["validation"]["rows"] == stats["train"]["rows"]
-    # Ratings ≥ 0.5 (every one), ≥ 3.5 and ≥ 4 (half stars), each with a bracket of the 5 λs:
-    # 400 first, then the neighbours of the best so far, 9 fits of 15.
-    assert tuning["l2s_not_fitted"] == {"0.5": [100, 1600], "3.5": [800, 1600], "4": [800, 1600]}
-    assert len(tuning["candidates"]) == 9
-    assert tuning["best"]["ndcg"] == max(c["ndcg"] for c in tuning["candidates"])
+    # Ratings ≥ 0.5 (every one), ≥ 3.5 and ≥ 4 (half stars), each with a bracket of the 5 λs
+    # on the 2,048 most-liked items: 400 first, then the neighbours of the best so far; each next
+    # liked rating from the best λ so far. Then each liked rating's best, as the search could not
+    # tell them apart, again on all the items it likes: 14 fits, 3 of them whole.
+    assert tuning["l2s_not_fitted"] == {"0.5": [100], "3.5": [1600], "4": [800, 1600]}
+    searched = [c for c in tuning["candidates"] if c["items"] == 2048]
+    final = [c for c in tuning["candidates"] if c["items"] > 2048]
+    assert len(searched) == 11
+    assert [(c["positive_rating"], c["l2"]) for c in final] == [(0.5, 800), (3.5, 200), (4, 200)]
+    assert tuning["best"]["ndcg"] == max(c["ndcg"] for c in final)
     assert tuning["best_at_grid_edge"] is False  # λ 200, inside [100, 1600]
     model_dir = path.parent.as_posix().replace("/evaluations/", "/models/")
     model = json.loads((root / model_dir / "model.json").read_text())

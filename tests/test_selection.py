@@ -108,14 +108,24 @@ def test_tune_ease_fits_each_distinct_threshold_once_and_picks_the_best_ndcg():
     fit_part, validation = ease_data()
     seen = []
     result = selection.tune_ease(
-        fit_part, validation, [0.5, 1.0, 4.0], [1.0, 10.0, 100.0], 50, seed=0, on_candidate=lambda *a: seen.append(a)
+        fit_part,
+        validation,
+        [0.5, 1.0, 4.0],
+        [1.0, 10.0, 100.0],
+        50,
+        tune_items=50,
+        seed=0,
+        on_candidate=lambda *a: seen.append(a),
     )
     candidates = result["candidates"]
     lowest = float(fit_part.ratings.min())
     assert result["same_positives"] == ({"1": 0.5} if lowest >= 1.0 else {})
     fitted = {c["positive_rating"] for c in candidates}
     assert fitted == ({0.5, 4.0} if lowest >= 1.0 else {0.5, 1.0, 4.0})
-    assert len(candidates) == 3 * len(fitted) == len(seen) and seen[-1][:2] == (len(seen), len(seen))
+    # Each liked rating's bracket fits 2 or 3 of the 3 λs; the most there can be is told each time.
+    assert 2 * len(fitted) <= len(candidates) <= 3 * len(fitted) and len(candidates) == len(seen)
+    assert [s[:2] for s in seen] == [(i + 1, 4 * len(fitted)) for i in range(len(seen))]
+    assert all(c["items"] <= 50 for c in candidates)
     assert result["best"] == max(candidates, key=lambda c: (c["ndcg"], -c["l2"], -c["positive_rating"]))
     assert result["at_grid_edge"] == (["l2"] if result["best"]["l2"] in (1.0, 100.0) else [])
     assert result["relevant_rating"] == 4.0 and result["k"] == 10
@@ -123,8 +133,8 @@ def test_tune_ease_fits_each_distinct_threshold_once_and_picks_the_best_ndcg():
 
 def test_tune_ease_judges_by_the_relevance_asked():
     fit_part, validation = ease_data()
-    strict = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, seed=0, relevant_rating=5.0)
-    every = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, seed=0, relevant_rating=0.5)
+    strict = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, tune_items=50, seed=0, relevant_rating=5.0)
+    every = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, tune_items=50, seed=0, relevant_rating=0.5)
     assert every["relevant_rating"] == 0.5 and strict["relevant_rating"] == 5.0
     # With every validation rating relevant, every validation user with a training rating counts.
     assert every["best"]["ndcg"] != strict["best"]["ndcg"]
@@ -134,7 +144,7 @@ def test_tune_ease_refuses_validation_without_a_relevant_rating():
     fit_part, validation = ease_data()
     none_relevant = validation._replace(ratings=np.full(len(validation.ratings), 1.0))
     with pytest.raises(ValueError, match=r"no validation user has a rating ≥ 4: .* lower --relevant-rating"):
-        selection.tune_ease(fit_part, none_relevant, [4.0], [10.0], 50, seed=0)
+        selection.tune_ease(fit_part, none_relevant, [4.0], [10.0], 50, tune_items=50, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -156,6 +166,16 @@ def test_the_bracket_climbs_from_the_middle_to_a_peak_with_both_neighbours_fitte
     assert bracket.skipped == sorted({100, 200, 400, 800, 1600} - set(fitted))
 
 
+def test_the_bracket_starts_where_it_is_told():
+    bracket = selection.Bracket([100, 200, 400, 800, 1600], start=1600)
+    seen = []
+    for value in bracket:
+        seen.append(value)
+        bracket.tell(value, -abs(np.log(value / 1600)))
+    assert seen == [1600, 800]
+    assert selection.Bracket([100, 200, 400], start=50).first == 1  # not in the grid: the middle
+
+
 def test_the_bracket_takes_the_lower_value_on_a_tie_and_stops():
     bracket = selection.Bracket([100, 200, 400])
     order = []
@@ -167,11 +187,35 @@ def test_the_bracket_takes_the_lower_value_on_a_tie_and_stops():
 
 def test_tune_ease_records_the_lambdas_its_bracket_did_not_fit():
     fit_part, validation = ease_data()
-    result = selection.tune_ease(fit_part, validation, [4.0], [1.0, 10.0, 100.0, 1000.0, 10000.0], 50, seed=0)
+    grid = [1.0, 10.0, 100.0, 1000.0, 10000.0]
+    result = selection.tune_ease(fit_part, validation, [4.0], grid, 50, tune_items=50, seed=0)
     fitted = sorted(c["l2"] for c in result["candidates"])
     assert 3 <= len(fitted) <= 5
     assert sorted(fitted + result["l2s_not_fitted"]["4"]) == [1.0, 10.0, 100.0, 1000.0, 10000.0]
     best = result["best"]["l2"]
-    grid = [1.0, 10.0, 100.0, 1000.0, 10000.0]
     position = grid.index(best)
     assert all(grid[i] in fitted for i in (position - 1, position + 1) if 0 <= i < len(grid))
+
+
+@pytest.mark.parametrize("ses", [0.0, 1e9])
+def test_tune_ease_searches_on_the_most_liked_items_and_settles_close_calls_on_all(monkeypatch, ses):
+    fit_part, validation = ease_data()
+    # FINALIST_SES 0: only the best is a finalist, and it stands as searched; 1e9: every liked
+    # rating's best is judged again on all the items it likes.
+    monkeypatch.setattr(selection, "FINALIST_SES", ses)
+    result = selection.tune_ease(fit_part, validation, [0.5, 4.0], [1.0, 10.0, 100.0], 200, tune_items=20, seed=0)
+    searched = [c for c in result["candidates"] if c["items"] == 20]
+    refits = [c for c in result["candidates"] if c["items"] > 20]
+    best_searched = max(searched, key=lambda c: (c["ndcg"], -c["l2"], -c["positive_rating"]))
+    if ses == 0.0:
+        assert refits == [] and result["best"] == best_searched
+    else:
+        liked = {t: len(np.unique(fit_part.items[fit_part.ratings >= t])) for t in (0.5, 4.0)}
+        assert sorted((c["positive_rating"], c["items"]) for c in refits) == [(0.5, liked[0.5]), (4.0, liked[4.0])]
+        assert all(liked[t] > 20 for t in liked)
+        assert result["best"] == max(refits, key=lambda c: (c["ndcg"], -c["l2"], -c["positive_rating"]))
+        # Each refit is its liked rating's best λ of the search.
+        for refit in refits:
+            mine = [c for c in searched if c["positive_rating"] == refit["positive_rating"]]
+            assert refit["l2"] == max(mine, key=lambda c: (c["ndcg"], -c["l2"]))["l2"]
+    assert "20 most-liked items" in result["search"] and result["judged"]["users"] > 0

@@ -57,6 +57,7 @@ def fresh_tasks():
         (TunedEASE, {"l2s": [200, 0]}, r"--l2s must be a non-empty list of values each a finite number above 0"),
         (TunedEASE, {"positive_ratings": [6]}, r"--positive-ratings must be a non-empty list of values each a rating"),
         (TrainedEASE, {"max_items": 1}, "--max-items must be a whole number from 2 to 32768, not 1"),
+        (TunedEASE, {"tune_items": 40_000}, "--tune-items must be a whole number from 2 to 32768, not 40000"),
         (Recommendations, {"recommender": "svd"}, "--recommender"),
     ],
 )
