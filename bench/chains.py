@@ -1,6 +1,7 @@
 """The whole `Report` chain (the rating model, the ranking model, their evaluations and the
 report) against the `EvaluatedRMSE` chain alone, each from an empty store, alternating: wall
-time, the ratio, each task's seconds and the largest peaks of their Spark drivers.
+time, the ratio, each task's seconds, the largest peaks of their Spark drivers and the peak of
+the luigi worker (which runs the tasks that are not Spark jobs).
 
     .venv/bin/python -m bench.chains [--runs 2] [--zip path/to/ml-latest-small.zip] [-- LUIGI ARGS]
     .venv/bin/movielens-als-generate --ratings 10000000 --users 69878 --items 10677 path/to/10m/ml-25m.zip
@@ -48,13 +49,17 @@ def report(dataset: str, args, runs: dict[str, list[dict]]) -> None:
     seconds = {chain: statistics.median(r["seconds"] for r in runs[chain]) for chain in CHAINS}
     extra = " ".join(args.luigi_args)
     print(f"\n{dataset} ({args.zip}), {args.runs} alternating runs of each chain {extra}\nMachine: {machine()}\n")
-    print("| chain | wall time (median) | **Report / EvaluatedRMSE** | largest driver peaks, JVM / Python |")
-    print("|---|---|---|---|")
+    print(
+        "| chain | wall time (median) | **Report / EvaluatedRMSE** | largest driver peaks, JVM / Python "
+        "| luigi worker peak |"
+    )
+    print("|---|---|---|---|---|")
     for chain in CHAINS:
         jvm = max(r["memory"][0] for r in runs[chain])
         python = max(r["memory"][1] for r in runs[chain])
+        worker = max(r["worker_memory"] for r in runs[chain])
         ratio = f"**{seconds['Report'] / seconds['EvaluatedRMSE']:.2f}×**" if chain == "Report" else ""
-        print(f"| {chain} | {seconds[chain]:.1f} s | {ratio} | {jvm:,} / {python:,} MiB |")
+        print(f"| {chain} | {seconds[chain]:.1f} s | {ratio} | {jvm:,} / {python:,} MiB | {worker:,} MiB |")
     tasks = list(dict.fromkeys(t for r in runs["Report"] for t in r["tasks"]))
     print("\n| task (the Report chain) | seconds (median) |\n|---|---|")
     for task in tasks:
