@@ -56,6 +56,8 @@ VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     "kryo-nocompress": ([KRYO, *NO_COMPRESS], [*JAVA_BLAS], {}),
     "native-blas": ([], [], {"OPENBLAS_NUM_THREADS": "1"}),
     "kryo-native-blas": ([KRYO], [], {"OPENBLAS_NUM_THREADS": "1"}),
+    "native-nocompress": (NO_COMPRESS, [], {"OPENBLAS_NUM_THREADS": "1"}),
+    "native-parallelgc": ([], ["-XX:+UseParallelGC"], {"OPENBLAS_NUM_THREADS": "1"}),
 }
 
 

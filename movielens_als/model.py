@@ -36,6 +36,8 @@ USER_FACTORS = "user_factors.parquet"
 ITEM_FACTORS = "item_factors.parquet"
 MODEL_JSON = "model.json"
 FILES = (USER_FACTORS, ITEM_FACTORS, MODEL_JSON)
+# distinct() counts integer values up to this many times their number rather than sorting them.
+DENSE_IDS = 16
 CALIBRATION_TERMS = ("intercept", "baseline", "factors", "factors_x_log_user_ratings", "factors_x_log_item_ratings")
 
 
@@ -45,8 +47,8 @@ def damped_biases(
     """(ids, bias, count) of the users and of the items, ids sorted: biases around
     `global_mean` from a few alternating passes of b_i = Σ(r - μ - b_u) / (n_i + ITEM_DAMPING)
     and b_u = Σ(r - μ - b_i) / (n_u + USER_DAMPING)."""
-    user_ids, user_index = np.unique(users, return_inverse=True)
-    item_ids, item_index = np.unique(items, return_inverse=True)
+    user_ids, user_index = distinct(users)
+    item_ids, item_index = distinct(items)
     user_count = np.bincount(user_index)
     item_count = np.bincount(item_index)
     centred = ratings.astype(np.float64) - global_mean
@@ -55,6 +57,18 @@ def damped_biases(
         item_bias = np.bincount(item_index, centred - user_bias[user_index]) / (item_count + ITEM_DAMPING)
         user_bias = np.bincount(user_index, centred - item_bias[item_index]) / (user_count + USER_DAMPING)
     return (user_ids, user_bias, user_count), (item_ids, item_bias, item_count)
+
+
+def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True): the sorted distinct values, and the index of
+    each value among them. Ids (integers from 0 to a few times their number) are counted
+    instead of sorted: 60 times faster for 8 M ratings' items (BENCHMARKS.md)."""
+    if values.dtype.kind in "iu" and len(values) and values.min() >= 0 and values.max() <= DENSE_IDS * len(values):
+        present = np.bincount(values) > 0
+        ids = np.flatnonzero(present)
+        position = np.cumsum(present) - 1
+        return ids.astype(values.dtype), position[values]
+    return np.unique(values, return_inverse=True)
 
 
 def index_of(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,8 @@ from movielens_als.model import Model, index_of
 
 # Score matrices are built this many cells at a time: about 32 MB of float64.
 BLOCK_CELLS = 4_000_000
+# top_k finds a bound on each row's k-th best score among this many columns per k.
+SAMPLE_PER_K = 128
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -22,11 +24,17 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     index. Entries of -inf are never chosen: a row with fewer than k others is padded with -1."""
     n_rows, n_cols = scores.shape
     k_eff = min(k, n_cols)
-    kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
-    rows, cols = np.nonzero((scores >= kth) & np.isfinite(scores))  # few per row, cols ascending
+    # The k-th best score of a row's every step-th column is at most the row's own k-th best, so
+    # the row's top k are among the scores at least that high, which are few: a partial sort of
+    # the sample, not of the row (3.7x faster for 10,677 items, BENCHMARKS.md).
+    step = max(1, n_cols // (SAMPLE_PER_K * k_eff))
+    kth = -np.partition(-scores[:, ::step], k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
+    # At least the lowest finite score, so that -inf is never a candidate.
+    rows, cols = np.nonzero(scores >= np.maximum(kth, np.finfo(scores.dtype).min))  # few per row, cols ascending
     order = np.lexsort((cols, -scores[rows, cols], rows))
     rows, cols = rows[order], cols[order]
-    position = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    per_row = np.bincount(rows, minlength=n_rows)
+    position = np.arange(len(rows)) - (np.cumsum(per_row) - per_row)[rows]
     keep = position < k
     top = np.full((n_rows, k), -1, dtype=np.int64)
     top[rows[keep], position[keep]] = cols[keep]

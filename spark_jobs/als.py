@@ -13,7 +13,7 @@ from pyspark.ml.recommendation import ALS
 from pyspark.sql import SparkSession
 
 from movielens_als.columns import FEATURES, ID, ITEM, RATING, USER
-from movielens_als.model import damped_biases, factor_table
+from movielens_als.model import damped_biases, distinct, factor_table
 
 
 def fit(
@@ -32,8 +32,7 @@ def fit(
     # bias baseline its evaluation reports.
     target = ratings
     if model == "biased_als":
-        target = ratings - global_mean - user_bias[np.searchsorted(user_ids, users)]
-        target -= item_bias[np.searchsorted(item_ids, items)]
+        target = ratings - global_mean - user_bias[distinct(users)[1]] - item_bias[distinct(items)[1]]
     blocks = spark.sparkContext.defaultParallelism
     als = ALS(
         rank=rank,

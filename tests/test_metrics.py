@@ -55,6 +55,20 @@ def test_top_k_breaks_ties_by_lower_index_and_skips_excluded():
     assert top_k(scores, 2).tolist() == [[1, 2], [1, -1], [0, 1]]
 
 
+def test_top_k_on_rows_wider_than_its_sample_is_a_full_sort():
+    """Wide rows are bounded from a sample of their columns: the result must still be the
+    stable sort's, ties, excluded cells and rows with fewer than k candidates included."""
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 40, size=(60, 5_000)).astype(float)  # many ties
+    scores[rng.random(scores.shape) < 0.5] = -INF
+    scores[:3, 4:] = -INF  # rows with fewer than k candidates, whose sample has none
+    scores[3, ::7] = 99.0  # a row whose best all lie in the sampled columns
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    expected = np.where(np.take_along_axis(scores, expected, axis=1) > -INF, expected, -1)
+    assert top_k(scores, 10).tolist() == expected.tolist()
+    assert top_k(scores.astype(np.float32), 10).tolist() == expected.tolist()  # EASE scores in float32
+
+
 def test_ranking_at_k_known_answers():
     top = np.array([[1, 2], [5, 6]])
     result = ranking_at_k(top, [np.array([2, 7]), np.array([5])], k=2)
