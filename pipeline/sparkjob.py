@@ -177,8 +177,8 @@ class ClassArchive:
 
 class SparkJobTask(SparkSubmitTask):
     """A driver script from spark_jobs/, run by spark-submit in client mode with the worker's
-    own Python; Spark's master, memory and conf come from the [spark] section as for any
-    SparkSubmitTask.
+    own Python (or, if it starts no SparkContext, by that Python alone); Spark's master,
+    memory and conf come from the [spark] section as for any SparkSubmitTask.
 
     `run()` replaces luigi's: the job's log is streamed live into luigi's log (Spark's INFO
     lines at DEBUG), the job's progress lines reach the scheduler, and a failure raises an
@@ -190,7 +190,10 @@ class SparkJobTask(SparkSubmitTask):
     # threads: a native BLAS's own threads (Debian's OpenBLAS, when installed) would only
     # contend with them. The EASE jobs keep theirs: one large Cholesky uses every core.
     single_threaded_blas = False
-    # Whether the job starts a SparkContext, and so needs the heap Spark asks for.
+    # Whether the job starts a SparkContext. One that does not (the numpy drivers of EASE and
+    # the Bayesian model) runs its script with the worker's Python, not through spark-submit,
+    # whose JVM would only idle beside it (1.1 s to start and 250 MiB, BENCHMARKS.md). It runs
+    # where it would have run all the same: PySpark's drivers run in client mode, beside the worker.
     starts_spark_context = True
 
     @property
@@ -206,6 +209,11 @@ class SparkJobTask(SparkSubmitTask):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.name = self.task_id  # the Spark application is named as luigid shows the task
+
+    def program_args(self):
+        if self.starts_spark_context:
+            return super().program_args()
+        return [sys.executable, *self.app_command()]
 
     @property
     def driver_memory(self) -> str | None:
@@ -248,7 +256,7 @@ class SparkJobTask(SparkSubmitTask):
     def run(self) -> None:
         if configured := super().driver_memory:
             check_driver_memory(configured, self.starts_spark_context)
-        archive_dir = spark_driver().class_archive_dir
+        archive_dir = spark_driver().class_archive_dir if self.starts_spark_context else ""
         self._class_archive = ClassArchive(Path(archive_dir), self.spark_submit) if archive_dir else None
         try:
             self._run_driver()
@@ -258,7 +266,7 @@ class SparkJobTask(SparkSubmitTask):
 
     def _run_driver(self) -> None:
         args = [str(a) for a in self.program_args()]
-        if self.ratings_hint and not super().driver_memory:
+        if self.starts_spark_context and self.ratings_hint and not super().driver_memory:
             logger.info(
                 "Spark driver memory %s, sized for %s ratings; [spark] driver_memory in luigi.cfg overrides it",
                 self.driver_memory,

@@ -1,9 +1,10 @@
 """The drivers of ValidatedBPMF and TrainedBPMF (movielens_als.bpmf): the Bayesian rating
 model sampled on the training ratings less the validation carve (scored on it, to be weighed
-against TunedALS's best on the same rows), then on all of them. Submitted through spark-submit
-like every fit, so they run where the pipeline's Spark drivers run, with the memory,
-environment and logs the pipeline gives them; like EASE's, they start no SparkContext: the
-sampler is numpy in one process (see docs/models.md).
+against TunedALS's best on the same rows), then on all of them. Run by SparkJobTask like
+every fit, so they run where the pipeline's Spark drivers run, with the environment, logs and
+progress the pipeline gives them; like EASE's, they start no SparkContext (the sampler is numpy
+in one process, see docs/models.md), so the task runs them with its own Python and no
+spark-submit.
 
     python -m spark_jobs.bpmf_jobs validate --train K --output K --sweeps N --strategy S ...
     python -m spark_jobs.bpmf_jobs train    --train K --output K --sweeps N ...

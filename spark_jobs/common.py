@@ -35,8 +35,9 @@ def job_store(args: argparse.Namespace) -> Store:
 
 
 def peak_memory() -> str | None:
-    """The peak resident memory of the driver's two processes, the JVM and this Python (its
-    child, which spark-submit starts), as Linux records them; None elsewhere."""
+    """The peak resident memory of the driver's processes as Linux records them: the JVM and
+    this Python (its child, which spark-submit starts), or this Python alone when it runs
+    without spark-submit; None elsewhere."""
 
     def peak_mib(pid: int | str) -> int | None:
         try:
@@ -46,14 +47,15 @@ def peak_memory() -> str | None:
         match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
         return int(match[1]) // 1024 if match else None
 
+    python = peak_mib("self")
+    if python is None:
+        return None
     try:
         parent = Path(f"/proc/{os.getppid()}/comm").read_text().strip()
     except OSError:
-        return None
-    jvm, python = peak_mib(os.getppid()), peak_mib("self")
-    if parent != "java" or jvm is None or python is None:
-        return None
-    return f"JVM {jvm} MiB, Python {python} MiB"
+        parent = ""
+    jvm = peak_mib(os.getppid()) if parent == "java" else None
+    return f"JVM {jvm} MiB, Python {python} MiB" if jvm is not None else f"Python {python} MiB"
 
 
 def progress(percent: int, message: str) -> None:

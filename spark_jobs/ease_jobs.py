@@ -1,12 +1,13 @@
 """The drivers of TunedEASE and TrainedEASE (movielens_als.ease): the ranking model's tuning
-and fit, submitted through spark-submit like every fit, so they run where the pipeline's
-Spark drivers run, with the memory, environment and logs the pipeline gives them.
+and fit, run by SparkJobTask like every fit, so they run where the pipeline's Spark drivers
+run, with the environment, logs and progress the pipeline gives them.
 
-They start no SparkContext and import no Spark. EASE's work is one sparse Gram matrix and one
-dense Cholesky inverse of at most max_items² cells: dense linear algebra in one process,
-which LAPACK does at the machine's peak (about 150 Gflop/s here) and Spark does not
-distribute (MLlib's RowMatrix collects its Gram matrix to the driver as float64 and has no
-inverse), while a SparkContext would only add its start-up (see docs/models.md).
+They start no SparkContext and import no Spark, so the task runs them with its own Python,
+without spark-submit. EASE's work is one sparse Gram matrix and one dense Cholesky inverse of
+at most max_items² cells: dense linear algebra in one process, which LAPACK does at the
+machine's peak (about 150 Gflop/s here) and Spark does not distribute (MLlib's RowMatrix
+collects its Gram matrix to the driver as float64 and has no inverse), while a SparkContext
+would only add its start-up (see docs/models.md).
 
     python -m spark_jobs.ease_jobs tune  --train K --output K --l2s JSON --positive-ratings JSON ...
     python -m spark_jobs.ease_jobs train --train K --output K --l2 X --positive-rating X ...

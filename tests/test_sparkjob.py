@@ -1,5 +1,6 @@
 import collections
 import logging
+import re
 import sys
 
 import pytest
@@ -301,3 +302,31 @@ def test_the_floor_is_the_least_driver_memory_spark_starts_in_under_the_serial_c
         ScriptJob().run()
     with pytest.raises(SparkJobError, match="INVALID_DRIVER_MEMORY"):
         ScriptJob()._run_driver()  # past the check: Spark itself refuses it
+
+
+def test_a_job_that_starts_no_spark_context_runs_with_the_workers_python_and_reports_its_peak(
+    tmp_path, monkeypatch, luigi_config, caplog
+):
+    """No spark-submit, so no JVM to start or to idle beside it; the log, progress and peak
+    memory lines are the same as a Spark driver's."""
+    luigi_config("spark_driver", "class_archive_dir", str(tmp_path / "archive"))
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import os, sys\n"
+        "from spark_jobs.common import peak_memory, progress\n"
+        "progress(50, f'parent {os.path.basename(sys.executable)}')\n"
+        "print(f'driver peak resident memory: {peak_memory()}')\n"
+    )
+    monkeypatch.setattr(ScriptJob, "script", script)
+    monkeypatch.setattr(ScriptJob, "starts_spark_context", False)
+    task = ScriptJob()
+    assert task.program_args() == [sys.executable, str(script)]
+    messages = []
+    monkeypatch.setattr(task, "set_status_message", messages.append, raising=False)
+    with caplog.at_level(logging.INFO, logger="luigi-interface"):
+        task.run()
+    assert messages == [f"parent {sys.executable.rsplit('/', 1)[-1]}"]
+    assert re.search(r" driver peak resident memory: Python \d+ MiB$", caplog.text, re.MULTILINE)
+    assert not (tmp_path / "archive").exists()  # no JVM, no class archive
+    monkeypatch.setattr(ScriptJob, "starts_spark_context", True)
+    assert ScriptJob().program_args()[0].endswith("spark-submit")
