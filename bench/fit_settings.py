@@ -58,6 +58,7 @@ VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     "kryo-native-blas": ([KRYO], [], {"OPENBLAS_NUM_THREADS": "1"}),
     "native-nocompress": (NO_COMPRESS, [], {"OPENBLAS_NUM_THREADS": "1"}),
     "native-parallelgc": ([], ["-XX:+UseParallelGC"], {"OPENBLAS_NUM_THREADS": "1"}),
+    "native-parallelgc-nocompress": (NO_COMPRESS, ["-XX:+UseParallelGC"], {"OPENBLAS_NUM_THREADS": "1"}),
 }
 
 
