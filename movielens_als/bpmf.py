@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse, stats
+from scipy import sparse
 
 from movielens_als.model import Model, Side, index_of
 from movielens_als.ranking import Ratings
@@ -89,6 +89,8 @@ class _Groups:
 
 def _normal_wishart(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(μ, Λ) of a factor group from their Normal-Wishart posterior given its rows `x`."""
+    from scipy import stats  # half a second to import, which every luigi command would pay
+
     n, rank = x.shape
     mean = x.mean(axis=0)
     centred = x - mean
