@@ -59,6 +59,7 @@ VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     "native-nocompress": (NO_COMPRESS, [], {"OPENBLAS_NUM_THREADS": "1"}),
     "native-parallelgc": ([], ["-XX:+UseParallelGC"], {"OPENBLAS_NUM_THREADS": "1"}),
     "native-parallelgc-nocompress": (NO_COMPRESS, ["-XX:+UseParallelGC"], {"OPENBLAS_NUM_THREADS": "1"}),
+    "native-thp": ([], ["-XX:+UseTransparentHugePages"], {"OPENBLAS_NUM_THREADS": "1"}),
 }
 
 

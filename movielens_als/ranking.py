@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from movielens_als.columns import ITEM, RANK, RATING, RECOMMENDATION_COLUMNS, SCORE, USER
 from movielens_als.ease import Ease
-from movielens_als.model import Model, index_of
+from movielens_als.model import Model, distinct, index_of
 
 # Score matrices are built this many cells at a time: about 32 MB of float64.
 BLOCK_CELLS = 4_000_000
@@ -110,7 +110,7 @@ def popularity_ranker(items: np.ndarray, count: np.ndarray) -> Ranker:
 
 def ease_ranker(model: Ease, train: Ratings) -> Ranker:
     """EASE's scores from what each user liked in `train` (the training ratings)."""
-    user_ids = np.unique(train.users)
+    user_ids = distinct(train.users)[0]
     liked = model.liked(train.users, train.items, train.ratings, user_ids)
     return Ranker(model.items, lambda block: model.scores(liked[np.searchsorted(user_ids, block)]))
 
