@@ -25,8 +25,13 @@ from movielens_als.split import STRATEGIES, describe, split_ratings
 # The share of the training ratings held out to judge the candidates.
 VALIDATION_FRACTION = 0.2
 # TunedEASE's search is on its most-liked items; the best λ of each liked rating within this
-# many standard errors of the best candidate is judged again on every item TrainedEASE models.
+# many standard errors of the best candidate is judged again on more of them:
 FINALIST_SES = 2
+# this many times the search's items, at most every item TrainedEASE models. A fit is cubic in
+# its items: at 10 M ratings two close calls on all 10,500 items took 15 s of TunedEASE's 21.5,
+# on 8,192 items 7 s, and the same winner (BENCHMARKS.md). Releases of up to 8,192 liked
+# items (ml-1m and smaller) settle on every item, as TrainedEASE fits them.
+SETTLE_FACTOR = 4
 # (ratings, rank, regParam, maxIter) -> (user factor table, item factor table, global mean)
 AlsFit = Callable[[pa.Table, int, float, int], tuple[pa.Table, pa.Table, float]]
 # Called after each candidate with (candidates done, candidates in all, the candidate).
@@ -199,13 +204,15 @@ def tune_ease(
     rating, the λs of a Bracket search of `l2s`, started at the best λ found so far. A
     threshold that likes the same ratings as one before it is not fitted again: its candidates
     are recorded as the same as that one's. Then each liked rating's best that is within
-    FINALIST_SES standard errors of the best is judged again as TrainedEASE fits it, on up to
-    `max_items` items, and the best of those wins: the search finds λ at a fraction of the cost
-    (a fit is cubic in its items), and the close calls are settled on the model to be served.
+    FINALIST_SES standard errors of the best is judged again on SETTLE_FACTOR times as many
+    items (at most `max_items`, as TrainedEASE fits it), and the best of those wins: the search
+    finds λ at a fraction of the cost (a fit is cubic in its items), and the close calls are
+    settled on a model the size of the one to be served, or the whole of it.
     `on_candidate` is told the most candidates there can be."""
     same = distinct_thresholds(fit_part.ratings, positive_ratings)
     fitted = [t for t in positive_ratings if same[t] == t]
     total = len(fitted) * (len(set(l2s)) + 1)
+    tune_items, settle_items = min(tune_items, max_items), min(SETTLE_FACTOR * tune_items, max_items)
     judge = metrics.Judge(fit_part, validation, seed=seed, relevant_rating=relevant_rating)
     if not len(judge.users):
         raise ValueError(
@@ -231,14 +238,14 @@ def tune_ease(
     skipped, liked_items = {}, {}
     for threshold in fitted:
         bracket = Bracket(l2s, start=_best(candidates)["l2"] if candidates else None)
-        for model in ease.fit(*fit_part, threshold, bracket, min(tune_items, max_items)):
+        for model in ease.fit(*fit_part, threshold, bracket, tune_items):
             bracket.tell(model.l2, judged(model, threshold)["ndcg"])
         skipped[f"{threshold:g}"] = bracket.skipped
-        liked_items[threshold] = min(max_items, len(np.unique(fit_part.items[fit_part.ratings >= threshold])))
+        liked_items[threshold] = min(settle_items, len(np.unique(fit_part.items[fit_part.ratings >= threshold])))
     finalists = _finalists(candidates, ndcg_rows)
     final = [c for c in finalists if len(finalists) == 1 or c["items"] == liked_items[c["positive_rating"]]]
     for model in itertools.chain.from_iterable(
-        ease.fit(*fit_part, c["positive_rating"], [c["l2"]], max_items) for c in finalists if c not in final
+        ease.fit(*fit_part, c["positive_rating"], [c["l2"]], settle_items) for c in finalists if c not in final
     ):
         final.append(judged(model, model.positive_rating))
     return {
@@ -249,7 +256,7 @@ def tune_ease(
         "same_positives": {f"{t:g}": same[t] for t in positive_ratings if same[t] != t},
         "search": f"on the {tune_items} most-liked items, per liked rating, the best λ so far (the middle one at "
         f"first), then the neighbours of the best until it has both; then each liked rating's best within "
-        f"{FINALIST_SES} standard errors of the best, on up to {max_items} items",
+        f"{FINALIST_SES} standard errors of the best, on up to {settle_items} items",
         "l2s_not_fitted": skipped,
         "candidates": candidates,
         **choose(final, _rank_key, {"l2": l2s}),

@@ -294,7 +294,7 @@ class OfRanking(OfSplit, OfRelevance):
         default=2048,
         check=params.MAX_ITEMS,
         description="EASE: TunedEASE searches on the items liked most often, this many at most, "
-        "then settles its close calls on all --max-items",
+        "then settles its close calls on four times as many (at most --max-items)",
     )
 
     @property

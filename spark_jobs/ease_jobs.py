@@ -65,7 +65,7 @@ class Reporter:
 def tune(args, store) -> None:
     """(positive rating, λ) candidates fitted on the training ratings less a validation split
     carved from them, ranked by NDCG on it (movielens_als.selection.tune_ease: a search on the
-    --tune-items most-liked items, its close calls settled on --max-items); the test ratings
+    --tune-items most-liked items, its close calls settled on four times as many); the test ratings
     are never read. tuning.json holds every candidate fitted and the winner."""
     fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
     result = selection.tune_ease(

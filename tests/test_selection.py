@@ -198,11 +198,14 @@ def test_tune_ease_records_the_lambdas_its_bracket_did_not_fit():
 
 
 @pytest.mark.parametrize("ses", [0.0, 1e9])
-def test_tune_ease_searches_on_the_most_liked_items_and_settles_close_calls_on_all(monkeypatch, ses):
+@pytest.mark.parametrize("factor", [2, 100])
+def test_tune_ease_searches_on_the_most_liked_items_and_settles_close_calls_on_more(monkeypatch, ses, factor):
     fit_part, validation = ease_data()
     # FINALIST_SES 0: only the best is a finalist, and it stands as searched; 1e9: every liked
-    # rating's best is judged again on all the items it likes.
+    # rating's best is judged again on SETTLE_FACTOR times the search's items (2: 40), or on
+    # all the items it likes (100: 2,000, more than `max_items` and than the items liked).
     monkeypatch.setattr(selection, "FINALIST_SES", ses)
+    monkeypatch.setattr(selection, "SETTLE_FACTOR", factor)
     result = selection.tune_ease(fit_part, validation, [0.5, 4.0], [1.0, 10.0, 100.0], 200, tune_items=20, seed=0)
     searched = [c for c in result["candidates"] if c["items"] == 20]
     refits = [c for c in result["candidates"] if c["items"] > 20]
@@ -211,11 +214,13 @@ def test_tune_ease_searches_on_the_most_liked_items_and_settles_close_calls_on_a
         assert refits == [] and result["best"] == best_searched
     else:
         liked = {t: len(np.unique(fit_part.items[fit_part.ratings >= t])) for t in (0.5, 4.0)}
-        assert sorted((c["positive_rating"], c["items"]) for c in refits) == [(0.5, liked[0.5]), (4.0, liked[4.0])]
-        assert all(liked[t] > 20 for t in liked)
+        assert all(40 < liked[t] < 200 for t in liked)
+        settled = {t: 40 if factor == 2 else liked[t] for t in liked}
+        assert sorted((c["positive_rating"], c["items"]) for c in refits) == [(t, settled[t]) for t in (0.5, 4.0)]
         assert result["best"] == max(refits, key=lambda c: (c["ndcg"], -c["l2"], -c["positive_rating"]))
         # Each refit is its liked rating's best λ of the search.
         for refit in refits:
             mine = [c for c in searched if c["positive_rating"] == refit["positive_rating"]]
             assert refit["l2"] == max(mine, key=lambda c: (c["ndcg"], -c["l2"]))["l2"]
     assert "20 most-liked items" in result["search"] and result["judged"]["users"] > 0
+    assert f"on up to {40 if factor == 2 else 200} items" in result["search"]
