@@ -45,6 +45,7 @@ from bench.harness import (
     write_config,
 )
 
+VECTOR = "--add-modules=jdk.incubator.vector"
 KRYO = "spark.serializer=org.apache.spark.serializer.KryoSerializer"
 NO_COMPRESS = ["spark.shuffle.compress=false", "spark.shuffle.spill.compress=false", "spark.rdd.compress=false"]
 # name: (conf to add, driver JVM options to add, environment to add)
@@ -60,6 +61,9 @@ VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     "native-parallelgc": ([], ["-XX:+UseParallelGC"], {"OPENBLAS_NUM_THREADS": "1"}),
     "native-parallelgc-nocompress": (NO_COMPRESS, ["-XX:+UseParallelGC"], {"OPENBLAS_NUM_THREADS": "1"}),
     "native-thp": ([], ["-XX:+UseTransparentHugePages"], {"OPENBLAS_NUM_THREADS": "1"}),
+    # netlib's BLAS in Java with the Vector API (its VectorBLAS: SIMD, no JNI call per rating),
+    # LAPACK native.
+    "vector-blas": ([], [VECTOR, JAVA_BLAS[0]], {"OPENBLAS_NUM_THREADS": "1"}),
 }
 
 
