@@ -63,7 +63,7 @@ def report(dataset, args, chain, serving, ranking, best, fits) -> None:
     def memory(task: str) -> str:
         jvm = max(r["memory"][0] for r in fits[task])
         python = max(r["memory"][1] for r in fits[task])
-        return f"{jvm:,} / {python:,} MiB"
+        return f"{jvm:,} / {python:,} MiB" if jvm else f"no JVM / {python:,} MiB"  # numpy drivers start none
 
     als, ease_time = median("TrainedALS", "task"), median("TrainedEASE", "task")
     models = ranking["models"]
