@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from movielens_als import ease, metrics
-from movielens_als.model import fit_calibration, model_from_tables
+from movielens_als.model import distinct, fit_calibration, model_from_tables
 from movielens_als.ranking import Ratings, ease_ranker, rating_arrays
 from movielens_als.split import STRATEGIES, describe, split_ratings
 
@@ -241,7 +241,7 @@ def tune_ease(
         for model in ease.fit(*fit_part, threshold, bracket, tune_items):
             bracket.tell(model.l2, judged(model, threshold)["ndcg"])
         skipped[f"{threshold:g}"] = bracket.skipped
-        liked_items[threshold] = min(settle_items, len(np.unique(fit_part.items[fit_part.ratings >= threshold])))
+        liked_items[threshold] = min(settle_items, len(distinct(fit_part.items[fit_part.ratings >= threshold])[0]))
     finalists = _finalists(candidates, ndcg_rows)
     final = [c for c in finalists if len(finalists) == 1 or c["items"] == liked_items[c["positive_rating"]]]
     for model in itertools.chain.from_iterable(
