@@ -174,7 +174,10 @@ def ranking(run, seeds: list[int]) -> None:
     print("| seed | NDCG@10 | P@10 | R@10 | chosen on validation |")
     print("|---|---|---|---|---|")
     for seed, ndcg, precision, recall, best in rows:
-        chosen = f"ratings ≥ {best['positive_rating']:g}, λ {best['l2']:g}"
+        chosen = (
+            f"ratings ≥ {best['positive_rating']:g}, λ {best['l2']:g}, genre weight {best['genre_weight']:g}, "
+            f"β {best['popularity_exponent']:g}"
+        )
         print(f"| {seed} | {ndcg:.4f} | {precision:.4f} | {recall:.4f} | {chosen} |")
     means = [statistics.mean(r[i] for r in rows) for i in (1, 2, 3)]
     print(f"| mean | **{means[0]:.4f}** | **{means[1]:.4f}** | **{means[2]:.4f}** | |\n")

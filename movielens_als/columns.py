@@ -8,4 +8,6 @@ ID, FEATURES, BIAS, COUNT = "id", "features", "bias", "count"
 # Recommendations (recommendations/.../top<n>.parquet), and movie titles. The score is the
 # recommender's own: EASE's score, or the explicit model's predicted rating.
 RANK, TITLE, SCORE = "rank", "title", "score"
+# Movies (read from the release, never stored): item, title and its genres' names.
+GENRES = "genres"
 RECOMMENDATION_COLUMNS = (USER, RANK, ITEM, TITLE, SCORE)

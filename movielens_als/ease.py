@@ -2,14 +2,21 @@
 items each user liked (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data").
 
     X      users × items, 1 where the user rated the item ≥ positive_rating, else 0
-    G      XᵀX + λI,   P = G⁻¹
+    F      items × genres, 1 where the movie has the genre (its decade counts as one)
+    G      XᵀX + α FFᵀ + λI,   P = G⁻¹
     B      B_ij = -P_ij / P_jj,   B_jj = 0
-    score  s(u, j) = Σ_i X_ui B_ij
+    score  s(u, j) = (Σ_i X_ui B_ij) · (c_j + 1)^β,   c_j: item j's positives in training
 
 A user's score for an item is how well the items they liked predict it, from item-item
 co-occurrence with the item itself left out. The fit is one Gram matrix (sparse, in
 threads) and one Cholesky inverse (LAPACK), so it needs no iterations and no seed: the same
 ratings give the same weights.
+
+Two additions, both tuned on validation (0 turns each off): α FFᵀ counts each genre as α
+users who like every movie of it (the movies' genres and decades come with every release),
+which lends a rarely liked movie the company of its kind; β < 0 discounts the popular items
+that co-occurrence favours. On ml-100k's item-stratified protocol they lift NDCG@10 from
+0.479 to 0.490 (docs/models.md).
 
 Only the `max_items` items liked most often are modelled: B is dense, max_items² float32
 (1 GiB at 16,384). The columns are in order of popularity (positives in training, most
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,14 +38,19 @@ import pyarrow as pa
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from movielens_als.columns import COUNT, ID
+from movielens_als.columns import COUNT, GENRES, ID, ITEM, TITLE
 from movielens_als.model import MODEL_JSON, distinct, index_of
 
 # The files of a stored EASE model, in its directory, beside model.json.
 EASE_ITEMS = "items.parquet"  # id, count (positives in training), in the weights' order
 EASE_WEIGHTS = "weights.npy"  # B, float32, rows = the item liked, columns = the item scored
 FILES = (EASE_ITEMS, EASE_WEIGHTS, MODEL_JSON)
-FORMULA = "s(u, j) = sum_i X_ui B_ij, B = -P / diag(P) with a zero diagonal, P = (X'X + l2 I)^-1"
+FORMULA = (
+    "s(u, j) = sum_i X_ui B_ij (count_j + 1)^popularity_exponent, B = -P / diag(P) with a zero diagonal, "
+    "P = (X'X + genre_weight F F' + l2 I)^-1"
+)
+# A title's year, as the releases write it: "Toy Story (1995)".
+TITLE_YEAR = re.compile(r"\((\d{4})\)\s*$")
 # Columns of the Gram matrix computed per thread task: bounds the sparse intermediates.
 GRAM_BLOCK = 1024
 
@@ -49,6 +62,8 @@ class Ease:
     weights: np.ndarray  # (n, n) float32
     positive_rating: float
     l2: float
+    genre_weight: float = 0.0
+    popularity_exponent: float = 0.0
 
     def liked(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, user_ids: np.ndarray) -> sp.csr_matrix:
         """X for `user_ids` (one row each, in that order) from their ratings (users, items,
@@ -58,18 +73,53 @@ class Ease:
         keep = known & user_known & (ratings >= self.positive_rating)
         return _binary(row[keep], column[keep], (len(user_ids), len(self.items)))
 
+    @property
+    def discount(self) -> np.ndarray:
+        """(c_j + 1)^β for every modelled item, float32."""
+        return (self.count.astype(np.float32) + 1) ** np.float32(self.popularity_exponent)
+
     def scores(self, liked: sp.csr_matrix) -> np.ndarray:
         """s(u, j) for every row of `liked` and every modelled item, in threads."""
         out = np.empty((liked.shape[0], len(self.items)), dtype=np.float32)
         bounds = np.linspace(0, liked.shape[0], _threads() + 1).astype(int)
+        discount = self.discount
 
         def work(part: int) -> None:
             start, end = bounds[part], bounds[part + 1]
             out[start:end] = liked[start:end] @ self.weights
+            if self.popularity_exponent:
+                out[start:end] *= discount
 
         with ThreadPoolExecutor(_threads()) as pool:
             list(pool.map(work, range(len(bounds) - 1)))
         return out
+
+
+@dataclass(frozen=True)
+class Genres:
+    """Each movie's genres and the decade of its title's year, as a movies × names 0/1 matrix."""
+
+    items: np.ndarray  # int ids, one per row
+    matrix: sp.csr_matrix
+
+    @classmethod
+    def of(cls, movies: pa.Table) -> Genres:
+        """From a release's movies (releases.read_movies: item, title, genres)."""
+        rows, names = [], []
+        for genres, title in zip(movies.column(GENRES).to_pylist(), movies.column(TITLE).to_pylist(), strict=True):
+            year = TITLE_YEAR.search(title or "")
+            rows.append([*genres, *([f"{int(year.group(1)) // 10 * 10}s"] if year else [])])
+            names.extend(rows[-1])
+        vocabulary = {name: i for i, name in enumerate(sorted(set(names)))}
+        row = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+        column = np.array([vocabulary[name] for r in rows for name in r], dtype=np.int64)
+        items = movies.column(ITEM).to_numpy()
+        return cls(items, _binary(row, column, (len(rows), len(vocabulary))))
+
+    def of_items(self, ids: np.ndarray) -> sp.csr_matrix:
+        """The rows of `ids`, in that order; a movie the movies file lacks has none."""
+        row, known = index_of(self.items, ids)
+        return sp.csr_matrix(self.matrix[np.where(known, row, 0)].multiply(known[:, None]))
 
 
 def fit(
@@ -77,12 +127,14 @@ def fit(
     items: np.ndarray,
     ratings: np.ndarray,
     positive_rating: float,
-    l2s: Iterable[float],
+    settings: Iterable[float | tuple[float, ...]],
     max_items: int,
+    genres: Genres | None = None,
 ) -> Iterator[Ease]:
-    """One model per λ in `l2s`, all from one Gram matrix: the tuning fits several, the
-    training one. Yields them one at a time, so only one B is held, and takes each λ only
-    when the last model has been used (the tuning's Bracket chooses the next from it)."""
+    """One model per (λ, α) in `settings` (a λ alone: α 0), all from one Gram matrix: the tuning fits several,
+    the training one. Yields them one at a time, so only one B is held, and takes each setting
+    only when the last model has been used (the tuning's Climb chooses the next from it).
+    Without `genres`, α must be 0. The models' β is 0: set it with dataclasses.replace."""
     liked = ratings >= positive_rating
     ids, inverse = distinct(items[liked])
     count = np.bincount(inverse, minlength=len(ids))
@@ -93,13 +145,22 @@ def fit(
     _, row = distinct(users[keep])
     x = _binary(row, column[keep], (int(row.max(initial=-1)) + 1, len(ids)))
     gram = _gram(x)
-    # One λ (a fit to store, a close call settled): B is computed in the Gram matrix's own
-    # memory, not in a copy of it (1 s and 440 MB at 10,500 items).
-    only = isinstance(l2s, list | tuple) and len(l2s) == 1
-    for l2 in l2s:
+    features = genres.of_items(ids) if genres is not None else None
+    # One setting (a fit to store, a close call settled): B is computed in the Gram matrix's
+    # own memory, not in a copy of it (1 s and 440 MB at 10,500 items).
+    only = isinstance(settings, list | tuple) and len(settings) == 1
+    for setting in settings:
+        l2, genre_weight = setting if isinstance(setting, tuple) else (setting, 0.0)
         if not l2 > 0:
             raise ValueError(f"EASE's λ must be above 0, not {l2}")
-        yield Ease(ids, count, _weights(gram if only else gram.copy(), l2), positive_rating, float(l2))
+        if genre_weight and features is None:
+            raise ValueError(f"EASE's genre weight {genre_weight} needs the movies' genres")
+        if genre_weight < 0:
+            raise ValueError(f"EASE's genre weight must be 0 or above, not {genre_weight}")
+        a = gram if only else gram.copy()
+        if genre_weight:
+            _add_genres(a, features, genre_weight)
+        yield Ease(ids, count, _weights(a, l2), positive_rating, float(l2), float(genre_weight))
 
 
 def to_files(model: Ease, **record) -> dict[str, pa.Table | bytes | dict]:
@@ -114,6 +175,8 @@ def to_files(model: Ease, **record) -> dict[str, pa.Table | bytes | dict]:
         "formula": FORMULA,
         "positive_rating": model.positive_rating,
         "l2": model.l2,
+        "genre_weight": model.genre_weight,
+        "popularity_exponent": model.popularity_exponent,
         "items": len(model.items),
         **record,
     }
@@ -134,6 +197,8 @@ def from_files(files: dict) -> Ease:
         matrix,
         description["positive_rating"],
         description["l2"],
+        description.get("genre_weight", 0.0),  # models stored before genres and the discount had neither
+        description.get("popularity_exponent", 0.0),
     )
 
 
@@ -149,6 +214,12 @@ def _gram(x: sp.csr_matrix) -> np.ndarray:
     with ThreadPoolExecutor(_threads()) as pool:
         list(pool.map(work, range(0, n, GRAM_BLOCK)))
     return gram
+
+
+def _add_genres(gram: np.ndarray, features: sp.csr_matrix, weight: float) -> None:
+    """gram += weight · FFᵀ, in place, a block of columns at a time (FFᵀ is dense)."""
+    for start in range(0, len(gram), GRAM_BLOCK):
+        gram[:, start : start + GRAM_BLOCK] += weight * (features @ features[start : start + GRAM_BLOCK].T).toarray()
 
 
 def _weights(gram: np.ndarray, l2: float) -> np.ndarray:

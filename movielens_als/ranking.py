@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from movielens_als.columns import ITEM, RANK, RATING, RECOMMENDATION_COLUMNS, SCORE, USER
+from movielens_als.columns import ITEM, RANK, RATING, RECOMMENDATION_COLUMNS, SCORE, TITLE, USER
 from movielens_als.ease import Ease
 from movielens_als.model import Model, distinct, index_of
 
@@ -148,7 +148,8 @@ def recommend(ranker: Ranker, users: np.ndarray, seen_users: np.ndarray, seen_it
 
 
 def with_titles(top: pa.Table, movies: pa.Table) -> pa.Table:
-    """`recommend`'s table with each item's title from `movies` (item, title), in
+    """`recommend`'s table with each item's title from `movies` (item, title, ...), in
     RECOMMENDATION_COLUMNS order; an item the movies file lacks has a null title."""
-    titled = top.join(movies, ITEM, join_type="left outer").sort_by([(USER, "ascending"), (RANK, "ascending")])
+    titled = top.join(movies.select([ITEM, TITLE]), ITEM, join_type="left outer")
+    titled = titled.sort_by([(USER, "ascending"), (RANK, "ascending")])
     return titled.select(list(RECOMMENDATION_COLUMNS))

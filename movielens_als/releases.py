@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from movielens_als.columns import ITEM, RATING, TIMESTAMP, TITLE, USER
+from movielens_als.columns import GENRES, ITEM, RATING, TIMESTAMP, TITLE, USER
 
 # The one schema every release is read into, whatever its file format.
 RATINGS_SCHEMA = pa.schema(
@@ -34,6 +34,13 @@ RATINGS_SCHEMA = pa.schema(
         (TIMESTAMP, pa.int64()),
     ]
 )
+# ml-100k's u.item flags these genres, in this order; the "no genre" markers of the releases
+# (u.item's "unknown", movies.csv's "(no genres listed)") are not genres.
+ML_100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+NO_GENRES = ("unknown", "(no genres listed)")
 # The header of the `ratings.csv` layout (ml-20m and later, ml-latest*), in file order.
 CSV_HEADER = ("userId", "movieId", "rating", "timestamp")
 # A ratings member larger than this, or compressed more than this ratio, is not MovieLens
@@ -211,8 +218,9 @@ def read_fold(
 
 
 def read_movies(archive: zipfile.ZipFile, rel: Release) -> pa.Table:
-    """The release's movie titles: a table of item (int32) and title. The older releases are
-    Latin-1, the newer UTF-8; titles may hold commas (quoted in movies.csv) and colons."""
+    """The release's movies: a table of item (int32), title and genres (a list of names, empty
+    for a movie with none). The older releases are Latin-1, the newer UTF-8; titles may hold
+    commas (quoted in movies.csv) and colons."""
     info = _checked_member(archive, rel.movies_member)
     try:
         data = archive.read(info)
@@ -223,19 +231,43 @@ def read_movies(archive: zipfile.ZipFile, rel: Release) -> pa.Table:
     except UnicodeDecodeError:
         text = data.decode("latin-1")
     if rel.header:  # movies.csv: movieId,title,genres with quoting
-        table = pacsv.read_csv(
-            io.BytesIO(text.encode()),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=["movieId", "title"], column_types={"movieId": pa.int32(), "title": pa.string()}
-            ),
-        )
-        return table.rename_columns([ITEM, TITLE])
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(text.encode()),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"movieId": pa.int32(), "title": pa.string(), "genres": pa.string()}
+                ),
+            )
+            genres = pc.split_pattern(table.column("genres"), "|")
+            return _movies(table.column("movieId"), table.column("title"), genres)
+        except (pa.ArrowInvalid, KeyError) as e:
+            raise RatingsError(f"{rel.movies_member}: not 'movieId,title,genres' on every line ({e})") from None
     delimiter = "|" if rel.delimiter == "\t" else rel.delimiter
-    fields = pc.split_pattern(pa.array(text.splitlines()), delimiter, max_splits=2)
+    lines = pa.array(text.splitlines())
     try:
-        return pa.table({ITEM: pc.cast(pc.list_element(fields, 0), pa.int32()), TITLE: pc.list_element(fields, 1)})
+        fields = pc.split_pattern(lines, delimiter, max_splits=2)
+        if delimiter == "|":  # u.item: id|title|date|video date|url|one 0/1 flag per ML_100K_GENRES
+            flags = pc.list_slice(pc.split_pattern(lines, "|"), 5)
+            named = [[g for g, on in zip(ML_100K_GENRES, f, strict=False) if on == "1"] for f in flags.to_pylist()]
+            genres = pa.array(named, pa.list_(pa.string()))
+        else:  # movies.dat: id::title::genre|genre
+            genres = pc.split_pattern(pc.list_element(fields, 2), "|")
+        return _movies(pc.cast(pc.list_element(fields, 0), pa.int32()), pc.list_element(fields, 1), genres)
     except (pa.ArrowInvalid, IndexError) as e:
         raise RatingsError(f"{rel.movies_member}: not 'id{delimiter}title{delimiter}...' on every line ({e})") from None
+
+
+def _movies(items: pa.Array, titles: pa.Array, genres: pa.Array) -> pa.Table:
+    """The movies table, a movie's "no genre" marker (NO_GENRES) left out of its genres."""
+    if isinstance(genres, pa.ChunkedArray):
+        genres = genres.combine_chunks()
+    flat = pc.list_flatten(genres)
+    parents = pc.list_parent_indices(genres)
+    keep = pc.invert(pc.is_in(flat, pa.array(NO_GENRES)))
+    kept = pc.filter(parents, keep).to_numpy(zero_copy_only=False)
+    offsets = np.searchsorted(kept, np.arange(len(genres) + 1))
+    listed = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pc.filter(flat, keep))
+    return pa.table({ITEM: items, TITLE: titles, GENRES: listed})
 
 
 def _checked_member(archive: zipfile.ZipFile, member: str) -> zipfile.ZipInfo:

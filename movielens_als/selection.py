@@ -9,9 +9,10 @@ free of Spark and is tested with any fit of the same shape.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import pyarrow as pa
 
 from movielens_als import ease, metrics
 from movielens_als.model import distinct, fit_calibration, model_from_tables
-from movielens_als.ranking import Ratings, ease_ranker, rating_arrays
+from movielens_als.ranking import Ranker, Ratings, ease_ranker, rating_arrays
 from movielens_als.split import STRATEGIES, describe, split_ratings
 
 # The share of the training ratings held out to judge the candidates.
@@ -32,6 +33,8 @@ FINALIST_SES = 2
 # on 8,192 items 7 s, and the same winner (BENCHMARKS.md). Releases of up to 8,192 liked
 # items (ml-1m and smaller) settle on every item, as TrainedEASE fits them.
 SETTLE_FACTOR = 4
+# What a tuned EASE model is, as tuning.json's candidates and its best name it.
+EASE_PARAMS = ("positive_rating", "l2", "genre_weight", "popularity_exponent")
 # (ratings, rank, regParam, maxIter) -> (user factor table, item factor table, global mean)
 AlsFit = Callable[[pa.Table, int, float, int], tuple[pa.Table, pa.Table, float]]
 # Called after each candidate with (candidates done, candidates in all, the candidate).
@@ -63,8 +66,13 @@ def validation_record(strategy: str, seed: int, fit_part: pa.Table, validation: 
 
 def edges(best: Mapping[str, Any], grid: Mapping[str, Sequence[float]]) -> list[str]:
     """The parameters of `grid` (name -> values searched) whose value in `best` is the lowest
-    or the highest of two or more values searched."""
-    return [name for name, values in grid.items() if len(set(values)) > 1 and best[name] in (min(values), max(values))]
+    or the highest of two or more values searched; a lowest value of 0 (an addition turned
+    off, such as EASE's genre weight) is no edge: nothing lies below it."""
+    return [
+        name
+        for name, values in grid.items()
+        if len(set(values)) > 1 and best[name] in (min(values), max(values)) and not best[name] == 0 == min(values)
+    ]
 
 
 def edge_warning(best: Mapping[str, Any], grid: Mapping[str, Sequence[float]], names: Sequence[str]) -> str:
@@ -152,37 +160,56 @@ def distinct_thresholds(ratings: np.ndarray, thresholds: Sequence[float]) -> dic
     return same
 
 
-class Bracket:
-    """The λs of a grid to fit for one liked rating, one at a time: the middle one first (or
-    `start`, the best λ of the liked ratings searched before), then the unfitted neighbours of
-    the best so far, until the best has been compared with both of its neighbours (or sits at
-    an end of the grid). Along λ, validation NDCG rises to one peak and falls (measured on
-    ml-latest-small and ml-100k), so this finds the grid's best with fewer fits. `tell` gives
-    it each fitted λ's score before the next is asked for."""
+class Climb:
+    """The points of a grid to fit, one at a time: `start` first (or the middle of each axis),
+    then the unfitted neighbours (one step along one axis) of the best so far, until the best
+    has been compared with all of its neighbours. Along λ, and along the genre weight, the
+    validation NDCG rises to one peak and falls (measured on ml-latest-small and ml-100k), so
+    this finds the grid's best with a fraction of its fits: with one axis it is a bracket
+    search. `tell` gives it each fitted point's score before the next is asked for; ties go
+    to the lower values."""
 
-    def __init__(self, values: Sequence[float], start: float | None = None):
-        self.values = sorted(set(values))
-        self.first = self.values.index(start) if start in self.values else (len(self.values) - 1) // 2
-        self.scores: dict[int, float] = {}
+    def __init__(self, axes: Sequence[Sequence[float]], start: Sequence[float] | None = None):
+        self.axes = [sorted(set(values)) for values in axes]
+        middle = tuple((len(values) - 1) // 2 for values in self.axes)
+        if start is not None and all(v in values for values, v in zip(self.axes, start, strict=True)):
+            middle = tuple(values.index(v) for values, v in zip(self.axes, start, strict=True))
+        self.first = middle
+        self.scores: dict[tuple[int, ...], float] = {}
 
-    def __iter__(self) -> Bracket:
+    def __iter__(self) -> Climb:
         return self
 
-    def __next__(self) -> float:
+    def __next__(self) -> tuple[float, ...]:
         if not self.scores:
-            return self.values[self.first]
-        best = max(self.scores, key=lambda i: (self.scores[i], -i))  # ties: the lower λ
-        for neighbour in (best - 1, best + 1):
-            if 0 <= neighbour < len(self.values) and neighbour not in self.scores:
-                return self.values[neighbour]
+            return self._values(self.first)
+        best = self._best_at()
+        for axis in range(len(self.axes)):
+            for step in (-1, 1):
+                at = (*best[:axis], best[axis] + step, *best[axis + 1 :])
+                if 0 <= at[axis] < len(self.axes[axis]) and at not in self.scores:
+                    return self._values(at)
         raise StopIteration
 
-    def tell(self, value: float, score: float) -> None:
-        self.scores[self.values.index(value)] = score
+    def tell(self, point: Sequence[float], score: float) -> None:
+        self.scores[tuple(values.index(v) for values, v in zip(self.axes, point, strict=True))] = score
 
     @property
-    def skipped(self) -> list[float]:
-        return [v for i, v in enumerate(self.values) if i not in self.scores]
+    def best(self) -> tuple[float, ...]:
+        """The best point told so far."""
+        return self._values(self._best_at())
+
+    def _best_at(self) -> tuple[int, ...]:
+        return max(self.scores, key=lambda at: (self.scores[at], tuple(-i for i in at)))
+
+    @property
+    def skipped(self) -> list[list[float]]:
+        """The grid's points not fitted."""
+        every = itertools.product(*(range(len(values)) for values in self.axes))
+        return [list(self._values(at)) for at in every if at not in self.scores]
+
+    def _values(self, at: Sequence[int]) -> tuple[float, ...]:
+        return tuple(values[i] for values, i in zip(self.axes, at, strict=True))
 
 
 def tune_ease(
@@ -195,23 +222,30 @@ def tune_ease(
     tune_items: int,
     seed: int,
     relevant_rating: float = metrics.RELEVANT_RATING,
+    genre_weights: Sequence[float] = (0.0,),
+    popularity_exponents: Sequence[float] = (0.0,),
+    genres: ease.Genres | None = None,
     on_candidate: OnCandidate | None = None,
 ) -> dict:
-    """(positive rating, λ) candidates fitted on `fit_part` and judged by NDCG at
-    metrics.RANKING_K on `validation`, a test rating ≥ `relevant_rating` being relevant.
+    """(positive rating, λ, genre weight α, popularity exponent β) candidates fitted on
+    `fit_part` and judged by NDCG at metrics.RANKING_K on `validation`, a test rating ≥
+    `relevant_rating` being relevant.
 
     The search fits each candidate on its `tune_items` most-liked items only: for each liked
-    rating, the λs of a Bracket search of `l2s`, started at the best λ found so far. A
+    rating, from the best (λ, α) found so far, a bracket (Climb) along `l2s`, then one along
+    `genre_weights`; each fit is judged with a bracket of βs (β only rescales its scores, so it
+    costs no fit). A
     threshold that likes the same ratings as one before it is not fitted again: its candidates
     are recorded as the same as that one's. Then each liked rating's best that is within
     FINALIST_SES standard errors of the best is judged again on SETTLE_FACTOR times as many
     items (at most `max_items`, as TrainedEASE fits it), and the best of those wins: the search
-    finds λ at a fraction of the cost (a fit is cubic in its items), and the close calls are
-    settled on a model the size of the one to be served, or the whole of it.
+    finds its point at a fraction of the cost (a fit is cubic in its items), and the close
+    calls are settled on a model the size of the one to be served, or the whole of it.
     `on_candidate` is told the most candidates there can be."""
     same = distinct_thresholds(fit_part.ratings, positive_ratings)
     fitted = [t for t in positive_ratings if same[t] == t]
-    total = len(fitted) * (len(set(l2s)) + 1)
+    exponents = sorted(set(popularity_exponents))
+    total = len(fitted) * (len(set(l2s)) + len(set(genre_weights))) * len(exponents)
     tune_items, settle_items = min(tune_items, max_items), min(SETTLE_FACTOR * tune_items, max_items)
     judge = metrics.Judge(fit_part, validation, seed=seed, relevant_rating=relevant_rating)
     if not len(judge.users):
@@ -223,44 +257,88 @@ def tune_ease(
     started = time.perf_counter()
     ndcg_rows: dict[tuple, np.ndarray] = {}  # each candidate's NDCG per judged user
 
-    def judged(model: ease.Ease, threshold: float) -> dict:
+    def judged(fitted: ease.Ease, exponents: Sequence[float]) -> float:
+        """Judges the fitted model with the βs of a Climb over `exponents`, started at the best
+        β so far: its scores are computed once, and each β only rescales them. Its best NDCG."""
         nonlocal started
-        top = judge.top(ease_ranker(model, judge.seen))
-        candidate = {"positive_rating": threshold, "l2": model.l2, **judge.metrics(top), "items": len(model.items)}
-        ndcg_rows[_id(candidate)] = metrics.ndcg_rows(top, judge.relevant, judge.k)
-        candidate["seconds"] = round(time.perf_counter() - started, 2)
-        candidates.append(candidate)
-        if on_candidate:
-            on_candidate(len(candidates), total, candidate)
-        started = time.perf_counter()
-        return candidate
+        plain = ease_ranker(dataclasses.replace(fitted, popularity_exponent=0.0), judge.seen).scores(judge.users)
+        along = Climb([exponents], start=(_best(candidates)["popularity_exponent"],) if candidates else None)
+        for (exponent,) in along:
+            model = dataclasses.replace(fitted, popularity_exponent=exponent)
+            scored = plain * model.discount if exponent else plain
+            top = judge.top(Ranker(model.items, _rows_of(scored, judge.users)))
+            candidate = {name: getattr(model, name) for name in EASE_PARAMS}
+            candidate |= {**judge.metrics(top), "items": len(model.items)}
+            ndcg_rows[_id(candidate)] = metrics.ndcg_rows(top, judge.relevant, judge.k)
+            candidate["seconds"] = round(time.perf_counter() - started, 2)
+            candidates.append(candidate)
+            if on_candidate:
+                on_candidate(len(candidates), total, candidate)
+            started = time.perf_counter()
+            along.tell((exponent,), candidate["ndcg"])
+        return max(along.scores.values())
 
-    skipped, liked_items = {}, {}
+    fitted_points, liked_items = {}, {}
     for threshold in fitted:
-        bracket = Bracket(l2s, start=_best(candidates)["l2"] if candidates else None)
-        for model in ease.fit(*fit_part, threshold, bracket, tune_items):
-            bracket.tell(model.l2, judged(model, threshold)["ndcg"])
-        skipped[f"{threshold:g}"] = bracket.skipped
+        scores: dict[tuple[float, float], float] = {}
+        best = _best(candidates) if candidates else None
+        start = (best["l2"], best["genre_weight"]) if best else (_middle(l2s), _middle(genre_weights))
+        for model in ease.fit(
+            *fit_part, threshold, _coordinates(l2s, genre_weights, start, scores), tune_items, genres
+        ):
+            scores[model.l2, model.genre_weight] = judged(model, exponents)
+        fitted_points[f"{threshold:g}"] = sorted(map(list, scores))
         liked_items[threshold] = min(settle_items, len(distinct(fit_part.items[fit_part.ratings >= threshold])[0]))
     finalists = _finalists(candidates, ndcg_rows)
     final = [c for c in finalists if len(finalists) == 1 or c["items"] == liked_items[c["positive_rating"]]]
-    for model in itertools.chain.from_iterable(
-        ease.fit(*fit_part, c["positive_rating"], [c["l2"]], settle_items) for c in finalists if c not in final
-    ):
-        final.append(judged(model, model.positive_rating))
+    for c in finalists:
+        if c not in final:
+            [model] = ease.fit(*fit_part, c["positive_rating"], [(c["l2"], c["genre_weight"])], settle_items, genres)
+            judged(model, [c["popularity_exponent"]])
+            final.append(candidates[-1])
+    grid = {"l2": l2s, "genre_weight": genre_weights, "popularity_exponent": popularity_exponents}
     return {
         "selected_by": "ndcg",
         "k": metrics.RANKING_K,
         "relevant_rating": relevant_rating,
         "judged": {name: judge.header[name] for name in ("users", "eligible_users", "sampled")},
         "same_positives": {f"{t:g}": same[t] for t in positive_ratings if same[t] != t},
-        "search": f"on the {tune_items} most-liked items, per liked rating, the best λ so far (the middle one at "
-        f"first), then the neighbours of the best until it has both; then each liked rating's best within "
-        f"{FINALIST_SES} standard errors of the best, on up to {settle_items} items",
-        "l2s_not_fitted": skipped,
+        "search": f"on the {tune_items} most-liked items, per liked rating, from the best (λ, genre weight) so far "
+        f"(the middles at first), a bracket along λ, then along the genre weight; each fit judged with a bracket "
+        f"of popularity exponents; then each liked rating's best within {FINALIST_SES} standard errors of the "
+        f"best, on up to {settle_items} items",
+        "fitted": fitted_points,
         "candidates": candidates,
-        **choose(final, _rank_key, {"l2": l2s}),
+        **choose(final, _rank_key, grid),
     }
+
+
+def _rows_of(scores: np.ndarray, users: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A Ranker's scores from a matrix computed for `users` (sorted), a row each."""
+    return lambda block: scores[np.searchsorted(users, block)]
+
+
+def _middle(values: Sequence[float]) -> float:
+    ordered = sorted(set(values))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _coordinates(
+    l2s: Sequence[float], genre_weights: Sequence[float], start: tuple[float, float], scores: Mapping[tuple, float]
+) -> Iterator[tuple[float, float]]:
+    """The (λ, α) to fit for one liked rating: a Climb along λ at the start's α, then one along
+    α at the best λ. The caller fits each and puts its score in `scores` before the next."""
+    l2, weight = start
+    along_l2 = Climb([l2s], start=(l2,))
+    for (value,) in along_l2:
+        yield value, weight
+        along_l2.tell((value,), scores[value, weight])
+    (l2,) = along_l2.best
+    along_weight = Climb([genre_weights], start=(weight,))
+    for (value,) in along_weight:
+        if (l2, value) not in scores:
+            yield l2, value
+        along_weight.tell((value,), scores[l2, value])
 
 
 def _finalists(candidates: list[dict], ndcg_rows: Mapping[tuple, np.ndarray]) -> list[dict]:
@@ -277,12 +355,19 @@ def _finalists(candidates: list[dict], ndcg_rows: Mapping[tuple, np.ndarray]) ->
 
 
 def _id(candidate: dict) -> tuple:
-    return candidate["positive_rating"], candidate["l2"], candidate["items"]
+    return tuple(candidate[name] for name in (*EASE_PARAMS, "items"))
 
 
 def _rank_key(candidate: dict) -> tuple:
-    """The better candidate is the larger: validation NDCG, then the lower λ, then the lower liked rating."""
-    return candidate["ndcg"], -candidate["l2"], -candidate["positive_rating"]
+    """The better candidate is the larger: validation NDCG, then the lower λ, the lower liked
+    rating, the lower genre weight and the milder popularity discount."""
+    return (
+        candidate["ndcg"],
+        -candidate["l2"],
+        -candidate["positive_rating"],
+        -candidate["genre_weight"],
+        -abs(candidate["popularity_exponent"]),
+    )
 
 
 def _best(candidates: list[dict]) -> dict:

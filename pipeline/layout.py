@@ -70,9 +70,21 @@ def ease_grid_id(
     max_items: int,
     relevant_rating: float,
     tune_items: int,
+    genre_weights: Sequence[float],
+    popularity_exponents: Sequence[float],
 ) -> str:
     """The tuning's grid, the relevance it was judged by and the items it searched on."""
-    grid = json.dumps([list(l2s), list(positive_ratings), max_items, relevant_rating, tune_items])
+    grid = json.dumps(
+        [
+            list(l2s),
+            list(positive_ratings),
+            max_items,
+            relevant_rating,
+            tune_items,
+            list(genre_weights),
+            list(popularity_exponents),
+        ]
+    )
     return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
 
 

@@ -28,6 +28,8 @@ ITERATIONS = whole(1, 10_000)
 TOP_N = whole(1, 1000)
 SWEEPS = whole(0, 100_000)
 POSITIVE: Check = (lambda v: 0 < v < math.inf), "a finite number above 0"
+# EASE's popularity discount (c + 1)^β: 0 is none; beyond ±2 it is the popularity ranking or its reverse.
+EXPONENT: Check = (lambda v: -2 <= v <= 2), "a number from -2 to 2"
 RATING_THRESHOLD: Check = (lambda v: 0 < v <= 5), "a rating above 0, at most 5"
 # EASE's weights are max_items² float32: 1 GiB at 16,384, 4 GiB at the top.
 MAX_ITEMS = whole(2, 32_768)

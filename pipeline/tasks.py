@@ -296,11 +296,27 @@ class OfRanking(OfSplit, OfRelevance):
         description="EASE: TunedEASE searches on the items liked most often, this many at most, "
         "then settles its close calls on four times as many (at most --max-items)",
     )
+    genre_weights = params.ListParameter(
+        default=[0, 1, 3, 10, 30],
+        each=params.NON_NEGATIVE,
+        description="EASE: each genre (and decade) counts as this many users who like all its movies, to try (0: none)",
+    )
+    popularity_exponents = params.ListParameter(
+        default=[0, -0.1, -0.2, -0.3],
+        each=params.EXPONENT,
+        description="EASE: scores times (positives + 1) to this power, to try (0: none; below 0 favours rarer items)",
+    )
 
     @property
     def ease_grid_id(self) -> str:
         return layout.ease_grid_id(
-            self.l2s, self.positive_ratings, self.max_items, self.relevant_rating, min(self.tune_items, self.max_items)
+            self.l2s,
+            self.positive_ratings,
+            self.max_items,
+            self.relevant_rating,
+            min(self.tune_items, self.max_items),
+            self.genre_weights,
+            self.popularity_exponents,
         )
 
     @property
@@ -565,7 +581,7 @@ class TunedEASE(OfRanking, SparkJobTask):
     starts_spark_context = False
 
     def requires(self):
-        return self.clone(SplitData)
+        return {"split": self.clone(SplitData), "zip": self.clone(DownloadedZip)}
 
     @property
     def key(self) -> str:
@@ -577,10 +593,14 @@ class TunedEASE(OfRanking, SparkJobTask):
             *self.job_flags(
                 l2s=json.dumps(list(self.l2s)),
                 positive_ratings=json.dumps(list(self.positive_ratings)),
+                genre_weights=json.dumps(list(self.genre_weights)),
+                popularity_exponents=json.dumps(list(self.popularity_exponents)),
                 relevant_rating=self.relevant_rating,
                 max_items=self.max_items,
                 tune_items=self.tune_items,
                 strategy=self.strategy,
+                movies=layout.download(self.dataset),
+                dataset=self.dataset,
             ),
         ]
 
@@ -594,7 +614,7 @@ class TrainedEASE(OfRanking, SparkJobTask):
     starts_spark_context = False
 
     def requires(self):
-        return {"split": self.clone(SplitData), "tuning": self.clone(TunedEASE)}
+        return {"split": self.clone(SplitData), "zip": self.clone(DownloadedZip), "tuning": self.clone(TunedEASE)}
 
     @property
     def key(self) -> str:
@@ -607,8 +627,12 @@ class TrainedEASE(OfRanking, SparkJobTask):
             *self.job_flags(
                 l2=best["l2"],
                 positive_rating=best["positive_rating"],
+                genre_weight=best["genre_weight"],
+                popularity_exponent=best["popularity_exponent"],
                 max_items=self.max_items,
                 tuning=self.ease_tuning_key,
+                movies=layout.download(self.dataset),
+                dataset=self.dataset,
             ),
         ]
 

@@ -3,9 +3,11 @@ what it serves: popularity order for ties, nothing seen, the same weights every 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from movielens_als import ease
@@ -131,3 +133,68 @@ def test_recommendations_skip_seen_items_and_fall_back_to_popularity():
         (4, 1, 10),
         (4, 2, 20),
     ]
+
+
+def movies_of(items, genres, titles=None):
+    return pa.table(
+        {
+            "item": pa.array(items, pa.int32()),
+            "title": titles or [f"Movie {i}" for i in items],
+            "genres": pa.array(genres, pa.list_(pa.string())),
+        }
+    )
+
+
+def test_genres_are_a_movies_by_names_matrix_with_the_titles_decade():
+    genres = ease.Genres.of(
+        movies_of([5, 7, 9], [["Drama"], ["Drama", "Comedy"], []], ["A (1995)", "B, The (2003)", "C"])
+    )
+    # Names sorted: 1990s, 2000s, Comedy, Drama.
+    rows = genres.of_items(np.array([7, 8, 5, 9])).toarray()  # 8: not in the movies file
+    np.testing.assert_array_equal(rows, [[0, 1, 1, 1], [0, 0, 0, 0], [1, 0, 0, 1], [0, 0, 0, 0]])
+
+
+@pytest.mark.parametrize("block", [ease.GRAM_BLOCK, 3])
+def test_a_genre_weight_adds_that_many_users_per_genre_to_the_gram_matrix(block, monkeypatch):
+    monkeypatch.setattr(ease, "GRAM_BLOCK", block)
+    users, items, ratings = liked_ratings()
+    ids = np.unique(items)
+    genres = ease.Genres.of(movies_of(ids.tolist(), [["Even"] if i % 2 == 0 else ["Odd", "Rare"] for i in ids]))
+    [plain] = ease.fit(users, items, ratings, 4.0, [5.0], max_items=100, genres=genres)
+    [model] = ease.fit(users, items, ratings, 4.0, [(5.0, 3.0)], max_items=100, genres=genres)
+    assert plain.genre_weight == 0.0 and model.genre_weight == 3.0
+    np.testing.assert_allclose(
+        plain.weights, reference_weights(users, items, ratings, 4.0, 5.0, plain.items), atol=2e-5
+    )
+    # As 3 more users who like every movie of a genre: rows of X, one per genre, 3 times over.
+    f = genres.of_items(model.items).toarray()
+    extra_users, extra_items = [], []
+    for genre in range(f.shape[1]):
+        for copy in range(3):
+            liked = model.items[f[:, genre] > 0]
+            extra_users.extend([10_000 + 3 * genre + copy] * len(liked))
+            extra_items.extend(liked)
+    expected = reference_weights(
+        np.concatenate([users, extra_users]),
+        np.concatenate([items, extra_items]),
+        np.concatenate([ratings, np.full(len(extra_items), 5.0)]),
+        4.0,
+        5.0,
+        model.items,
+    )
+    np.testing.assert_allclose(model.weights, expected, atol=2e-5)
+    with pytest.raises(ValueError, match="needs the movies' genres"):
+        list(ease.fit(users, items, ratings, 4.0, [(5.0, 3.0)], max_items=100))
+
+
+def test_the_popularity_exponent_scales_each_items_scores_and_is_stored():
+    users, items, ratings = liked_ratings()
+    [model] = ease.fit(users, items, ratings, 4.0, [5.0], max_items=100)
+    discounted = dataclasses.replace(model, popularity_exponent=-0.5)
+    liked = model.liked(users, items, ratings, np.array([3, 1]))
+    np.testing.assert_allclose(discounted.scores(liked), model.scores(liked) * (model.count + 1.0) ** -0.5, rtol=1e-6)
+    loaded = ease.from_files(ease.to_files(discounted))
+    assert loaded.popularity_exponent == -0.5 and loaded.genre_weight == 0.0
+    old = ease.to_files(model)
+    del old[ease.MODEL_JSON]["genre_weight"], old[ease.MODEL_JSON]["popularity_exponent"]  # as stored before
+    assert ease.from_files(old).popularity_exponent == 0.0

@@ -47,7 +47,7 @@ def every_output(dataset: str) -> list[StoreTask]:
     """One instance of every task with an output, tuned and not, serving either model, on a
     non-default split and ranking grid."""
     options = {"dataset": dataset, "strategy": "user_time", "test_fraction": 0.1, "seed": 7, "skip_malformed": True}
-    ranking = {"l2s": [10.0], "max_items": 100}
+    ranking = {"l2s": [10.0], "max_items": 100, "genre_weights": [0.0, 2.0], "popularity_exponents": [-0.5]}
     tasks = [DownloadedZip(dataset=dataset), SplitData(**options), TunedALS(**options, ranks=[4])]
     tasks += [TunedEASE(**options, **ranking), TrainedEASE(**options, **ranking)]
     tasks += [ValidatedBPMF(**options, bpmf_sweeps=20), TrainedBPMF(**options, bpmf_sweeps=20)]
@@ -114,6 +114,8 @@ def test_keys_spell_the_parameters_that_made_them():
     assert TrainedBPMF(dataset="ml-1m", bpmf_sweeps=40).key == "models/ml-1m/user_random-0.2-seed42/bpmf-sweeps40"
     other_grid = Report(dataset="ml-1m", tuned=True, ranks=[4, 8], l2s=[50.0])
     assert other_grid.key != tuned.key  # a report of another ranking model is another page
+    for grid in ({"genre_weights": [0]}, {"popularity_exponents": [0]}):  # EASE without genres, without discount
+        assert TrainedEASE(dataset="ml-1m", **grid).key != TrainedEASE(dataset="ml-1m").key
 
 
 def test_an_official_fold_and_a_relevance_are_spelled_in_the_keys_they_change():

@@ -61,6 +61,18 @@ def test_a_bad_value_on_the_command_line_names_its_option(args, message):
         task_from_command_line("EvaluatedRMSE", *args)
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--genre-weights", "[0, -1]"], r"--genre-weights must be .* each a finite number, 0 or more, not \[0, -1\]"),
+        (["--popularity-exponents", "[0, -3]"], r"--popularity-exponents must be .* each a number from -2 to 2"),
+    ],
+)
+def test_a_bad_ranking_grid_names_its_option(args, message):
+    with pytest.raises(ValueError, match=message):
+        task_from_command_line("Recommendations", *args)
+
+
 def test_top_n_is_checked_on_the_command_line():
     with pytest.raises(ValueError, match="--top-n must be a whole number from 1 to 1000, not 1001"):
         task_from_command_line("Recommendations", "--top-n", "1001")

@@ -230,13 +230,50 @@ def test_movie_titles_of_every_layout_keep_their_commas_colons_and_accents(name)
     movies = read_movies(zipfile.ZipFile(buffer), RELEASES[name])
     assert movies.column("item").to_pylist() == [1, 2, 3]
     assert movies.column("title")[1].as_py() == "Movie 2, The: Part 2 (Café 1992)"
+    # u.item flags its genres (the fake's "0|1": the second of ML_100K_GENRES); the others name them.
+    expected = ["Action"] if name == "ml-100k" else ["Drama", "Comedy"]
+    assert movies.column("genres").to_pylist() == [expected] * 3
 
 
-def test_the_real_releases_titles(real_release_zip):
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("ml-latest-small", 'movieId,title,genres\n1,"A, The (1995)",(no genres listed)\n2,B (2001),Drama|War\n'),
+        ("ml-1m", "1::A (1995)::(no genres listed)\n2::B (2001)::Drama|War\n"),
+        ("ml-100k", "1|A (1995)|01-Jan-1995||http://x|1|0|0\n2|B (2001)|01-Jan-2001||http://x|0|0|0|0|0|0|0|0|1\n"),
+    ],
+)
+def test_a_movie_without_a_genre_has_none(name, text):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr(RELEASES[name].movies_member, text)
+    movies = read_movies(zipfile.ZipFile(buffer), RELEASES[name])
+    assert movies.column("genres").to_pylist() == [[], ["Drama"] if name == "ml-100k" else ["Drama", "War"]]
+
+
+def test_a_movies_csv_without_genres_is_refused_by_name():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr(RELEASES["ml-latest-small"].movies_member, "movieId,title\n1,A\n")
+    with pytest.raises(RatingsError, match=r"ml-latest-small/movies.csv: not 'movieId,title,genres'"):
+        read_movies(zipfile.ZipFile(buffer), RELEASES["ml-latest-small"])
+
+
+def test_the_real_releases_titles_and_genres(real_release_zip):
     with zipfile.ZipFile(real_release_zip) as z:
         movies = read_movies(z, RELEASES["ml-latest-small"])
     assert movies.num_rows == 9742
     assert "Toy Story (1995)" in movies.column("title").to_pylist()
+    assert movies.column("genres")[0].as_py() == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]
+    assert sum(not g for g in movies.column("genres").to_pylist()) == 34  # "(no genres listed)"
+
+
+def test_ml_100k_genres_are_named_from_its_flags(ml_100k_zip):
+    with zipfile.ZipFile(ml_100k_zip) as z:
+        movies = read_movies(z, RELEASES["ml-100k"])
+    assert movies.num_rows == 1682
+    assert movies.column("genres")[0].as_py() == ["Animation", "Children's", "Comedy"]  # Toy Story
+    assert sum(not g for g in movies.column("genres").to_pylist()) == 2  # flagged "unknown" only
 
 
 def fold_archive(base: str, test: str, fold: str = "u1") -> zipfile.ZipFile:

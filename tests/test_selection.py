@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from movielens_als import selection
+from movielens_als import ease, selection
 from movielens_als.model import damped_biases, factor_table
 from movielens_als.ranking import Ratings, rating_arrays
 from movielens_als.synthetic import synthetic_ratings
@@ -127,6 +127,7 @@ def test_tune_ease_fits_each_distinct_threshold_once_and_picks_the_best_ndcg():
     assert [s[:2] for s in seen] == [(i + 1, 4 * len(fitted)) for i in range(len(seen))]
     assert all(c["items"] <= 50 for c in candidates)
     assert result["best"] == max(candidates, key=lambda c: (c["ndcg"], -c["l2"], -c["positive_rating"]))
+    assert {c["genre_weight"] for c in candidates} == {0.0} and {c["popularity_exponent"] for c in candidates} == {0.0}
     assert result["at_grid_edge"] == (["l2"] if result["best"]["l2"] in (1.0, 100.0) else [])
     assert result["relevant_rating"] == 4.0 and result["k"] == 10
 
@@ -156,45 +157,120 @@ def test_tune_ease_refuses_validation_without_a_relevant_rating():
         (800, [400, 200, 800, 1600]),
     ],
 )
-def test_the_bracket_climbs_from_the_middle_to_a_peak_with_both_neighbours_fitted(peak, fitted):
-    bracket = selection.Bracket([800, 100, 1600, 200, 400, 400])  # any order, duplicates once
+def test_the_climb_along_one_axis_brackets_the_peak_from_the_middle(peak, fitted):
+    climb = selection.Climb([[800, 100, 1600, 200, 400, 400]])  # any order, duplicates once
     seen = []
-    for value in bracket:
+    for (value,) in climb:
         seen.append(value)
-        bracket.tell(value, -abs(np.log(value / peak)))  # one peak along log λ
+        climb.tell((value,), -abs(np.log(value / peak)))  # one peak along log λ
     assert seen == fitted
-    assert bracket.skipped == sorted({100, 200, 400, 800, 1600} - set(fitted))
+    assert climb.skipped == [[v] for v in sorted({100, 200, 400, 800, 1600} - set(fitted))]
 
 
-def test_the_bracket_starts_where_it_is_told():
-    bracket = selection.Bracket([100, 200, 400, 800, 1600], start=1600)
+def test_the_climb_starts_where_it_is_told():
+    climb = selection.Climb([[100, 200, 400, 800, 1600]], start=(1600,))
     seen = []
-    for value in bracket:
+    for (value,) in climb:
         seen.append(value)
-        bracket.tell(value, -abs(np.log(value / 1600)))
+        climb.tell((value,), -abs(np.log(value / 1600)))
     assert seen == [1600, 800]
-    assert selection.Bracket([100, 200, 400], start=50).first == 1  # not in the grid: the middle
+    assert selection.Climb([[100, 200, 400]], start=(50,)).first == (1,)  # not in the grid: the middle
 
 
-def test_the_bracket_takes_the_lower_value_on_a_tie_and_stops():
-    bracket = selection.Bracket([100, 200, 400])
+def test_the_climb_takes_the_lower_value_on_a_tie_and_stops():
+    climb = selection.Climb([[100, 200, 400]])
     order = []
-    for value in bracket:
+    for (value,) in climb:
         order.append(value)
-        bracket.tell(value, {100: 0.1, 200: 0.3, 400: 0.3}[value])
-    assert order == [200, 100, 400] and bracket.skipped == []
+        climb.tell((value,), {100: 0.1, 200: 0.3, 400: 0.3}[value])
+    assert order == [200, 100, 400] and climb.skipped == []
 
 
-def test_tune_ease_records_the_lambdas_its_bracket_did_not_fit():
+def test_the_climb_over_two_axes_ends_at_the_peak_with_all_its_neighbours_fitted():
+    l2s, weights = [100, 200, 400, 800, 1600], [0, 1, 3, 10, 30]
+    climb = selection.Climb([l2s, weights])
+    seen = []
+    for l2, weight in climb:
+        seen.append((l2, weight))
+        climb.tell((l2, weight), -abs(np.log(l2 / 800)) - abs(np.log((weight + 1) / 11)))  # peak (800, 10)
+    assert seen[0] == (400, 3)  # the middle of each axis
+    assert {(800, 10), (400, 10), (1600, 10), (800, 3), (800, 30)} <= set(seen)
+    assert len(seen) < len(l2s) * len(weights) and len(set(seen)) == len(seen)
+    assert sorted(map(tuple, climb.skipped)) == sorted({(a, b) for a in l2s for b in weights} - set(seen))
+
+
+def test_tune_ease_records_the_points_it_fitted():
     fit_part, validation = ease_data()
     grid = [1.0, 10.0, 100.0, 1000.0, 10000.0]
     result = selection.tune_ease(fit_part, validation, [4.0], grid, 50, tune_items=50, seed=0)
     fitted = sorted(c["l2"] for c in result["candidates"])
     assert 3 <= len(fitted) <= 5
-    assert sorted(fitted + result["l2s_not_fitted"]["4"]) == [1.0, 10.0, 100.0, 1000.0, 10000.0]
+    assert result["fitted"]["4"] == [[l2, 0.0] for l2 in fitted]
     best = result["best"]["l2"]
     position = grid.index(best)
     assert all(grid[i] in fitted for i in (position - 1, position + 1) if 0 <= i < len(grid))
+
+
+def genres_of(n_items: int) -> ease.Genres:
+    """Two genres, the even and the odd items, and every item of the 1990s."""
+    movies = pa.table(
+        {
+            "item": pa.array(range(1, n_items + 1), pa.int32()),
+            "title": [f"Movie {i} (1995)" for i in range(1, n_items + 1)],
+            "genres": [["Even"] if i % 2 == 0 else ["Odd"] for i in range(1, n_items + 1)],
+        }
+    )
+    return ease.Genres.of(movies)
+
+
+def test_tune_ease_searches_genre_weights_and_judges_every_fit_with_every_popularity_exponent():
+    fit_part, validation = ease_data()
+    exponents = [0.0, -0.2, -0.5]
+    result = selection.tune_ease(
+        fit_part,
+        validation,
+        [4.0],
+        [10.0, 100.0],
+        50,
+        tune_items=50,
+        seed=0,
+        genre_weights=[0.0, 5.0, 50.0],
+        popularity_exponents=exponents,
+        genres=genres_of(90),
+    )
+    candidates = result["candidates"]
+    fits = {(c["l2"], c["genre_weight"]) for c in candidates}
+    assert sorted(map(tuple, result["fitted"]["4"])) == sorted(fits)
+    # A bracket along λ at the middle genre weight (5), then along the genre weight at the best λ.
+    assert {w for l2, w in fits} == {0.0, 5.0, 50.0} or {(10.0, 5.0), (100.0, 5.0)} <= fits
+    for fit in fits:  # each fit judged with a bracket of βs: a run of neighbours, none twice
+        judged = sorted(c["popularity_exponent"] for c in candidates if (c["l2"], c["genre_weight"]) == fit)
+        assert len(judged) == len(set(judged)) >= 2
+        run = sorted(exponents).index(judged[0])
+        assert judged == sorted(exponents)[run : run + len(judged)]
+    # The same fit judged with another β ranks otherwise: the discount reaches the scores.
+    by_fit = {}
+    for c in candidates:
+        by_fit.setdefault((c["l2"], c["genre_weight"]), set()).add(round(c["ndcg"], 12))
+    assert any(len(ndcgs) > 1 for ndcgs in by_fit.values())
+    best = result["best"]
+    assert best == max(candidates, key=selection._rank_key)
+    expected_edges = [
+        name
+        for name, grid in (
+            ("l2", [10.0, 100.0]),
+            ("genre_weight", [0.0, 5.0, 50.0]),
+            ("popularity_exponent", exponents),
+        )
+        if best[name] in (min(grid), max(grid)) and not best[name] == 0 == min(grid)
+    ]
+    assert result["at_grid_edge"] == expected_edges
+
+
+def test_a_genre_weight_of_zero_at_the_low_end_is_no_edge_of_the_grid():
+    grid = {"genre_weight": [0, 1, 3], "l2": [1, 2]}
+    assert selection.edges({"genre_weight": 0, "l2": 2}, grid) == ["l2"]
+    assert selection.edges({"genre_weight": 3, "l2": 1.5}, grid) == ["genre_weight"]
 
 
 @pytest.mark.parametrize("ses", [0.0, 1e9])
