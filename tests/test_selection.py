@@ -300,3 +300,11 @@ def test_tune_ease_searches_on_the_most_liked_items_and_settles_close_calls_on_m
             assert refit["l2"] == max(mine, key=lambda c: (c["ndcg"], -c["l2"]))["l2"]
     assert "20 most-liked items" in result["search"] and result["judged"]["users"] > 0
     assert f"on up to {40 if factor == 2 else 200} items" in result["search"]
+
+
+def test_tune_ease_judges_a_seeded_sample_of_at_most_tuning_users(monkeypatch):
+    fit_part, validation = ease_data()
+    monkeypatch.setattr(selection, "TUNING_USERS", 30)
+    result = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, tune_items=50, seed=0)
+    assert result["judged"]["users"] == 30 < result["judged"]["eligible_users"]
+    assert result["judged"]["sampled"] == {"seed": 0}
