@@ -217,9 +217,12 @@ def _gram(x: sp.csr_matrix) -> np.ndarray:
 
 
 def _add_genres(gram: np.ndarray, features: sp.csr_matrix, weight: float) -> None:
-    """gram += weight · FFᵀ, in place, a block of columns at a time (FFᵀ is dense)."""
+    """gram += weight · FFᵀ, in place, a block of columns at a time. F has a few dozen columns,
+    so it is multiplied dense: FFᵀ's counts are exact in float32 either way, and the sparse
+    product took 0.6 s at 10,500 items."""
+    f = features.toarray().astype(np.float32)
     for start in range(0, len(gram), GRAM_BLOCK):
-        gram[:, start : start + GRAM_BLOCK] += weight * (features @ features[start : start + GRAM_BLOCK].T).toarray()
+        gram[:, start : start + GRAM_BLOCK] += np.float32(weight) * (f @ f[start : start + GRAM_BLOCK].T)
 
 
 def _weights(gram: np.ndarray, l2: float) -> np.ndarray:
