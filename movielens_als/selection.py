@@ -26,11 +26,11 @@ from movielens_als.split import STRATEGIES, describe, split_ratings
 # The share of the training ratings held out to judge the candidates.
 VALIDATION_FRACTION = 0.2
 # TunedEASE judges its candidates on at most this many validation users, a seeded sample beyond
-# (tuning.json's "judged"; each candidate's NDCG has its standard error, "ndcg_se", about 0.002
-# at 10 M ratings): ranking them is most of a candidate's cost once the search is on 2,048
-# items (at 10 M, 25.3 s with 10,000 users, 20.8 s with 5,000). Releases of up to ml-1m's size
-# have fewer.
-TUNING_USERS = 5_000
+# (tuning.json's "judged"; each candidate's NDCG has its standard error, "ndcg_se": 0.0025 at
+# 10 M ratings): ranking them is most of a candidate's cost once the search is on 2,048 items
+# and each fit is judged with several popularity exponents (in process at 10 M: 25.3 s with
+# 10,000 users, about 18 s with 5,000, 15.6 s with 3,000). ml-100k and ml-latest-small have fewer.
+TUNING_USERS = 3_000
 # TunedEASE's search is on its most-liked items; the best λ of each liked rating within this
 # many standard errors of the best candidate is judged again on more of them:
 FINALIST_SES = 2

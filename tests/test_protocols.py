@@ -77,11 +77,14 @@ def test_every_test_rating_relevant_on_recommenders_protocol(ml_100k_config, tmp
     assert (ranking["relevant_rating"], ranking["users"], ranking["sampled"]) == (1.0, 942, None)
     served = ranking["models"]["ease"]
     # recommenders' published rows on this protocol: BiVAE 0.4751 / 0.4118 / 0.2191 (NDCG, P, R
-    # at 10), BPR 0.4420, LightGCN 0.4198. Measured here: 0.4779 / 0.4127 / 0.2179 (BENCHMARKS.md).
-    assert served["ndcg"] > 0.4751 and served["precision"] > 0.4118 and served["recall"] > 0.21
+    # at 10), BPR 0.4420, LightGCN 0.4198; issue 18's bar (on the mean of seeds 42-44) 0.49 /
+    # 0.42 / 0.225. Measured here: 0.4934 / 0.4294 / 0.2277 (BENCHMARKS.md).
+    assert served["ndcg"] > 0.49 and served["precision"] > 0.42 and served["recall"] > 0.225
     [tuning] = (tmp_path / "store/tuning/ml-100k/item_random-0.25-seed42").glob("ease-grid-*/tuning.json")
     tuned = json.loads(tuning.read_text())
     assert tuned["relevant_rating"] == 1.0 and tuned["same_positives"] == {"4": 3.5}
+    # Validation chose the genres and the discount: without them this seed served 0.4779.
+    assert tuned["best"]["genre_weight"] > 0 and tuned["best"]["popularity_exponent"] < 0
 
 
 def test_the_bayesian_model_beats_the_published_rows_on_fold_u1(ml_100k_zip):
