@@ -208,12 +208,6 @@ class Climb:
     def _best_at(self) -> tuple[int, ...]:
         return max(self.scores, key=lambda at: (self.scores[at], tuple(-i for i in at)))
 
-    @property
-    def skipped(self) -> list[list[float]]:
-        """The grid's points not fitted."""
-        every = itertools.product(*(range(len(values)) for values in self.axes))
-        return [list(self._values(at)) for at in every if at not in self.scores]
-
     def _values(self, at: Sequence[int]) -> tuple[float, ...]:
         return tuple(values[i] for values, i in zip(self.axes, at, strict=True))
 
