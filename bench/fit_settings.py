@@ -44,8 +44,10 @@ from bench.harness import (
     run_luigi,
     write_config,
 )
+from pipeline.sparkjob import NETLIB_BLAS_PATH, REFERENCE_BLAS
 
 VECTOR = "--add-modules=jdk.incubator.vector"
+SYSTEM_BLAS = f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS.parent.parent / 'libblas.so.3'}"
 KRYO = "spark.serializer=org.apache.spark.serializer.KryoSerializer"
 NO_COMPRESS = ["spark.shuffle.compress=false", "spark.shuffle.spill.compress=false", "spark.rdd.compress=false"]
 # name: (conf to add, driver JVM options to add, environment to add)
@@ -63,7 +65,10 @@ VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     "native-thp": ([], ["-XX:+UseTransparentHugePages"], {"OPENBLAS_NUM_THREADS": "1"}),
     # netlib's BLAS in Java with the Vector API (its VectorBLAS: SIMD, no JNI call per rating),
     # LAPACK native.
-    "vector-blas": ([], [VECTOR, JAVA_BLAS[0]], {"OPENBLAS_NUM_THREADS": "1"}),
+    "vector-blas": ([], [VECTOR, *JAVA_BLAS[:2]], {"OPENBLAS_NUM_THREADS": "1"}),
+    # The system's libblas.so.3 (Debian's OpenBLAS) for ALS's per-rating calls too, instead of
+    # the reference BLAS the ALS jobs name (pipeline/sparkjob.py, REFERENCE_BLAS).
+    "openblas": ([], [SYSTEM_BLAS], {"OPENBLAS_NUM_THREADS": "1"}),
 }
 
 

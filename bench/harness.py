@@ -50,9 +50,14 @@ luigi_run(sys.argv[1:])
 """
 WORKER_MEMORY = re.compile(r"luigi worker peak resident memory: (\d+) MiB")
 # Spark's netlib loads the system's libblas.so.3 and liblapack.so.3 when they exist (Debian:
-# libopenblas0, which `make run` installs); these options make it fall back to its Java
+# libopenblas0, which `make run` installs), or the BLAS the ALS jobs name by path (the
+# reference BLAS, pipeline/sparkjob.py); these options make it fall back to its Java
 # implementations, as on a machine without them.
-JAVA_BLAS = ("-Ddev.ludovic.netlib.blas.nativeLib=none", "-Ddev.ludovic.netlib.lapack.nativeLib=none")
+JAVA_BLAS = (
+    "-Ddev.ludovic.netlib.blas.nativeLib=none",
+    "-Ddev.ludovic.netlib.blas.nativeLibPath=none",
+    "-Ddev.ludovic.netlib.lapack.nativeLib=none",
+)
 NATIVE_LIBRARIES = ("libblas.so.3", "liblapack.so.3")
 
 
@@ -209,7 +214,10 @@ def spark_blas() -> str:
     found = [re.search(rf"^\s*{re.escape(name)} \(.*\) => (\S+)$", listing, re.MULTILINE) for name in NATIVE_LIBRARIES]
     if not all(found):
         return "netlib's Java BLAS and LAPACK (no native libblas.so.3 and liblapack.so.3)"
-    return "native " + ", ".join(os.path.realpath(m[1]) for m in found if m)
+    native = "native " + ", ".join(os.path.realpath(m[1]) for m in found if m)
+    from pipeline.sparkjob import REFERENCE_BLAS
+
+    return native + (f"; ALS's per-rating calls: {REFERENCE_BLAS}" if REFERENCE_BLAS.exists() else "")
 
 
 def python_blas() -> str:

@@ -39,6 +39,13 @@ TAIL_LINES = 40
 # then and at 40 every time. Thread stacks of 16 MB are address space, not memory, until used.
 THREAD_STACK = "-Xss16m"
 BLAS_THREADS = "OPENBLAS_NUM_THREADS"
+# Spark's ALS makes a rank-1 update (BLAS dspr) and an axpy per rating. Debian's reference BLAS
+# (libblas3) makes them 1.16x faster than OpenBLAS does (BENCHMARKS.md, "Which native BLAS"),
+# whose level-2 calls have more overhead than work at rank 32; OpenBLAS stays the system's
+# libblas.so.3 and liblapack.so.3, whose LAPACK solves faster. So the ALS jobs point netlib's
+# BLAS at the reference library when the machine has it (`make run` installs both).
+REFERENCE_BLAS = Path(f"/usr/lib/{os.uname().machine}-linux-gnu/blas/libblas.so.3")
+NETLIB_BLAS_PATH = "-Ddev.ludovic.netlib.blas.nativeLibPath"
 # The driver's heap when [spark] driver_memory is not set: in local mode it holds ALS's cached
 # rating blocks and the local relation of the ratings the driver hands Spark. Measured
 # (BENCHMARKS.md): 25 M ratings fit 2 GB, 32 M ran out of it and fit 4 GB; so 1 GB plus
@@ -188,7 +195,8 @@ class SparkJobTask(SparkSubmitTask):
     job_script: str  # a file name in spark_jobs/
     # Spark's ALS calls BLAS once per rating on rank-wide vectors, from each of its task
     # threads: a native BLAS's own threads (Debian's OpenBLAS, when installed) would only
-    # contend with them. The EASE jobs keep theirs: one large Cholesky uses every core.
+    # contend with them, and the reference BLAS serves those calls (REFERENCE_BLAS). The EASE
+    # jobs keep theirs: one large Cholesky uses every core.
     single_threaded_blas = False
     # Whether the job starts a SparkContext. One that does not (the numpy drivers of EASE and
     # the Bayesian model) runs its script with the worker's Python, not through spark-submit,
@@ -225,13 +233,19 @@ class SparkJobTask(SparkSubmitTask):
     @property
     def driver_java_options(self) -> str | None:
         archive = getattr(self, "_class_archive", None)
-        options = [THREAD_STACK, super().driver_java_options, archive and archive.java_options()]
+        options = [*self.jvm_options(), super().driver_java_options, archive and archive.java_options()]
         return " ".join(o for o in options if o) or None
+
+    def jvm_options(self) -> list[str]:
+        """The JVM options of the driver and, unless luigi.cfg sets theirs, of the executors."""
+        if self.single_threaded_blas and REFERENCE_BLAS.exists():
+            return [THREAD_STACK, f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS}"]
+        return [THREAD_STACK]
 
     @property
     def conf(self) -> dict[str, str]:
         conf = super().conf or {}
-        conf.setdefault("spark.executor.extraJavaOptions", THREAD_STACK)
+        conf.setdefault("spark.executor.extraJavaOptions", " ".join(self.jvm_options()))
         if self.single_threaded_blas:
             conf.setdefault(f"spark.executorEnv.{BLAS_THREADS}", "1")
         return conf

@@ -71,11 +71,19 @@ def _with_biases(factors: pa.Table, ids: np.ndarray, bias: np.ndarray, count: np
 
 
 def linear_algebra(spark: SparkSession) -> str:
-    """The BLAS and LAPACK Spark's ALS computes with, by class: JNIBLAS and JNILAPACK are the
-    system's native libblas.so.3 and liblapack.so.3 (Debian: libopenblas0); anything else is
-    netlib's Java fallback, about 1.2x slower for ALS (BENCHMARKS.md)."""
+    """The BLAS and LAPACK Spark's ALS computes with, by class: JNIBLAS and JNILAPACK are native
+    libraries (the system's libblas.so.3 and liblapack.so.3, or the BLAS the job names by
+    path: pipeline.sparkjob.REFERENCE_BLAS); anything else is netlib's Java fallback, about
+    1.2x slower for ALS (BENCHMARKS.md)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None  # a live session's
     blas = jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()
     lapack = jvm.dev.ludovic.netlib.lapack.LAPACK.getInstance().getClass().getSimpleName()
     return f"{blas}, {lapack}"
+
+
+def blas_library(spark: SparkSession) -> str:
+    """Which native BLAS netlib was told to load: a path, or the system's libblas.so.3."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    return jvm.java.lang.System.getProperty("dev.ludovic.netlib.blas.nativeLibPath") or "libblas.so.3"

@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
             f"fitting {args.model} (rank {args.rank}, regParam {args.reg_param}, {args.max_iter} iterations) "
             f"on {train.num_rows} ratings",
         )
-        linear_algebra = als.linear_algebra(spark)
-        print(f"linear algebra: {linear_algebra}", flush=True)
+        linear_algebra, blas_library = als.linear_algebra(spark), als.blas_library(spark)
+        print(f"linear algebra: {linear_algebra} (BLAS: {blas_library})", flush=True)
         started = time.perf_counter()
         users, items, global_mean = als.fit(
             spark, train, args.model, args.rank, args.reg_param, args.max_iter, args.seed
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             args.model,
             global_mean,
             (args.rating_min, args.rating_max),
-            settings | {"linear_algebra": linear_algebra},
+            settings | {"linear_algebra": linear_algebra, "blas_library": blas_library},
             args.calibration,
             params=args.params,
             tuning=args.tuning,

@@ -19,6 +19,8 @@ from pipeline.sparkjob import (
 )
 from tests.helpers import FAKE_SECRET
 
+EXECUTOR_JAVA = "spark.executor.extraJavaOptions"
+
 
 class ScriptJob(SparkJobTask):
     """A driver script the test writes."""
@@ -159,7 +161,7 @@ def test_alss_lineage_does_not_overflow_the_stack_without_checkpoints(tmp_path, 
     ScriptJob().run()
 
     assert "users with factors: 50" in caplog.text
-    assert "spark.executor.extraJavaOptions=-Xss16m" in ScriptJob().spark_command()
+    assert f"{EXECUTOR_JAVA}=-Xss16m" in ScriptJob().spark_command()
 
 
 @pytest.mark.spark
@@ -226,6 +228,23 @@ def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(mon
     for ease in (TrainedEASE(), TunedEASE()):
         assert "OPENBLAS_NUM_THREADS" not in ease.program_environment()
         assert "spark.executorEnv.OPENBLAS_NUM_THREADS" not in ease.conf
+
+
+def test_alss_per_rating_blas_calls_go_to_the_reference_blas_where_the_machine_has_it(tmp_path, monkeypatch):
+    from pipeline import sparkjob
+    from pipeline.tasks import TrainedALS, TrainedEASE, TunedALS
+
+    reference = tmp_path / "blas" / "libblas.so.3"
+    monkeypatch.setattr(sparkjob, "REFERENCE_BLAS", reference)
+    for als in (TrainedALS(), TunedALS()):  # absent: netlib loads the system's libblas.so.3
+        assert "nativeLibPath" not in als.driver_java_options and "nativeLibPath" not in als.conf[EXECUTOR_JAVA]
+    reference.parent.mkdir()
+    reference.touch()
+    option = f"-Ddev.ludovic.netlib.blas.nativeLibPath={reference}"
+    for als in (TrainedALS(), TunedALS()):
+        assert option in als.driver_java_options.split()  # the local driver, executors inside
+        assert option in als.conf[EXECUTOR_JAVA].split()  # a cluster's executors
+    assert option not in TrainedEASE().conf[EXECUTOR_JAVA] and option not in (ScriptJob().driver_java_options or "")
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ from tests.helpers import BIN, REPO, free_port
 pytestmark = pytest.mark.stack
 
 BASE_SUITE = "bookworm"
-BASE_PACKAGES = "python3,python3-venv,openjdk-17-jre-headless,procps,ca-certificates,libopenblas0-pthread"
+BASE_PACKAGES = "python3,python3-venv,openjdk-17-jre-headless,procps,ca-certificates,libopenblas0-pthread,libblas3"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "movielens-als-stack"
 APP_SERVICES = ("spark-master", "spark-worker", "luigid", "runner")
 # The example credentials of .env.example, which the README's first command copies.
