@@ -42,12 +42,12 @@ from bench.harness import (
     run_luigi,
     write_config,
 )
-from pipeline.sparkjob import NETLIB_BLAS_PATH, REFERENCE_BLAS
+from pipeline.sparkjob import reference_blas_options
 
 # How the user script runs: (what the table calls it, the script's flags, driver JVM options).
 # On equal footing it computes with the native libraries the chain's ALS does: the reference
 # BLAS the ALS jobs name where the machine has it (pipeline/sparkjob.py), the system's LAPACK.
-SAME_BLAS = [f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS}"] if REFERENCE_BLAS.exists() else []
+SAME_BLAS = reference_blas_options()
 USER_VARIANTS: dict[str, tuple[str, list[str], list[str]]] = {
     "as-installed": (
         "user script (the chain's native BLAS, declared schema)",

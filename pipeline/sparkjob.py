@@ -63,6 +63,11 @@ MIN_DRIVER_MEMORY_MB = 465
 JVM_SIZE = re.compile(r"(\d+)([kmgt]?)", re.IGNORECASE)
 
 
+def reference_blas_options() -> list[str]:
+    """The JVM option that points netlib's BLAS at REFERENCE_BLAS, if this machine has it."""
+    return [f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS}"] if REFERENCE_BLAS.exists() else []
+
+
 def job_flags(store: Store, **options) -> list[str]:
     """A Spark job's arguments: the store, then `--name value` pairs (underscores become
     dashes), as spark_jobs.common.job_parser reads them."""
@@ -238,9 +243,7 @@ class SparkJobTask(SparkSubmitTask):
 
     def jvm_options(self) -> list[str]:
         """The JVM options of the driver and, unless luigi.cfg sets theirs, of the executors."""
-        if self.single_threaded_blas and REFERENCE_BLAS.exists():
-            return [THREAD_STACK, f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS}"]
-        return [THREAD_STACK]
+        return [THREAD_STACK, *(reference_blas_options() if self.single_threaded_blas else [])]
 
     @property
     def conf(self) -> dict[str, str]:
