@@ -93,15 +93,22 @@ $(VENV)/.chromium: | $(VENV)/.java-checked
 
 # Spark's ALS computes with native BLAS and LAPACK when the system has them, and fits about 1.2x
 # faster than with its Java fallbacks (BENCHMARKS.md): Debian's OpenBLAS is the system's
-# libblas.so.3 and liblapack.so.3, and its reference BLAS (libblas3) serves ALS's per-rating
-# calls, 1.16x faster than OpenBLAS (pipeline/sparkjob.py, REFERENCE_BLAS). Optional: without
-# apt-get, root or sudo, the fallbacks run.
-$(VENV)/.native-blas: Makefile | $(VENV)/.java-checked
-	@lib=/usr/lib/$$(uname -m)-linux-gnu; [ -e $$lib/libblas.so.3 ] && [ -e $$lib/blas/libblas.so.3 ] || ! command -v apt-get >/dev/null 2>&1 || { \
+# libblas.so.3 and liblapack.so.3. ALS's per-rating calls go to Debian's reference BLAS
+# (libblas3), 1.16x faster, with its dspr and daxpy compiled for the CPU's vector units
+# (spark_jobs/als_blas.c, built into the environment; pipeline/sparkjob.py, ALS_BLAS), about
+# 1.2x faster again. Optional: without apt-get, root or sudo, or a C compiler, the reference
+# BLAS or the Java fallbacks serve ALS, and this says so.
+$(VENV)/.native-blas: Makefile spark_jobs/als_blas.c spark_jobs/build-als-blas | $(VENV)/.java-checked
+	@lib=/usr/lib/$$(uname -m)-linux-gnu; \
+	[ -e $$lib/libblas.so.3 ] && [ -e $$lib/blas/libblas.so.3 ] && command -v $${CC:-gcc} >/dev/null \
+		|| ! command -v apt-get >/dev/null 2>&1 || { \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
-		echo "installing Debian's OpenBLAS and reference BLAS for Spark's ALS (apt-get)"; \
-		{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq libopenblas0-pthread libblas3 >/dev/null; } \
-			|| echo "could not install libopenblas0-pthread and libblas3: Spark's ALS will use its Java BLAS" >&2; }
+		echo "installing Debian's OpenBLAS, reference BLAS and C compiler for Spark's ALS (apt-get)"; \
+		{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$$sudo apt-get install -y -qq libopenblas0-pthread libblas3 gcc libc6-dev >/dev/null; } \
+			|| echo "could not install libopenblas0-pthread, libblas3 and gcc: Spark's ALS may use its Java BLAS" >&2; }
+	@spark_jobs/build-als-blas $(VENV)/lib/movielens-als/libalsblas.so \
+		|| echo "could not build spark_jobs/als_blas.c: ALS's per-rating calls go to the reference BLAS if installed" >&2
 	touch $@
 
 clean:

@@ -39,12 +39,15 @@ TAIL_LINES = 40
 # then and at 40 every time. Thread stacks of 16 MB are address space, not memory, until used.
 THREAD_STACK = "-Xss16m"
 BLAS_THREADS = "OPENBLAS_NUM_THREADS"
-# Spark's ALS makes a rank-1 update (BLAS dspr) and an axpy per rating. Debian's reference BLAS
-# (libblas3) makes them 1.16x faster than OpenBLAS does (BENCHMARKS.md, "Which native BLAS"),
-# whose level-2 calls have more overhead than work at rank 32; OpenBLAS stays the system's
-# libblas.so.3 and liblapack.so.3, whose LAPACK solves faster. So the ALS jobs point netlib's
-# BLAS at the reference library when the machine has it (`make run` installs both).
+# Spark's ALS makes a rank-1 update (BLAS dspr) and an axpy per rating: a third of a fit at 10 M
+# ratings. Debian's reference BLAS (libblas3) makes them 1.16x faster than OpenBLAS does
+# (BENCHMARKS.md, "Which native BLAS"), whose level-2 calls have more overhead than work at
+# rank 32; OpenBLAS stays the system's libblas.so.3 and liblapack.so.3, whose LAPACK solves
+# faster. ALS_BLAS is the reference BLAS with those two routines compiled for the CPU's vector
+# units (spark_jobs/als_blas.c: bit-identical results, a fit about 1.2x faster again), which
+# `make run` builds into the environment. The ALS jobs name the first of the two that exists.
 REFERENCE_BLAS = Path(f"/usr/lib/{os.uname().machine}-linux-gnu/blas/libblas.so.3")
+ALS_BLAS = Path(sys.prefix, "lib", "movielens-als", "libalsblas.so")
 NETLIB_BLAS_PATH = "-Ddev.ludovic.netlib.blas.nativeLibPath"
 # The driver's heap when [spark] driver_memory is not set: in local mode it holds ALS's cached
 # rating blocks and the local relation of the ratings the driver hands Spark. Measured
@@ -63,9 +66,16 @@ MIN_DRIVER_MEMORY_MB = 465
 JVM_SIZE = re.compile(r"(\d+)([kmgt]?)", re.IGNORECASE)
 
 
-def reference_blas_options() -> list[str]:
-    """The JVM option that points netlib's BLAS at REFERENCE_BLAS, if this machine has it."""
-    return [f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS}"] if REFERENCE_BLAS.exists() else []
+def als_blas() -> Path | None:
+    """The BLAS library the ALS jobs name: ALS_BLAS, else REFERENCE_BLAS, else none (netlib
+    loads the system's libblas.so.3)."""
+    return next((library for library in (ALS_BLAS, REFERENCE_BLAS) if library.exists()), None)
+
+
+def als_blas_options() -> list[str]:
+    """The JVM option that points netlib's BLAS at als_blas(), if there is one."""
+    library = als_blas()
+    return [f"{NETLIB_BLAS_PATH}={library}"] if library else []
 
 
 def job_flags(store: Store, **options) -> list[str]:
@@ -200,7 +210,7 @@ class SparkJobTask(SparkSubmitTask):
     job_script: str  # a file name in spark_jobs/
     # Spark's ALS calls BLAS once per rating on rank-wide vectors, from each of its task
     # threads: a native BLAS's own threads (Debian's OpenBLAS, when installed) would only
-    # contend with them, and the reference BLAS serves those calls (REFERENCE_BLAS). The EASE
+    # contend with them, and the ALS jobs name the BLAS for those calls (als_blas). The EASE
     # jobs keep theirs: one large Cholesky uses every core.
     single_threaded_blas = False
     # Whether the job starts a SparkContext. One that does not (the numpy drivers of EASE and
@@ -243,7 +253,7 @@ class SparkJobTask(SparkSubmitTask):
 
     def jvm_options(self) -> list[str]:
         """The JVM options of the driver and, unless luigi.cfg sets theirs, of the executors."""
-        return [THREAD_STACK, *(reference_blas_options() if self.single_threaded_blas else [])]
+        return [THREAD_STACK, *(als_blas_options() if self.single_threaded_blas else [])]
 
     @property
     def conf(self) -> dict[str, str]:

@@ -73,7 +73,7 @@ def _with_biases(factors: pa.Table, ids: np.ndarray, bias: np.ndarray, count: np
 def linear_algebra(spark: SparkSession) -> str:
     """The BLAS and LAPACK Spark's ALS computes with, by class: JNIBLAS and JNILAPACK are native
     libraries (the system's libblas.so.3 and liblapack.so.3, or the BLAS the job names by
-    path: pipeline.sparkjob.REFERENCE_BLAS); anything else is netlib's Java fallback, about
+    path: pipeline.sparkjob.als_blas); anything else is netlib's Java fallback, about
     1.2x slower for ALS (BENCHMARKS.md)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None  # a live session's

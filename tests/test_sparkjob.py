@@ -230,21 +230,26 @@ def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(mon
         assert "spark.executorEnv.OPENBLAS_NUM_THREADS" not in ease.conf
 
 
-def test_alss_per_rating_blas_calls_go_to_the_reference_blas_where_the_machine_has_it(tmp_path, monkeypatch):
+def test_alss_per_rating_blas_calls_go_to_the_als_blas_else_the_reference_blas_where_the_machine_has_it(
+    tmp_path, monkeypatch
+):
     from pipeline import sparkjob
     from pipeline.tasks import TrainedALS, TrainedEASE, TunedALS
 
-    reference = tmp_path / "blas" / "libblas.so.3"
+    reference, built = tmp_path / "blas" / "libblas.so.3", tmp_path / "venv" / "libalsblas.so"
     monkeypatch.setattr(sparkjob, "REFERENCE_BLAS", reference)
-    for als in (TrainedALS(), TunedALS()):  # absent: netlib loads the system's libblas.so.3
+    monkeypatch.setattr(sparkjob, "ALS_BLAS", built)
+    for als in (TrainedALS(), TunedALS()):  # neither: netlib loads the system's libblas.so.3
         assert "nativeLibPath" not in als.driver_java_options and "nativeLibPath" not in als.conf[EXECUTOR_JAVA]
-    reference.parent.mkdir()
-    reference.touch()
-    option = f"-Ddev.ludovic.netlib.blas.nativeLibPath={reference}"
-    for als in (TrainedALS(), TunedALS()):
-        assert option in als.driver_java_options.split()  # the local driver, executors inside
-        assert option in als.conf[EXECUTOR_JAVA].split()  # a cluster's executors
-    assert option not in TrainedEASE().conf[EXECUTOR_JAVA] and option not in (ScriptJob().driver_java_options or "")
+    for library in (reference, built):  # the reference BLAS, then the library built beside it
+        library.parent.mkdir()
+        library.touch()
+        option = f"-Ddev.ludovic.netlib.blas.nativeLibPath={library}"
+        for als in (TrainedALS(), TunedALS()):
+            assert option in als.driver_java_options.split()  # the local driver, executors inside
+            assert option in als.conf[EXECUTOR_JAVA].split()  # a cluster's executors
+            assert als.driver_java_options.count("nativeLibPath") == 1
+        assert option not in TrainedEASE().conf[EXECUTOR_JAVA] and option not in (ScriptJob().driver_java_options or "")
 
 
 @pytest.mark.parametrize(

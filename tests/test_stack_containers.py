@@ -42,7 +42,9 @@ from tests.helpers import BIN, REPO, free_port
 pytestmark = pytest.mark.stack
 
 BASE_SUITE = "bookworm"
-BASE_PACKAGES = "python3,python3-venv,openjdk-17-jre-headless,procps,ca-certificates,libopenblas0-pthread,libblas3"
+BASE_PACKAGES = (
+    "python3,python3-venv,openjdk-17-jre-headless,procps,ca-certificates,libopenblas0-pthread,libblas3,gcc,libc6-dev"
+)
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "movielens-als-stack"
 APP_SERVICES = ("spark-master", "spark-worker", "luigid", "runner")
 # The example credentials of .env.example, which the README's first command copies.
@@ -391,7 +393,9 @@ def test_the_readme_commands_bring_the_stack_up_and_run_the_chain_on_two_workers
     assert any(k.startswith("models/ml-latest-small/") and k.endswith("/_SUCCESS") for k in keys)
     # The image's OpenBLAS is the BLAS and LAPACK the fit computed with.
     [model] = [k for k in keys if k.startswith("models/ml-latest-small/") and k.endswith("/model.json")]
-    assert stack.s3_json(model)["als"]["linear_algebra"] == "JNIBLAS, JNILAPACK"
+    als = stack.s3_json(model)["als"]
+    assert als["linear_algebra"] == "JNIBLAS, JNILAPACK"
+    assert als["blas_library"] == "/opt/venv/lib/movielens-als/libalsblas.so"  # spark_jobs/als_blas.c, in the image
 
     # luigid, through its port on 127.0.0.1, shows the tasks done.
     done = {task["name"] for task in stack.luigid("task_list", status="DONE").values()}
