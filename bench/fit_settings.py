@@ -67,8 +67,10 @@ VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     # LAPACK native.
     "vector-blas": ([], [VECTOR, *JAVA_BLAS[:2]], {"OPENBLAS_NUM_THREADS": "1"}),
     # The system's libblas.so.3 (Debian's OpenBLAS) for ALS's per-rating calls too, instead of
-    # the reference BLAS the ALS jobs name (pipeline/sparkjob.py, REFERENCE_BLAS).
+    # the library the ALS jobs name (pipeline/sparkjob.py, als_blas).
     "openblas": ([], [SYSTEM_BLAS], {"OPENBLAS_NUM_THREADS": "1"}),
+    # Debian's reference BLAS as packaged, without spark_jobs/als_blas.c's dspr and daxpy.
+    "reference-blas": ([], [f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS}"], {"OPENBLAS_NUM_THREADS": "1"}),
 }
 
 

@@ -215,9 +215,9 @@ def spark_blas() -> str:
     if not all(found):
         return "netlib's Java BLAS and LAPACK (no native libblas.so.3 and liblapack.so.3)"
     native = "native " + ", ".join(os.path.realpath(m[1]) for m in found if m)
-    from pipeline.sparkjob import REFERENCE_BLAS
+    from pipeline.sparkjob import als_blas
 
-    return native + (f"; ALS's per-rating calls: {REFERENCE_BLAS}" if REFERENCE_BLAS.exists() else "")
+    return native + (f"; ALS's per-rating calls: {library}" if (library := als_blas()) else "")
 
 
 def python_blas() -> str:

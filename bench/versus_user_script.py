@@ -4,7 +4,7 @@ same release: wall time of each, and the ALS fit inside each.
 
     .venv/bin/python -m bench.versus_user_script [--runs 3] [--zip path/to/ml-25m.zip]
     .venv/bin/python -m bench.versus_user_script --user java-blas-infer-schema --zip path/to/ml-25m.zip
-    .venv/bin/python -m bench.versus_user_script --user system-blas --zip path/to/ml-25m.zip
+    .venv/bin/python -m bench.versus_user_script --user chain-blas --zip path/to/ml-25m.zip
 
 Run from the repository's root; the zip's name says which release it is (a generated
 ml-25m.zip has ml-25m's layout), and the default is ml-latest-small.zip in ../shared/data.
@@ -12,11 +12,12 @@ The chain runs `luigi --module pipeline EvaluatedRMSE` on an empty store (downlo
 local mirror, split, biases and ALS, evaluation); the user script runs with spark-submit,
 Spark's defaults and the same driver memory the chain's Spark driver gets (sized from the
 release), on the ratings.csv extracted from the same zip beforehand. The user script runs as
---user says (USER_VARIANTS below); by default on equal footing with the chain: with what
-`make run` installs and the same native BLAS the chain's ALS computes with (the reference
-BLAS, pipeline/sparkjob.py), and with its schema declared, as a user who knows Spark writes
-it. The fit of the chain is TrainedALS's (model.json's fit_seconds), of the user script
-`ALS.fit`. Prints the machine and a Markdown row.
+--user says (USER_VARIANTS below); by default on equal footing with the chain as issue 19
+defines it: on the same machine with what `make run` installs (the system's libblas.so.3 and
+liblapack.so.3, Debian's OpenBLAS, serve it), and with its schema declared, as a user who knows
+Spark writes it. `--user chain-blas` gives it the BLAS library the chain's ALS jobs name as
+well (pipeline/sparkjob.py, als_blas), which no plain script would know of. The fit of the
+chain is TrainedALS's (model.json's fit_seconds), of the user script `ALS.fit`. Prints the machine and a Markdown row.
 """
 
 from __future__ import annotations
@@ -42,20 +43,25 @@ from bench.harness import (
     run_luigi,
     write_config,
 )
-from pipeline.sparkjob import reference_blas_options
+from pipeline.sparkjob import NETLIB_BLAS_PATH, REFERENCE_BLAS, als_blas_options
 
 # How the user script runs: (what the table calls it, the script's flags, driver JVM options).
-# On equal footing it computes with the native libraries the chain's ALS does: the reference
-# BLAS the ALS jobs name where the machine has it (pipeline/sparkjob.py), the system's LAPACK.
-SAME_BLAS = reference_blas_options()
+CHAIN_BLAS = als_blas_options()
 USER_VARIANTS: dict[str, tuple[str, list[str], list[str]]] = {
-    "as-installed": (
-        "user script (the chain's native BLAS, declared schema)",
+    "as-installed": ("user script (the system's libblas.so.3, declared schema)", [], []),
+    # The native BLAS the chain's ALS computes with (pipeline/sparkjob.py, als_blas).
+    "chain-blas": (
+        "user script (the chain's ALS BLAS, declared schema)",
         [],
-        ["--driver-java-options", " ".join(SAME_BLAS)] if SAME_BLAS else [],
+        ["--driver-java-options", " ".join(CHAIN_BLAS)] if CHAIN_BLAS else [],
     ),
-    # Before the ALS jobs named the reference BLAS: the system's libblas.so.3 (OpenBLAS).
-    "system-blas": ("user script (the system's libblas.so.3, declared schema)", [], []),
+    # Debian's reference BLAS as packaged: the footing of BENCHMARKS.md's series before
+    # spark_jobs/als_blas.c.
+    "reference-blas": (
+        "user script (Debian's reference BLAS, declared schema)",
+        [],
+        ["--driver-java-options", f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS}"],
+    ),
     # The series BENCHMARKS.md reported first: a machine without the native BLAS `make run`
     # installs, and a first script that lets Spark infer the schema (an extra pass over the file).
     "java-blas-infer-schema": (
