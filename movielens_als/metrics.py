@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from movielens_als.model import Model, damped_biases, index_of
+from movielens_als.model import Model, damped_biases, distinct, index_of
 from movielens_als.ranking import Ranker, Ratings, explicit_ranker, popularity_ranker, rating_arrays, top_items
 
 # Buckets of user activity, by the user's number of ratings in the training data.
@@ -44,11 +44,13 @@ def rating_distribution(prediction: np.ndarray, actual: np.ndarray, scale: tuple
     """Counts of actual ratings and of predictions rounded to the nearest half star."""
     bins = np.arange(scale[0], scale[1] + 0.25, 0.5)
     rounded = np.clip(np.round(prediction * 2) / 2, scale[0], scale[1])
-    return {
-        "rating": bins.tolist(),
-        "actual": [int(n) for n in np.sum(np.isclose(actual[:, None], bins[None, :]), axis=0)],
-        "predicted": [int(n) for n in np.sum(np.isclose(rounded[:, None], bins[None, :]), axis=0)],
-    }
+
+    def counts(values: np.ndarray) -> list[int]:
+        # The values close to each bin (np.isclose), found through the nearest bin of each.
+        nearest = np.clip(np.rint((values - scale[0]) * 2), 0, len(bins) - 1).astype(np.int64)
+        return np.bincount(nearest[np.isclose(values, bins[nearest])], minlength=len(bins)).tolist()
+
+    return {"rating": bins.tolist(), "actual": counts(actual), "predicted": counts(rounded)}
 
 
 def ranking_at_k(top: np.ndarray, relevant: list[np.ndarray], k: int) -> dict[str, float]:
@@ -137,7 +139,8 @@ class Judge:
         keep = relevant & np.isin(test.users, users)
         self.k, self.users = k, users
         self.relevant = _group(test.users[keep], test.items[keep], users)
-        self.catalogue, self.count = np.unique(train.items, return_counts=True)
+        self.catalogue, item_index = distinct(train.items)
+        self.count = np.bincount(item_index, minlength=len(self.catalogue))
         mine = np.isin(train.users, users)
         # The judged users' training ratings: all a ranker needs of them, and all they have seen.
         self.seen = Ratings(train.users[mine], train.items[mine], train.ratings[mine])
@@ -149,6 +152,12 @@ class Judge:
             "sampled": {"seed": seed} if len(users) < len(eligible) else None,
             "catalogue": len(self.catalogue),
         }
+
+    @property
+    def reach(self) -> int:
+        """How many of any fixed list's first items serve every judged user's top k: k plus the
+        most training ratings a judged user has (popularity_ranker's `reach`)."""
+        return self.k + int(np.bincount(distinct(self.seen.users)[1]).max(initial=0))
 
     def __call__(self, ranker: Ranker) -> dict | None:
         """The ranker's metrics at k (see ranking_at_k) and what it serves; None without users."""
@@ -162,18 +171,16 @@ class Judge:
         return ranking_at_k(top, self.relevant, self.k) | served_diversity(top, self.catalogue, self.count)
 
 
-def compare_rankers(rankers: dict[str, Ranker], train: Ratings, test: Ratings, **options) -> dict:
-    """Every ranker's metrics on the same users (see Judge, which takes `options`), under its
-    name, beside who was judged."""
-    judge = Judge(train, test, **options)
-    return judge.header | {name: judge(ranker) for name, ranker in rankers.items()}
-
-
 def ranking_report(model: Model, train: Ratings, test: Ratings, **options) -> dict:
-    """`compare_rankers` of the rating model ("model") and the most popular items
-    ("popularity"), ties to the lower item id; `options` are compare_rankers' own."""
-    rankers = {"model": explicit_ranker(model), "popularity": popularity_ranker(model.items.ids, model.items.count)}
-    return compare_rankers(rankers, train, test, **options)
+    """The Judge's header (who was judged; `options` are the Judge's own) and the metrics of
+    the rating model ("model") and of the most popular items ("popularity"), ties to the lower
+    item id, under their names."""
+    judge = Judge(train, test, **options)
+    rankers = {
+        "model": explicit_ranker(model),
+        "popularity": popularity_ranker(model.items.ids, model.items.count, judge.reach),
+    }
+    return judge.header | {name: judge(ranker) for name, ranker in rankers.items()}
 
 
 def _group(keys: np.ndarray, values: np.ndarray, groups: np.ndarray) -> list[np.ndarray]:
@@ -195,20 +202,34 @@ def baselines(train: Ratings, test: Ratings, rating_scale: tuple[float, float]) 
 
 
 def evaluate(
-    model: Model, train: pa.Table, test: pa.Table, seed: int, relevant_rating: float = RELEVANT_RATING
+    model: Model,
+    train: pa.Table,
+    test: pa.Table,
+    seed: int,
+    relevant_rating: float = RELEVANT_RATING,
+    *,
+    biases_of_train: bool = False,
 ) -> dict:
     """Every metric of metrics.json for `model` on every rating of `test` (columns user, item,
     rating), with `train` (the ratings it was fitted on) for the ranking metrics: its errors,
     the baselines' on the same rows, errors by user activity and for cold users and items,
     ranking quality at RANKING_K (a test rating ≥ `relevant_rating` is relevant), and the
-    distribution of predicted and actual ratings."""
-    test_ratings = rating_arrays(test)
+    distribution of predicted and actual ratings. With `biases_of_train`, the model's mean and
+    biases are `baselines`' own (an ALS model keeps the damped biases of all of `train`), which
+    serve the baselines instead of computing them again."""
+    train_ratings, test_ratings = rating_arrays(train), rating_arrays(test)
     actual = test_ratings.ratings
     parts = model.parts(test_ratings.users, test_ratings.items)
     prediction = model.combine(
         parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
     )
-    bias, global_mean = baselines(rating_arrays(train), test_ratings, model.rating_scale)
+    if biases_of_train:
+        if model.global_mean != float(train_ratings.ratings.mean()):
+            raise ValueError("the model's biases are not those of the training ratings it is evaluated with")
+        bias = np.clip(parts["baseline"], *model.rating_scale)
+        global_mean = np.full(len(actual), np.clip(model.global_mean, *model.rating_scale))
+    else:
+        bias, global_mean = baselines(train_ratings, test_ratings, model.rating_scale)
     covered, user_known, item_known = parts["both_known"], parts["user_known"], parts["item_known"]
     bias_rmse = rmse(bias, actual)
     model_rmse = rmse(prediction, actual)
@@ -230,8 +251,6 @@ def evaluate(
             "users": {"n": int((~user_known).sum()), "rmse": rmse(prediction[~user_known], actual[~user_known])},
             "items": {"n": int((~item_known).sum()), "rmse": rmse(prediction[~item_known], actual[~item_known])},
         },
-        "ranking": ranking_report(
-            model, rating_arrays(train), test_ratings, seed=seed, relevant_rating=relevant_rating
-        ),
+        "ranking": ranking_report(model, train_ratings, test_ratings, seed=seed, relevant_rating=relevant_rating),
         "distribution": rating_distribution(prediction, actual, model.rating_scale),
     }

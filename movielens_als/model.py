@@ -105,9 +105,7 @@ class Side:
 
     def lookup(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row index, known) for each id; the index of an unknown id is meaningless."""
-        index = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
-        known = self.ids[index] == ids if len(self.ids) else np.zeros(len(ids), dtype=bool)
-        return index, known
+        return index_of(self.ids, ids)
 
 
 @dataclass(frozen=True)
@@ -170,10 +168,6 @@ class Model:
         dot = self.users.factors[user_rows] @ self.items.factors.T
         counts = self.users.count[user_rows][:, None], self.items.count[None, :]
         return self.combine(baseline, dot, True, *counts, clip=clip)
-
-    def bias_baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """The user+item bias predictor μ + b_u + b_i (clipped) of the same training ratings."""
-        return np.clip(self._baseline(*self.users.lookup(users), *self.items.lookup(items)), *self.rating_scale)
 
     def _baseline(self, user_index, user_known, item_index, item_known) -> np.ndarray:
         """μ + b_u + b_i, a bias counting 0 where its user or item is unknown."""

@@ -102,10 +102,13 @@ def explicit_ranker(model: Model) -> Ranker:
     return Ranker(model.items.ids, lambda users: model.score_all_items(model.users.lookup(users)[0], clip=False))
 
 
-def popularity_ranker(items: np.ndarray, count: np.ndarray) -> Ranker:
-    """The most-rated items first, the same list for everyone."""
-    popularity = count.astype(np.float64)
-    return Ranker(items, lambda users: np.tile(popularity, (len(users), 1)))
+def popularity_ranker(items: np.ndarray, count: np.ndarray, reach: int | None = None) -> Ranker:
+    """The most-rated items first, ties to the lower id, the same list for everyone. With
+    `reach`, it knows only the `reach` first of that list: the same top k for anyone who has
+    seen at most reach - k of them, without scoring the whole catalogue for every user."""
+    keep = np.sort(np.lexsort((items, -count))[:reach])
+    popularity = count[keep].astype(np.float64)
+    return Ranker(items[keep], lambda users: np.tile(popularity, (len(users), 1)))
 
 
 def ease_ranker(model: Ease, train: Ratings) -> Ranker:

@@ -44,7 +44,7 @@ BLAS_THREADS = "OPENBLAS_NUM_THREADS"
 # (BENCHMARKS.md, "Which native BLAS"), whose level-2 calls have more overhead than work at
 # rank 32; OpenBLAS stays the system's libblas.so.3 and liblapack.so.3, whose LAPACK solves
 # faster. ALS_BLAS is the reference BLAS with those two routines compiled for the CPU's vector
-# units (spark_jobs/als_blas.c: bit-identical results, a fit about 1.2x faster again), which
+# units (spark_jobs/als_blas.c: bit-identical results, a fit 1.12-1.14x faster again), which
 # `make run` builds into the environment. The ALS jobs name the first of the two that exists.
 REFERENCE_BLAS = Path(f"/usr/lib/{os.uname().machine}-linux-gnu/blas/libblas.so.3")
 ALS_BLAS = Path(sys.prefix, "lib", "movielens-als", "libalsblas.so")

@@ -554,7 +554,10 @@ class EvaluatedRMSE(OfRatingChoice, OfRelevance):
         test = self.store.read_parquet(keys.test)
         train = self.store.read_parquet(keys.train)
         self.show_progress(30, f"scoring {test.num_rows} test ratings")
-        result = metrics.evaluate(model, train, test, self.seed, self.relevant_rating)
+        # TrainedALS's model keeps the damped biases of all the training ratings; BPMF its own.
+        result = metrics.evaluate(
+            model, train, test, self.seed, self.relevant_rating, biases_of_train=model_type != "bpmf"
+        )
         self.store.write_json(
             self.key,
             {
@@ -665,7 +668,7 @@ class EvaluatedRanking(OfModel, OfRanking):
         rankers: dict[str, Ranker] = {
             EASE_MODEL: ease_ranker(ranking_model, judge.seen),
             "explicit": explicit_ranker(rating_model),
-            "popularity": popularity_ranker(rating_model.items.ids, rating_model.items.count),
+            "popularity": popularity_ranker(rating_model.items.ids, rating_model.items.count, judge.reach),
         }
         self.show_progress(20, f"ranking the top {metrics.RANKING_K} of three recommenders")
         result = judge.header | {name: judge(ranker) for name, ranker in rankers.items()}

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from movielens_als.metrics import (
+    Judge,
     baselines,
     evaluate,
     mae,
@@ -15,7 +16,7 @@ from movielens_als.metrics import (
     served_diversity,
 )
 from movielens_als.model import Model, Side, damped_biases
-from movielens_als.ranking import Ratings, explicit_ranker, recommend, top_k
+from movielens_als.ranking import Ratings, explicit_ranker, popularity_ranker, recommend, top_k
 from tests.fakes import ratings_table
 from tests.test_model import PAIRS, tiny
 
@@ -48,6 +49,18 @@ def test_rating_distribution_rounds_predictions_to_half_stars():
     assert d["rating"][-2:] == [4.5, 5.0]
     assert d["predicted"][d["rating"].index(4.5)] == 1 and d["predicted"][-1] == 1 and d["predicted"][0] == 1
     assert d["actual"][-1] == 2 and d["actual"][1] == 1
+
+
+@pytest.mark.parametrize("scale", [(0.5, 5.0), (1.0, 5.0)])
+def test_rating_distribution_counts_what_is_close_to_each_half_star(scale):
+    rng = np.random.default_rng(0)
+    # Half stars, within and outside the scale, a hair off them, and values between them.
+    halves = rng.integers(-2, 14, 500) / 2
+    actual = np.concatenate([halves, halves[:100] + 1e-9, halves[:100] + 1e-3, rng.uniform(0, 6, 100)])
+    d = rating_distribution(rng.uniform(-1, 7, len(actual)), actual, scale)
+    bins = np.array(d["rating"])
+    assert d["actual"] == np.isclose(actual[:, None], bins[None, :]).sum(axis=0).tolist()
+    assert sum(d["predicted"]) == len(actual) and 0 < sum(d["actual"]) < len(actual)
 
 
 def test_top_k_breaks_ties_by_lower_index_and_skips_excluded():
@@ -161,6 +174,26 @@ def test_a_lower_relevant_rating_counts_more_test_ratings_as_relevant():
     assert (strict["users"], strict["model"]["ndcg"]) == (1, 1.0)
 
 
+def test_the_popularity_ranker_within_the_judges_reach_serves_the_whole_catalogues_lists():
+    rng = np.random.default_rng(3)
+    items = np.arange(200)
+    count = rng.integers(0, 6, len(items))  # many ties: they go to the lower id
+    # 40 users who have seen 1 to 30 items among the 40 most rated, so that the cut matters;
+    # user 0 has seen the 30 first, so that it needs all of the reach.
+    first = np.lexsort((items, -count))
+    users = np.repeat(np.arange(40), [30, *rng.integers(1, 31, 39)])
+    seen = np.concatenate([first[:30], *(rng.choice(first[:40], n, replace=False) for n in np.bincount(users)[1:])])
+    train = Ratings(users, seen, np.full(len(users), 4.0))
+    test = Ratings(np.arange(40), np.full(40, 199), np.full(40, 5.0))
+    judge = Judge(train, test, k=5, seed=0)
+    assert judge.reach == 5 + 30
+    whole = judge.top(popularity_ranker(items, count))
+    assert len(popularity_ranker(items, count, judge.reach).items) == judge.reach < len(items)
+    assert np.array_equal(judge.top(popularity_ranker(items, count, judge.reach)), whole)
+    # Any less and user 0 gets a shorter list.
+    assert not np.array_equal(judge.top(popularity_ranker(items, count, judge.reach - 1)), whole)
+
+
 def test_ranking_report_samples_users_above_the_limit_with_a_seed():
     test = Ratings(np.array([1, 2, 3]), np.array([20, 30, 20]), np.array([4.0, 5.0, 4.0]))
     first = ranking_report(ranking_model(), RANKING_TRAIN, test, k=1, max_users=2, seed=5)
@@ -218,3 +251,17 @@ def test_the_baselines_are_the_training_ratings_own_whatever_the_model_and_clipp
     for model in (tiny(), Model(0.0, tiny().users, tiny().items, (1.0, 5.0))):
         result = evaluate(model, ratings_table(*train), ratings_table(*test), seed=0)
         assert result["baselines"]["bias"]["rmse"] == pytest.approx(rmse(bias, test.ratings))
+
+
+@pytest.mark.parametrize("biased", [True, False])
+def test_a_model_with_the_training_ratings_biases_serves_the_baselines_unchanged(biased):
+    rng = np.random.default_rng(1)
+    train = Ratings(rng.integers(0, 30, 400), rng.integers(0, 50, 400), rng.integers(1, 11, 400) / 2)
+    test = Ratings(rng.integers(0, 35, 100), rng.integers(0, 55, 100), rng.integers(1, 11, 100) / 2)
+    mean = float(train.ratings.mean())
+    sides = [Side(ids, rng.normal(size=(len(ids), 3)), bias, count) for ids, bias, count in damped_biases(*train, mean)]
+    model = Model(mean, *sides, (0.5, 5.0), biased)
+    tables = ratings_table(*train), ratings_table(*test)
+    assert evaluate(model, *tables, seed=0, biases_of_train=True) == evaluate(model, *tables, seed=0)
+    with pytest.raises(ValueError, match="not those of the training ratings"):
+        evaluate(tiny(), *tables, seed=0, biases_of_train=True)
