@@ -71,6 +71,14 @@ def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(values, return_inverse=True)
 
 
+def count_distinct(values: np.ndarray) -> int:
+    """len(np.unique(values)), ids counted as in distinct: 3.4 times as fast as Arrow's hashing
+    count_distinct for a 25 M-rating split's users and items (bench/read_split.py)."""
+    if _dense(values, len(values)):
+        return int(np.count_nonzero(np.bincount(values)))
+    return len(np.unique(values))
+
+
 def index_of(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(index in `ids`, found) of each of `values`; `ids` distinct, in any order. The index of
     a value not found is 0. Ids are looked up in a table rather than searched (see distinct)."""

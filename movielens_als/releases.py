@@ -392,7 +392,8 @@ def _check_scale(
 ) -> pa.Table:
     low, high = rel.rating_scale
     rating = table.column(RATING).to_numpy()
-    off_scale = (rating < low) | (rating > high) | (np.mod(rating, rel.rating_step) != 0)
+    steps = rating / rel.rating_step  # exact for steps of 1 and 0.5; np.mod takes 5 times as long
+    off_scale = (rating < low) | (rating > high) | (steps != np.rint(steps))
     n_off = int(off_scale.sum())
     if not n_off:
         return table

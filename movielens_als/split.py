@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from movielens_als.columns import ITEM, TIMESTAMP, USER
+from movielens_als.columns import ITEM, RATING, TIMESTAMP, USER
+from movielens_als.model import count_distinct
 
 
 def split_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
@@ -95,12 +96,22 @@ def split_ratings(table: pa.Table, strategy: str, test_fraction: float, seed: in
     return table.filter(pc.invert(is_test)), table.filter(is_test)
 
 
+# How train.parquet and test.parquet are encoded (pyarrow.parquet.write_table's options): a
+# dictionary for the few distinct ratings only, and the users (grouped in file order) and the
+# timestamps as deltas. A 25 M-rating split is written 1.9x and read 1.4x as fast as with
+# pyarrow's default of a dictionary for every column, and is 9% smaller (bench/read_split.py).
+RATINGS_PARQUET = {
+    "use_dictionary": [RATING],
+    "column_encoding": {USER: "DELTA_BINARY_PACKED", TIMESTAMP: "DELTA_BINARY_PACKED"},
+}
+
+
 def describe(table: pa.Table) -> dict[str, int]:
     """Rows, distinct users and distinct items of a ratings table."""
     return {
         "rows": table.num_rows,
-        "users": pc.count_distinct(table.column(USER)).as_py(),
-        "items": pc.count_distinct(table.column(ITEM)).as_py(),
+        "users": count_distinct(_column(table, USER)),
+        "items": count_distinct(_column(table, ITEM)),
     }
 
 

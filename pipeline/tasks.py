@@ -39,7 +39,7 @@ from movielens_als.ranking import (
     with_titles,
 )
 from movielens_als.releases import RELEASES, read_fold, read_movies, read_ratings, release, release_source
-from movielens_als.split import OFFICIAL, STRATEGIES, describe, split_ratings
+from movielens_als.split import OFFICIAL, RATINGS_PARQUET, STRATEGIES, describe, split_ratings
 from pipeline import layout, params
 from pipeline.config import configured_store, movielens
 from pipeline.download import http_session, published_md5, verified_chunks
@@ -398,8 +398,8 @@ class SplitData(OfSplit):
                 self.show_progress(50, f"splitting {ratings.num_rows} ratings ({self.strategy})")
                 train, test = split_ratings(ratings, self.strategy, self.test_fraction, self.seed)
         self.show_progress(70, f"writing {train.num_rows} train and {test.num_rows} test ratings")
-        self.store.write_parquet(keys.train, train)
-        self.store.write_parquet(keys.test, test)
+        self.store.write_parquet(keys.train, train, **RATINGS_PARQUET)
+        self.store.write_parquet(keys.test, test, **RATINGS_PARQUET)
         self.store.write_json(
             keys.stats,
             {

@@ -129,9 +129,10 @@ class Store:
     def read_parquet(self, key: str) -> pa.Table:
         return pq.read_table(self.fs_path(key), filesystem=self.filesystem())
 
-    def write_parquet(self, key: str, table: pa.Table) -> None:
+    def write_parquet(self, key: str, table: pa.Table, **options: Any) -> None:
+        """`table` as Parquet at `key`; `options` are pyarrow.parquet.write_table's."""
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
+        pq.write_table(table, sink, **options)
         self.write_bytes(key, sink.getvalue().to_pybytes())
 
     def write_files(self, key: str, files: Mapping[str, pa.Table | bytes | Any]) -> None:

@@ -65,6 +65,11 @@ def test_the_chain_on_the_local_store_then_a_rerun_does_nothing(real_release_zip
     stats = json.loads((root / SPLIT / "stats.json").read_text())
     assert metrics["n_test"] == stats["test"]["rows"] and stats["train"]["rows"] + stats["test"]["rows"] == 100_836
     assert stats["test"]["users"] == stats["train"]["users"] == 610  # user_random: everyone on both sides
+    # Encoded as RATINGS_PARQUET says: the users and timestamps as deltas, the ratings in a dictionary.
+    chunks = pq.ParquetFile(root / SPLIT / "train.parquet").metadata.row_group(0)
+    encodings = {chunks.column(i).path_in_schema: chunks.column(i).encodings for i in range(chunks.num_columns)}
+    assert "DELTA_BINARY_PACKED" in encodings["user"] and "DELTA_BINARY_PACKED" in encodings["timestamp"]
+    assert "RLE_DICTIONARY" in encodings["rating"] and "RLE_DICTIONARY" not in encodings["item"]
     assert metrics["rmse"] < metrics["baselines"]["bias"]["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
     assert 0.9 < metrics["coverage"] <= 1.0
     assert metrics["params"] == {
