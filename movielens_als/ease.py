@@ -81,7 +81,7 @@ class Ease:
     def scores(self, liked: sp.csr_matrix) -> np.ndarray:
         """s(u, j) for every row of `liked` and every modelled item, in threads."""
         out = np.empty((liked.shape[0], len(self.items)), dtype=np.float32)
-        bounds = np.linspace(0, liked.shape[0], _threads() + 1).astype(int)
+        bounds = np.linspace(0, liked.shape[0], threads() + 1).astype(int)
         discount = self.discount
 
         def work(part: int) -> None:
@@ -90,7 +90,7 @@ class Ease:
             if self.popularity_exponent:
                 out[start:end] *= discount
 
-        with ThreadPoolExecutor(_threads()) as pool:
+        with ThreadPoolExecutor(threads()) as pool:
             list(pool.map(work, range(len(bounds) - 1)))
         return out
 
@@ -211,7 +211,7 @@ def _gram(x: sp.csr_matrix) -> np.ndarray:
     def work(start: int) -> None:
         gram[:, start : start + GRAM_BLOCK] = (xt @ xc[:, start : start + GRAM_BLOCK]).toarray()
 
-    with ThreadPoolExecutor(_threads()) as pool:
+    with ThreadPoolExecutor(threads()) as pool:
         list(pool.map(work, range(0, n, GRAM_BLOCK)))
     return gram
 
@@ -259,5 +259,6 @@ def _binary(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp
     return x
 
 
-def _threads() -> int:
+def threads() -> int:
+    """Threads for numpy work that releases the GIL: the cores this process may use, at most 8."""
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))

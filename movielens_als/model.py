@@ -174,6 +174,9 @@ class Model:
         `self.users`: a (len(user_rows), n_items) matrix."""
         baseline = self.global_mean + self.users.bias[user_rows][:, None] + self.items.bias[None, :]
         dot = self.users.factors[user_rows] @ self.items.factors.T
+        if self.biased and self.calibration is None:  # combine's sum, made in place: two passes fewer
+            baseline += dot
+            return np.clip(baseline, *self.rating_scale, out=baseline) if clip else baseline
         counts = self.users.count[user_rows][:, None], self.items.count[None, :]
         return self.combine(baseline, dot, True, *counts, clip=clip)
 

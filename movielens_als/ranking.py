@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -10,13 +11,15 @@ import numpy as np
 import pyarrow as pa
 
 from movielens_als.columns import ITEM, RANK, RATING, RECOMMENDATION_COLUMNS, SCORE, TITLE, USER
-from movielens_als.ease import Ease
+from movielens_als.ease import Ease, threads
 from movielens_als.model import Model, distinct, index_of
 
 # Score matrices are built this many cells at a time: about 32 MB of float64.
 BLOCK_CELLS = 4_000_000
-# top_k finds a bound on each row's k-th best score among this many columns per k.
-SAMPLE_PER_K = 64
+# top_k bounds each row's k-th best score from a sample of about SAMPLE_SCALE · sqrt(k · n) of
+# its n columns, where sorting the sample and sorting the candidates it leaves cost about the
+# same: the fastest of the samples tried on rows of 2,048 to 84,432 items (bench/kernels.py).
+SAMPLE_SCALE = 3.3
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -26,8 +29,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k_eff = min(k, n_cols)
     # The k-th best score of a row's every step-th column is at most the row's own k-th best, so
     # the row's top k are among the scores at least that high, which are few: a partial sort of
-    # the sample, not of the row: 1.4–2.6x faster for rows of 10,677 items (bench/kernels.py).
-    step = max(1, n_cols // (SAMPLE_PER_K * k_eff))
+    # the sample, not of the row (bench/kernels.py).
+    step = max(1, int(np.sqrt(n_cols / k_eff) / SAMPLE_SCALE))
     kth = -np.partition(-scores[:, ::step], k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
     # At least the lowest finite score, so that -inf is never a candidate.
     rows, cols = np.nonzero(scores >= np.maximum(kth, np.finfo(scores.dtype).min))  # few per row, cols ascending
@@ -52,13 +55,14 @@ def top_unseen(
     """The top k item columns for each of `user_rows` (sorted), never an item the user has
     seen ((seen_user_rows, seen_item_rows) pairs), and their scores (-1 and NaN where a row
     has fewer than k candidates); `scores_for(block)` scores a block of users against every
-    item. Users are scored a block at a time, in bounded memory."""
-    tops, values = [np.empty((0, k), dtype=np.int64)], [np.empty((0, k), dtype=np.float64)]
+    item. Users are scored a block at a time, in bounded memory, a block per core at once
+    (numpy releases the GIL in the work on a block)."""
     in_rows = np.isin(seen_user_rows, user_rows)
     order = np.argsort(seen_user_rows[in_rows], kind="stable")
     seen_user_rows, seen_item_rows = seen_user_rows[in_rows][order], seen_item_rows[in_rows][order]
     block = max(1, BLOCK_CELLS // max(n_items, 1))
-    for start in range(0, len(user_rows), block):
+
+    def one_block(start: int) -> tuple[np.ndarray, np.ndarray]:
         block_rows = user_rows[start : start + block]
         scores = scores_for(block_rows)
         # The block's seen pairs are one slice of them, sorted by user as they are.
@@ -68,8 +72,13 @@ def top_unseen(
         )
         scores[np.searchsorted(block_rows, seen_user_rows[mine]), seen_item_rows[mine]] = -np.inf
         top = top_k(scores, k)
-        tops.append(top)
-        values.append(np.where(top >= 0, np.take_along_axis(scores, np.maximum(top, 0), axis=1), np.nan))
+        return top, np.where(top >= 0, np.take_along_axis(scores, np.maximum(top, 0), axis=1), np.nan)
+
+    tops, values = [np.empty((0, k), dtype=np.int64)], [np.empty((0, k), dtype=np.float64)]
+    with ThreadPoolExecutor(threads()) as pool:
+        for top, value in pool.map(one_block, range(0, len(user_rows), block)):
+            tops.append(top)
+            values.append(value)
     return np.vstack(tops), np.vstack(values)
 
 

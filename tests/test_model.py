@@ -5,6 +5,7 @@ import pytest
 
 from movielens_als import model as model_module
 from movielens_als.model import (
+    CALIBRATION_TERMS,
     Model,
     Side,
     count_distinct,
@@ -78,10 +79,27 @@ def test_calibrated_predictions_weigh_the_factors_by_activity():
     assert prediction == pytest.approx([0.1 + 0.9 * 2.5 + weight * 2.0, 0.1 + 0.9 * 3.25])
 
 
-def test_scoring_all_items_agrees_with_pairwise_prediction():
-    model = tiny()
-    matrix = model.score_all_items(np.array([0, 1]))
-    assert matrix.ravel() == pytest.approx(model.predict(np.array([1, 1, 2, 2]), np.array([10, 20, 10, 20])))
+CALIBRATION = dict(zip(CALIBRATION_TERMS, [0.1, 0.9, 0.5, 0.1, 0.2], strict=True))
+
+
+@pytest.mark.parametrize("biased, calibration", [(True, None), (False, None), (True, CALIBRATION)])
+@pytest.mark.parametrize("clip", [True, False])
+def test_scoring_all_items_is_combine_of_the_matrices_to_the_last_bit(biased, calibration, clip):
+    rng = np.random.default_rng(2)
+    users, items = (
+        Side(np.arange(n), rng.normal(size=(n, 4)).astype(np.float32), rng.normal(0, 0.5, n), rng.integers(1, 9, n))
+        for n in (5, 7)
+    )
+    model = Model(3.5, users, items, (0.5, 5.0), biased, calibration)
+    baseline = model.global_mean + users.bias[:, None] + items.bias[None, :]
+    counts = users.count[:, None], items.count[None, :]
+    expected = model.combine(baseline, users.factors @ items.factors.T, True, *counts, clip=clip)
+    scores = model.score_all_items(np.arange(5), clip=clip)
+    assert scores.tolist() == expected.tolist()
+    # And the pairwise prediction, whose dot products sum in another order.
+    pairs = np.repeat(np.arange(5), 7), np.tile(np.arange(7), 5)
+    if clip:
+        np.testing.assert_allclose(scores.ravel(), model.predict(*pairs), rtol=1e-6)
 
 
 def test_fit_calibration_recovers_known_weights():
