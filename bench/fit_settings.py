@@ -16,6 +16,14 @@ speed against the first variant, and the RMSE of each.
 
 `--tree NAME=PATH` adds a variant NAME that runs the code of another checkout at PATH (its
 pipeline and Spark jobs, through PYTHONPATH) with luigi.cfg's settings and the native BLAS.
+`--blas NAME=PATH` adds a variant NAME whose ALS computes with the BLAS library at PATH, e.g.
+one whose `dspr` does nothing, to see how much of the fit that routine is:
+
+    mkdir /tmp/noop && cp spark_jobs/build-als-blas /tmp/noop/   # it builds the als_blas.c beside it
+    sed 's/^void dspr_(.*{$/&\n    return;/' spark_jobs/als_blas.c > /tmp/noop/als_blas.c
+    /tmp/noop/build-als-blas /tmp/noop/libnoopdspr.so
+    .venv/bin/python -m bench.fit_settings --zip path/to/10m/ml-25m.zip --runs 1 \
+        --blas noop-dspr=/tmp/noop/libnoopdspr.so reference-blas noop-dspr
 
 With --profile, the first run of each variant records a Java Flight Recording and prints the
 methods the driver's JVM spent its samples in (the executors run inside it in local mode).
@@ -113,7 +121,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--zip", type=Path, required=True)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--blas", action="append", default=[], metavar="NAME=PATH", help="another BLAS library")
     args = parser.parse_args()
+    for blas in args.blas:
+        name, _, path = blas.partition("=")
+        if not Path(path).is_file():
+            parser.error(f"--blas {blas}: {path} is not a file")
+        VARIANTS[name] = ([], [f"{NETLIB_BLAS_PATH}={Path(path).resolve()}"], {"OPENBLAS_NUM_THREADS": "1"})
     for tree in args.tree:
         name, _, path = tree.partition("=")
         if not (Path(path) / "spark_jobs" / "als.py").is_file():

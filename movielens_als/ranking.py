@@ -22,15 +22,16 @@ BLOCK_CELLS = 4_000_000
 SAMPLE_SCALE = 3.3
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k(scores: np.ndarray, k: int, *, sample_step: int | None = None) -> np.ndarray:
     """Column indices of the k highest scores of each row, best first; ties go to the lower
-    index. Entries of -inf are never chosen: a row with fewer than k others is padded with -1."""
+    index. Entries of -inf are never chosen: a row with fewer than k others is padded with -1.
+    `sample_step` overrides the sample's (every step-th column), for bench/kernels.py."""
     n_rows, n_cols = scores.shape
     k_eff = min(k, n_cols)
     # The k-th best score of a row's every step-th column is at most the row's own k-th best, so
     # the row's top k are among the scores at least that high, which are few: a partial sort of
     # the sample, not of the row (bench/kernels.py).
-    step = max(1, int(np.sqrt(n_cols / k_eff) / SAMPLE_SCALE))
+    step = sample_step or max(1, int(np.sqrt(n_cols / k_eff) / SAMPLE_SCALE))
     kth = -np.partition(-scores[:, ::step], k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
     # At least the lowest finite score, so that -inf is never a candidate.
     rows, cols = np.nonzero(scores >= np.maximum(kth, np.finfo(scores.dtype).min))  # few per row, cols ascending
