@@ -27,7 +27,6 @@ popular item.
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from movielens_als.columns import COUNT, GENRES, ID, ITEM, TITLE
-from movielens_als.model import MODEL_JSON, distinct, index_of
+from movielens_als.model import MODEL_JSON, distinct, index_of, threads
 
 # The files of a stored EASE model, in its directory, beside model.json.
 EASE_ITEMS = "items.parquet"  # id, count (positives in training), in the weights' order
@@ -257,8 +256,3 @@ def _binary(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp
     x.sum_duplicates()
     x.data[:] = 1.0
     return x
-
-
-def threads() -> int:
-    """Threads for numpy work that releases the GIL: the cores this process may use, at most 8."""
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))

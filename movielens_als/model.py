@@ -14,6 +14,7 @@ Every prediction is clipped to the release's rating scale.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,11 @@ def count_distinct(values: np.ndarray) -> int:
     if _dense(values, len(values)):
         return int(np.count_nonzero(np.bincount(values)))
     return len(np.unique(values))
+
+
+def threads() -> int:
+    """Threads for numpy work that releases the GIL: the cores this process may use, at most 8."""
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def index_of(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

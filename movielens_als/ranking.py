@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 
 from movielens_als.columns import ITEM, RANK, RATING, RECOMMENDATION_COLUMNS, SCORE, TITLE, USER
-from movielens_als.ease import Ease, threads
-from movielens_als.model import Model, distinct, index_of
+from movielens_als.ease import Ease
+from movielens_als.model import Model, distinct, index_of, threads
 
 # Score matrices are built this many cells at a time: about 32 MB of float64.
 BLOCK_CELLS = 4_000_000
