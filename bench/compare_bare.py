@@ -69,8 +69,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from movielens_als.releases import RELEASES
+    from pipeline import TrainedALS
     from pipeline.sparkjob import ClassArchive, spark_driver
-    from pipeline.tasks import TrainedALS
 
     release = Release.at(args.zip)
     if RELEASES[release.name].delimiter != ",":

@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from movielens_als.releases import RELEASES
-    from pipeline.tasks import TrainedALS
+    from pipeline import TrainedALS
 
     release = Release.at(args.zip)
     if RELEASES[release.name].delimiter != ",":

@@ -47,6 +47,46 @@ AlsFit = Callable[[pa.Table, int, float, int], tuple[pa.Table, pa.Table, float]]
 OnCandidate = Callable[[int, int, dict], None]
 
 
+@dataclasses.dataclass(frozen=True)
+class AlsGrid:
+    """TunedALS's grid: the ranks, regParams and iteration counts whose every combination it fits."""
+
+    ranks: tuple[int, ...]
+    reg_params: tuple[float, ...]
+    max_iters: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, tuple(getattr(self, field.name)))
+
+    @property
+    def axes(self) -> dict[str, Sequence[float]]:
+        """Each hyper-parameter's values, by the name a candidate gives it."""
+        return {"rank": self.ranks, "reg_param": self.reg_params, "max_iter": self.max_iters}
+
+
+@dataclasses.dataclass(frozen=True)
+class EaseSearch:
+    """TunedEASE's search: what it tries and how it judges (one value from the command line to here)."""
+
+    l2s: tuple[float, ...]
+    positive_ratings: tuple[float, ...]
+    genre_weights: tuple[float, ...]
+    popularity_exponents: tuple[float, ...]
+    max_items: int
+    tune_items: int
+    relevant_rating: float
+
+    def __post_init__(self) -> None:
+        for name in ("l2s", "positive_ratings", "genre_weights", "popularity_exponents"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @property
+    def grid(self) -> dict[str, Sequence[float]]:
+        """The searched values of what a candidate names l2, genre_weight and popularity_exponent."""
+        return {"l2": self.l2s, "genre_weight": self.genre_weights, "popularity_exponent": self.popularity_exponents}
+
+
 def validation_split(train: pa.Table, strategy: str, seed: int) -> tuple[pa.Table, pa.Table]:
     """(the ratings candidates are fitted on, the ratings they are judged on): VALIDATION_FRACTION
     of `train` carved the way the test split was made (a release's own folds, which are random
@@ -103,7 +143,7 @@ def tune_als(
     fit_part: pa.Table,
     validation: pa.Table,
     model: str,
-    grid: Mapping[str, Sequence[float]],
+    als_grid: AlsGrid,
     rating_scale: tuple[float, float],
     on_candidate: OnCandidate | None = None,
 ) -> dict:
@@ -111,6 +151,7 @@ def tune_als(
     fitted on `fit_part` and scored by RMSE on `validation`. Biased ALS also gets calibration
     weights fitted on the validation ratings, and is ranked by its calibrated RMSE."""
     selected_by = "validation_rmse_calibrated" if model == "biased_als" else "validation_rmse"
+    grid = als_grid.axes
     points = grid_points(grid)
     candidates = []
     for point in points:
@@ -215,15 +256,9 @@ class Climb:
 def tune_ease(
     fit_part: Ratings,
     validation: Ratings,
-    positive_ratings: Sequence[float],
-    l2s: Sequence[float],
-    max_items: int,
+    search: EaseSearch,
     *,
-    tune_items: int,
     seed: int,
-    relevant_rating: float = metrics.RELEVANT_RATING,
-    genre_weights: Sequence[float] = (0.0,),
-    popularity_exponents: Sequence[float] = (0.0,),
     genres: ease.Genres | None = None,
     on_candidate: OnCandidate | None = None,
 ) -> dict:
@@ -244,6 +279,14 @@ def tune_ease(
     finds its point at a fraction of the cost (a fit is cubic in its items), and the close
     calls are settled on a model the size of the one to be served, or the whole of it.
     `on_candidate` is told the most candidates there can be."""
+    positive_ratings, l2s, max_items, tune_items = (
+        search.positive_ratings,
+        search.l2s,
+        search.max_items,
+        search.tune_items,
+    )
+    relevant_rating, genre_weights = search.relevant_rating, search.genre_weights
+    popularity_exponents = search.popularity_exponents
     same = distinct_thresholds(fit_part.ratings, positive_ratings)
     fitted = [t for t in positive_ratings if same[t] == t]
     exponents = sorted(set(popularity_exponents))

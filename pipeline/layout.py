@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from movielens_als.metrics import RELEVANT_RATING
-from movielens_als.model import ITEM_FACTORS, MODEL_JSON, USER_FACTORS
 from movielens_als.releases import release
+from movielens_als.selection import AlsGrid, EaseSearch
 from movielens_als.split import OFFICIAL
 
 DOWNLOADS = "downloads"
@@ -42,9 +41,8 @@ def split_id(strategy: str, test_fraction: float, seed: int, skip_malformed: boo
     return f"{strategy}-{test_fraction!r}-seed{seed}{lenient}"
 
 
-def grid_id(ranks: Sequence[int], reg_params: Sequence[float], max_iters: Sequence[int]) -> str:
-    grid = json.dumps([list(ranks), list(reg_params), list(max_iters)])
-    return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
+def grid_id(grid: AlsGrid) -> str:
+    return _hashed([list(grid.ranks), list(grid.reg_params), list(grid.max_iters)])
 
 
 def model_id(model: str, rank: int, reg_param: float, max_iter: int) -> str:
@@ -64,28 +62,25 @@ def chosen_model_id(tuned_als: str, bpmf: str) -> str:
     return f"{tuned_als}-or-{bpmf}"
 
 
-def ease_grid_id(
-    l2s: Sequence[float],
-    positive_ratings: Sequence[float],
-    max_items: int,
-    relevant_rating: float,
-    tune_items: int,
-    genre_weights: Sequence[float],
-    popularity_exponents: Sequence[float],
-) -> str:
-    """The tuning's grid, the relevance it was judged by and the items it searched on."""
-    grid = json.dumps(
+def ease_grid_id(search: EaseSearch) -> str:
+    """The search's grid, the relevance it was judged by and the items it searched on (beyond
+    max_items, that is all of them). A field added to the search enters the list only when it
+    is not its default, so the keys of every search made before it stay as they were."""
+    return _hashed(
         [
-            list(l2s),
-            list(positive_ratings),
-            max_items,
-            relevant_rating,
-            tune_items,
-            list(genre_weights),
-            list(popularity_exponents),
+            list(search.l2s),
+            list(search.positive_ratings),
+            search.max_items,
+            search.relevant_rating,
+            min(search.tune_items, search.max_items),
+            list(search.genre_weights),
+            list(search.popularity_exponents),
         ]
     )
-    return f"grid-{hashlib.sha256(grid.encode()).hexdigest()[:8]}"
+
+
+def _hashed(values: list) -> str:
+    return f"grid-{hashlib.sha256(json.dumps(values).encode()).hexdigest()[:8]}"
 
 
 def download(dataset: str) -> str:
@@ -121,8 +116,13 @@ class Run:
     def stats(self) -> str:
         return f"{self.split_dir}/stats.json"
 
-    def tuning(self, model: str, grid: str) -> str:
-        return f"tuning/{self.dataset}/{self.split}/{model}-{grid}/tuning.json"
+    def of(self, model: str) -> Run:
+        """The keys of `model` on this run's split."""
+        return Run(self.dataset, self.split, model)
+
+    def tuning(self, search: str) -> str:
+        """tuning.json of a search (`<model>-<grid id>`) on this split."""
+        return f"tuning/{self.dataset}/{self.split}/{search}/tuning.json"
 
     @property
     def validation(self) -> str:
@@ -132,25 +132,6 @@ class Run:
     @property
     def model_dir(self) -> str:
         return f"models/{self._model_path}"
-
-    def model_file(self, name: str) -> str:
-        return f"{self.model_dir}/{name}"
-
-    @property
-    def user_factors(self) -> str:
-        return f"{self.model_dir}/{USER_FACTORS}"
-
-    @property
-    def item_factors(self) -> str:
-        return f"{self.model_dir}/{ITEM_FACTORS}"
-
-    @property
-    def model_json(self) -> str:
-        return f"{self.model_dir}/{MODEL_JSON}"
-
-    @property
-    def metrics(self) -> str:
-        return self.metrics_judged_by(RELEVANT_RATING)
 
     def metrics_judged_by(self, relevant_rating: float) -> str:
         """metrics.json, whose ranking section counts a test rating ≥ `relevant_rating` as

@@ -1,8 +1,8 @@
-"""Running the driver scripts of spark_jobs/ with spark-submit from a Luigi task."""
+"""The Spark jobs: the driver scripts of spark_jobs/, run with spark-submit from a Luigi task
+(SparkJobTask), the driver's memory, its JVM's options and class archive."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import importlib.metadata
@@ -12,33 +12,25 @@ import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import luigi
-from luigi.contrib.external_program import ExternalProgramRunContext
 from luigi.contrib.spark import SparkSubmitTask
 
 import spark_jobs
-from storage import Store
+from pipeline.jobs import BLAS_THREADS, DriverError, DriverTask
 
 logger = logging.getLogger("luigi-interface")
 
-JOBS_DIR = Path(spark_jobs.__file__).parent
-# What spark_jobs/common.py prints for the task to pick up; see progress() and spark_session().
-PROGRESS_LINE = re.compile(r"^progress: (\d{1,3})% (.*)$")
-SPARK_UI_LINE = re.compile(r"^Spark UI: (https?://\S+)$")
-SPARK_INFO_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ")
+SPARK_JOBS = Path(spark_jobs.__file__).parent
 # Spark's own default for spark.redaction.regex, applied to the command line we log.
 SECRET_CONF = re.compile(r"(?i)secret|password|token|access[.]?key")
-TAIL_LINES = 40
 # ALS's lineage grows with every iteration. Without a checkpoint directory (a cluster with no
 # shared storage for one) serialising its tasks in the driver and reading them in the executors
 # recurse deep enough to overflow the JVM's default 1 MB thread stacks, at 15 iterations now and
 # then and at 40 every time. Thread stacks of 16 MB are address space, not memory, until used.
 THREAD_STACK = "-Xss16m"
-BLAS_THREADS = "OPENBLAS_NUM_THREADS"
 # Spark's ALS makes a rank-1 update (BLAS dspr) and an axpy per rating: a third of a fit at 10 M
 # ratings. Debian's reference BLAS (libblas3) makes them 1.16x faster than OpenBLAS does
 # (BENCHMARKS.md, "Which native BLAS"), whose level-2 calls have more overhead than work at
@@ -78,18 +70,6 @@ def als_blas_options() -> list[str]:
     return [f"{NETLIB_BLAS_PATH}={library}"] if library else []
 
 
-def job_flags(store: Store, **options) -> list[str]:
-    """A Spark job's arguments: the store, then `--name value` pairs (underscores become
-    dashes), as spark_jobs.common.job_parser reads them."""
-    options = {"store_root": store.root, "s3_endpoint": store.s3_endpoint, "s3_region": store.s3_region, **options}
-    return [
-        item
-        for name, value in options.items()
-        if value is not None
-        for item in (f"--{name.replace('_', '-')}", str(value))
-    ]
-
-
 def sized_driver_memory(ratings: int, machine_bytes: int) -> str:
     """The driver memory for a job that fits `ratings` ratings on a machine of `machine_bytes`."""
     wanted_mb = DRIVER_BASE_MB + DRIVER_MB_PER_MILLION_RATINGS * ratings / 1e6
@@ -103,9 +83,9 @@ def jvm_size_bytes(size: str) -> int | None:
     return int(match[1]) << 10 * "bkmgt".index(match[2].lower() or "b") if match else None
 
 
-def check_driver_memory(size: str, starts_spark_context: bool = True) -> None:
-    """Refuses a [spark] driver_memory that the driver's JVM, or Spark if the job starts a
-    SparkContext, would refuse, saying what to set."""
+def check_driver_memory(size: str) -> None:
+    """Refuses a [spark] driver_memory that the driver's JVM, or Spark, would refuse, saying what
+    to set."""
     what = f"[spark] driver_memory = {size}"
     where = "in luigi.cfg (SPARK_DRIVER_MEMORY in the compose stack)"
     size_bytes = jvm_size_bytes(size)
@@ -114,7 +94,7 @@ def check_driver_memory(size: str, starts_spark_context: bool = True) -> None:
             f"{what} is not a memory size the JVM takes: a whole number with k, m, g or t, e.g. 512m or 2g; "
             f"set it {where}"
         )
-    if starts_spark_context and size_bytes < MIN_DRIVER_MEMORY_MB << 20:
+    if size_bytes < MIN_DRIVER_MEMORY_MB << 20:
         bytes_note = f" (a number without a unit counts bytes: {size}m?)" if size.isdigit() else ""
         raise ValueError(
             f"{what}{bytes_note} is below the {MIN_DRIVER_MEMORY_MB}m Spark needs to start: it reserves 300 MiB of "
@@ -131,15 +111,11 @@ def machine_memory() -> int:
     return total
 
 
-class SparkJobError(RuntimeError):
-    """A Spark job that exited non-zero; carries the end of its log, never its environment."""
-
-
 def bundled_spark_submit() -> Path:
     """spark-submit of the installed pyspark, found without importing pyspark."""
     spec = importlib.util.find_spec("pyspark")
     if spec is None or not spec.submodule_search_locations:
-        raise SparkJobError("pyspark is not installed in this Python environment; pip install pyspark")
+        raise DriverError("pyspark is not installed in this Python environment; pip install pyspark")
     return Path(spec.submodule_search_locations[0]) / "bin" / "spark-submit"
 
 
@@ -197,46 +173,38 @@ class ClassArchive:
             os.replace(self._pending, self.path)
 
 
-class SparkJobTask(SparkSubmitTask):
+class SparkJobTask(DriverTask, SparkSubmitTask):
     """A driver script from spark_jobs/, run by spark-submit in client mode with the worker's
-    own Python (or, if it starts no SparkContext, by that Python alone); Spark's master,
-    memory and conf come from the [spark] section as for any SparkSubmitTask.
+    own Python; Spark's master, memory and conf come from the [spark] section as for any
+    SparkSubmitTask."""
 
-    `run()` replaces luigi's: the job's log is streamed live into luigi's log (Spark's INFO
-    lines at DEBUG), the job's progress lines reach the scheduler, and a failure raises an
-    error holding the end of the log, where luigi's ExternalProgramRunError would also print
-    the whole environment, credentials included."""
+    kind = "Spark job"
 
-    job_script: str  # a file name in spark_jobs/
-    # Spark's ALS calls BLAS once per rating on rank-wide vectors, from each of its task
-    # threads: a native BLAS's own threads (Debian's OpenBLAS, when installed) would only
-    # contend with them, and the ALS jobs name the BLAS for those calls (als_blas). The EASE
-    # jobs keep theirs: one large Cholesky uses every core.
-    single_threaded_blas = False
-    # Whether the job starts a SparkContext. One that does not (the numpy drivers of EASE and
-    # the Bayesian model) runs its script with the worker's Python, not through spark-submit,
-    # whose JVM would only idle beside it (1.1 s to start and 250 MiB, BENCHMARKS.md). It runs
-    # where it would have run all the same: PySpark's drivers run in client mode, beside the worker.
-    starts_spark_context = True
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.name = self.task_id  # the Spark application is named as luigid shows the task
+
+    @property
+    def app(self) -> str:  # type: ignore[override]  # luigi declares app = None
+        return str(self.script)
 
     @property
     def ratings_hint(self) -> int | None:
         """How many ratings the job fits, to size the driver when luigi.cfg does not."""
         return None
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if hasattr(cls, "job_script"):
-            cls.app = str(JOBS_DIR / cls.job_script)  # type: ignore[assignment]  # luigi declares app = None
+    def program_args(self) -> list[str]:
+        return SparkSubmitTask.program_args(self)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.name = self.task_id  # the Spark application is named as luigid shows the task
+    def program_environment(self) -> dict[str, str]:
+        env = self.driver_environment(SparkSubmitTask.program_environment(self))
+        # The driver runs the interpreter (and so the packages) of this worker.
+        env.setdefault("PYSPARK_PYTHON", sys.executable)
+        env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        return env
 
-    def program_args(self):
-        if self.starts_spark_context:
-            return super().program_args()
-        return [sys.executable, *self.app_command()]
+    def loggable_command(self, args: list[str]) -> list[str]:
+        return redact_command(args)
 
     @property
     def driver_memory(self) -> str | None:
@@ -253,7 +221,7 @@ class SparkJobTask(SparkSubmitTask):
 
     def jvm_options(self) -> list[str]:
         """The JVM options of the driver and, unless luigi.cfg sets theirs, of the executors."""
-        return [THREAD_STACK, *(als_blas_options() if self.single_threaded_blas else [])]
+        return [THREAD_STACK]
 
     @property
     def conf(self) -> dict[str, str]:
@@ -270,78 +238,27 @@ class SparkJobTask(SparkSubmitTask):
             return configured
         return shutil.which("spark-submit") or str(bundled_spark_submit())
 
-    def program_environment(self) -> dict[str, str]:
-        env = super().program_environment()
-        # The driver runs the interpreter (and so the packages) of this worker.
-        env.setdefault("PYSPARK_PYTHON", sys.executable)
-        env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        env["PYTHONUNBUFFERED"] = "1"
-        if self.single_threaded_blas:
-            env.setdefault(BLAS_THREADS, "1")  # in local mode the executors are the driver's JVM
-        return env
+    def failure_hint(self, out_of_memory: bool) -> str:
+        if not out_of_memory:
+            return ""
+        return (
+            f"\nSpark ran out of memory: raise [spark] driver_memory in luigi.cfg (now {self.driver_memory}; "
+            "in local mode the driver also runs the executors), or executor_memory on a cluster."
+        )
 
     def run(self) -> None:
         if configured := super().driver_memory:
-            check_driver_memory(configured, self.starts_spark_context)
-        archive_dir = spark_driver().class_archive_dir if self.starts_spark_context else ""
-        self._class_archive = ClassArchive(Path(archive_dir), self.spark_submit) if archive_dir else None
-        try:
-            self._run_driver()
-        finally:
-            if self._class_archive:
-                self._class_archive.keep()
-
-    def _run_driver(self) -> None:
-        args = [str(a) for a in self.program_args()]
-        if self.starts_spark_context and self.ratings_hint and not super().driver_memory:
+            check_driver_memory(configured)
+        if self.ratings_hint and not configured:
             logger.info(
                 "Spark driver memory %s, sized for %s ratings; [spark] driver_memory in luigi.cfg overrides it",
                 self.driver_memory,
                 f"{self.ratings_hint:,}",
             )
-        logger.info("Running %s", " ".join(redact_command(args)))
-        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        proc = subprocess.Popen(
-            args,
-            env=self.program_environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
-        assert proc.stdout is not None  # a pipe, as asked for
-        out_of_memory = False
-        with ExternalProgramRunContext(proc):
-            for line in proc.stdout:
-                out_of_memory |= "java.lang.OutOfMemoryError" in line
-                self._on_log_line(line.rstrip("\n"), tail)
-            returncode = proc.wait()
-        if returncode != 0:
-            hint = ""
-            if out_of_memory:
-                hint = (
-                    f"\nSpark ran out of memory: raise [spark] driver_memory in luigi.cfg (now {self.driver_memory}; "
-                    "in local mode the driver also runs the executors), or executor_memory on a cluster."
-                )
-            raise SparkJobError(
-                f"Spark job {Path(str(self.app)).name} failed with exit code {returncode}; "
-                f"the end of its log:\n" + "\n".join(tail) + hint
-            )
-
-    def _on_log_line(self, line: str, tail: collections.deque[str]) -> None:
-        if SPARK_INFO_LINE.match(line):
-            logger.debug(line)
-            return
-        tail.append(line)
-        logger.info(line)
-        if progress := PROGRESS_LINE.match(line):
-            self._report(self.set_progress_percentage, min(100, int(progress[1])))
-            self._report(self.set_status_message, progress[2])
-        elif ui := SPARK_UI_LINE.match(line):
-            self._report(self.set_tracking_url, ui[1])
-
-    @staticmethod
-    def _report(callback, value) -> None:
-        # The worker installs these callbacks only while the task runs under a scheduler.
-        if callback is not None:
-            callback(value)
+        archive_dir = spark_driver().class_archive_dir
+        self._class_archive = ClassArchive(Path(archive_dir), self.spark_submit) if archive_dir else None
+        try:
+            self.run_driver()
+        finally:
+            if self._class_archive:
+                self._class_archive.keep()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
-from spark_jobs.common import peak_memory
+from drivers.common import peak_memory
 
 # Spark's own conf keys pass through spark-submit only with the "spark." prefix.
 EXECUTOR_WAIT_CONF = "spark.movielens.executorWaitSeconds"

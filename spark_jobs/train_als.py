@@ -8,18 +8,13 @@ back the same way, so no S3A connector is needed on any Spark cluster.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from drivers.common import job_parser, job_store, progress, read_training
 from movielens_als import model as als_model
-from movielens_als.split import describe
 from spark_jobs import als
-from spark_jobs.common import job_parser, job_store, progress
 from spark_jobs.session import spark_session
 from storage import utc_now
 
@@ -42,8 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     store = job_store(args)
     with spark_session() as spark:
         progress(5, f"reading {store.uri(args.train)}")
-        train_bytes = store.read_bytes(args.train)
-        train = pq.read_table(pa.BufferReader(train_bytes))
+        train, fitted_on = read_training(store, args.train)
         progress(
             20,
             f"fitting {args.model} (rank {args.rank}, regParam {args.reg_param}, {args.max_iter} iterations) "
@@ -68,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             args.calibration,
             params=args.params,
             tuning=args.tuning,
-            train={"key": args.train, "sha256": hashlib.sha256(train_bytes).hexdigest(), **describe(train)},
+            train=fitted_on,
             factors={"users": users.num_rows, "items": items.num_rows},
             spark_version=spark.version,
             fit_seconds=round(fit_seconds, 3),

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import sys
 
+from drivers.common import job_parser, job_store, progress, warn_at_edge
 from movielens_als import selection
 from movielens_als.model import MODELS
 from spark_jobs import als
-from spark_jobs.common import job_parser, job_store, progress
 from spark_jobs.session import spark_session
 from storage import utc_now
 
@@ -21,9 +21,7 @@ from storage import utc_now
 def parse_args(argv: list[str] | None):
     parser = job_parser(__doc__)
     parser.add_argument("--model", choices=MODELS, required=True)
-    parser.add_argument("--ranks", type=json.loads, required=True, help="JSON list")
-    parser.add_argument("--reg-params", type=json.loads, required=True, help="JSON list")
-    parser.add_argument("--max-iters", type=json.loads, required=True, help="JSON list")
+    parser.add_argument("--grid", type=json.loads, required=True, help="the grid, a selection.AlsGrid as JSON")
     parser.add_argument("--strategy", required=True, help="how the test split was made, to carve validation alike")
     parser.add_argument("--rating-min", type=float, required=True)
     parser.add_argument("--rating-max", type=float, required=True)
@@ -42,26 +40,25 @@ def report(done: int, total: int, candidate: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     store = job_store(args)
-    grid = {"rank": args.ranks, "reg_param": args.reg_params, "max_iter": args.max_iters}
+    grid = selection.AlsGrid(**args.grid)
     with spark_session() as spark:
         fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
 
         def fit(table, rank, reg_param, max_iter):
             return als.fit(spark, table, args.model, rank, reg_param, max_iter, args.seed)
 
-        progress(5, f"{len(selection.grid_points(grid))} candidates on {fit_part.num_rows} ratings")
+        progress(5, f"{len(selection.grid_points(grid.axes))} candidates on {fit_part.num_rows} ratings")
         result = selection.tune_als(
             fit, fit_part, validation, args.model, grid, (args.rating_min, args.rating_max), report
         )
         best, key = result["best"], result["selected_by"]
-        if result["at_grid_edge"]:
-            print(f"warning: {selection.edge_warning(best, grid, result['at_grid_edge'])}", flush=True)
+        warn_at_edge(result, grid.axes)
         store.write_json(
             args.output,
             {
                 "model": args.model,
                 "params": args.params,
-                "grid": {"ranks": args.ranks, "reg_params": args.reg_params, "max_iters": args.max_iters},
+                "grid": args.grid,
                 "validation": selection.validation_record(args.strategy, args.seed, fit_part, validation),
                 **result,
                 "spark_version": spark.version,

@@ -1,8 +1,9 @@
 """The layers stay apart. The library (movielens_als) imports no luigi, boto3, requests, Spark
 or orchestration, anywhere in its code (a function-level import counts too), and importing all
 of it loads none of them. The store (storage) imports neither luigi nor the tasks nor Spark.
-The drivers (spark_jobs) import neither luigi nor the tasks, so the packages never import each
-other, and a driver that starts no Spark application loads no Spark."""
+The drivers (drivers, spark_jobs) import neither luigi nor the tasks, so the packages never import
+each other; the numpy drivers import no Spark and load none, and what every driver shares
+(drivers.common) sits below the Spark drivers, never above them."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from pathlib import Path
 
 import pytest
 
+import drivers
 import movielens_als
 import spark_jobs
 import storage
 
 LIBRARY = Path(movielens_als.__file__).parent
-FORBIDDEN = {"luigi", "boto3", "botocore", "requests", "pyspark", "pipeline", "spark_jobs", "storage"}
+FORBIDDEN = {"luigi", "boto3", "botocore", "requests", "pyspark", "pipeline", "drivers", "spark_jobs", "storage"}
 # What each other layer may not import.
 LAYERS = {
-    Path(storage.__file__).parent: {"luigi", "pyspark", "pipeline", "spark_jobs"},
+    Path(storage.__file__).parent: {"luigi", "pyspark", "pipeline", "drivers", "spark_jobs"},
+    Path(drivers.__file__).parent: {"luigi", "pyspark", "pipeline", "spark_jobs"},
     Path(spark_jobs.__file__).parent: {"luigi", "pipeline"},
 }
 
@@ -71,9 +74,9 @@ def loaded_by(statement: str, names: list[str]) -> list[str]:
 
 
 def test_a_driver_loads_neither_luigi_nor_the_tasks():
-    drivers = "import spark_jobs.train_als, spark_jobs.tune_als, spark_jobs.ease_jobs"
-    assert loaded_by(drivers, ["luigi", "pipeline", "requests"]) == []
+    every = "import spark_jobs.train_als, spark_jobs.tune_als, drivers.ease_jobs, drivers.bpmf_jobs"
+    assert loaded_by(every, ["luigi", "pipeline", "requests"]) == []
 
 
-def test_the_ranking_models_driver_loads_no_spark():
-    assert loaded_by("import spark_jobs.ease_jobs", ["pyspark", "py4j"]) == []
+def test_the_numpy_drivers_load_no_spark():
+    assert loaded_by("import drivers.ease_jobs, drivers.bpmf_jobs", ["pyspark", "py4j"]) == []

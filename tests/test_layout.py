@@ -7,10 +7,7 @@ import itertools
 
 import pytest
 
-from pipeline import layout
-from pipeline.cli import clean_main
-from pipeline.config import configured_store
-from pipeline.tasks import (
+from pipeline import (
     BucketReady,
     DownloadedZip,
     EvaluatedRanking,
@@ -18,14 +15,17 @@ from pipeline.tasks import (
     Recommendations,
     Report,
     SplitData,
-    StoreTask,
     TrainedALS,
     TrainedBPMF,
     TrainedEASE,
     TunedALS,
     TunedEASE,
     ValidatedBPMF,
+    layout,
 )
+from pipeline.base import StoreTask
+from pipeline.cli import clean_main
+from pipeline.config import configured_store
 
 TASKS = (
     DownloadedZip,
@@ -63,10 +63,10 @@ def keys_of(task: StoreTask) -> layout.Run:
     (the one evaluated, where a choice is made)."""
     ranked = isinstance(task, (TrainedEASE, EvaluatedRanking)) or getattr(task, "recommender", "") == "ease"
     if ranked:
-        return task.ease_keys
+        return task.split_keys.of(task.ease_model_id)
     if isinstance(task, (ValidatedBPMF, TrainedBPMF)):
-        return task.bpmf_keys
-    return getattr(task, "rating_keys", task.model_keys)
+        return task.split_keys.of(task.bpmf_model_id)
+    return task.split_keys.of(getattr(task, "rating_model_id", None) or task.als_model_id)
 
 
 def test_every_task_class_is_covered():
@@ -98,12 +98,13 @@ def test_keys_spell_the_parameters_that_made_them():
     task = EvaluatedRMSE(dataset="ml-1m", strategy="time", test_fraction=0.1, seed=7, rank=8, reg_param=0.05)
     assert task.key == "evaluations/ml-1m/time-0.1-seed7/biased_als-rank8-reg0.05-iter15/metrics.json"
     tuned = Report(dataset="ml-1m", tuned=True, ranks=[4, 8])
-    models = f"biased_als-tuned-{tuned.grid_id}-or-bpmf-sweeps60/ease-tuned-{tuned.ease_grid_id}"
+    grid_id = layout.grid_id(tuned.als_grid)
+    models = f"biased_als-tuned-{grid_id}-or-bpmf-sweeps60/ease-tuned-{layout.ease_grid_id(tuned.ease_search)}"
     assert tuned.key == f"reports/ml-1m/user_random-0.2-seed42/{models}/report.html"
     als_alone = Report(dataset="ml-1m", tuned=True, ranks=[4, 8], bpmf_sweeps=0)
     assert (
         als_alone.key
-        == f"reports/ml-1m/user_random-0.2-seed42/biased_als-tuned-{tuned.grid_id}/"
+        == f"reports/ml-1m/user_random-0.2-seed42/biased_als-tuned-{grid_id}/"
         + models.split("/")[1]
         + "/report.html"
     )

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from luigi.rpc import RemoteScheduler
 
+from pipeline import EvaluatedRMSE
 from pipeline.cli import _held_by_another_worker
-from pipeline.tasks import EvaluatedRMSE
 from tests.fakes import release_zip
 from tests.helpers import (
     ALREADY_RUNNING,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from luigi.cmdline_parser import CmdlineParser
 
-from pipeline.tasks import EvaluatedRMSE, Recommendations, SplitData, TrainedALS, TrainedBPMF, ValidatedBPMF
+from pipeline import EvaluatedRMSE, Recommendations, SplitData, TrainedALS, TrainedBPMF, ValidatedBPMF
 
 
 def task_from_command_line(*args: str):
@@ -93,20 +93,19 @@ def test_good_values_pass():
     fold = task_from_command_line("EvaluatedRMSE", "--dataset", "ml-100k", "--strategy", "official", "--fold", "ua")
     assert fold.split_keys.split == "official-ua-seed42" and "test_fraction" not in fold.shaping_params()
     relevance = task_from_command_line("Recommendations", "--relevant-rating", "1")
-    assert relevance.relevant_rating == 1.0 and relevance.ease_grid_id != Recommendations().ease_grid_id
+    assert relevance.relevant_rating == 1.0 and relevance.ease_model_id != Recommendations().ease_model_id
     # The items TunedEASE searches on change its tuning, and so its key; beyond --max-items, they are all of them.
-    assert Recommendations(tune_items=1024).ease_grid_id != Recommendations().ease_grid_id
-    everything = Recommendations(max_items=4096, tune_items=4096).ease_grid_id
-    assert Recommendations(max_items=4096, tune_items=32_768).ease_grid_id == everything
+    assert Recommendations(tune_items=1024).ease_model_id != Recommendations().ease_model_id
+    everything = Recommendations(max_items=4096, tune_items=4096).ease_model_id
+    assert Recommendations(max_items=4096, tune_items=32_768).ease_model_id == everything
 
 
-def test_luigid_shows_only_the_parameters_that_shape_a_task():
-    hidden = {"ranks", "reg_params", "max_iters", "capture_output", "fold"}
-    untuned = TrainedALS()._get_param_visibilities()
-    assert {name for name, visibility in untuned.items() if visibility} == hidden
-    tuned = EvaluatedRMSE(tuned=True)._get_param_visibilities()
-    assert {name for name, visibility in tuned.items() if visibility} == {"fold"}
-    assert set(tuned) >= {"ranks", "tuned", "rank"}
+def test_a_task_records_only_the_parameters_that_shape_it():
+    untuned = set(TrainedALS().shaping_params())
+    assert not {"ranks", "reg_params", "max_iters", "fold"} & untuned and {"rank", "tuned", "model"} <= untuned
+    tuned = set(EvaluatedRMSE(tuned=True).shaping_params())
+    assert {"ranks", "tuned", "rank", "bpmf_sweeps"} <= tuned and "fold" not in tuned
+    assert "bpmf_sweeps" not in EvaluatedRMSE().shaping_params()
 
 
 def test_the_bayesian_models_tasks_need_a_sweep_and_say_what_0_means():

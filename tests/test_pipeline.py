@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline import Recommendations
 from pipeline.sparkjob import als_blas
-from pipeline.tasks import Recommendations
 from tests.fakes import ratings_csv, ratings_rows, release_zip
 from tests.helpers import BIN, FAKE_KEY_ID, FAKE_SECRET, TASK_FAILED, run_command, run_luigi, tasks_run
 
@@ -193,9 +193,9 @@ def test_report_and_recommendations_on_s3_keep_everything_in_the_bucket(
         return s3.get_object(Bucket=bucket_name, Key=f"movielens/{key}")["Body"].read()
 
     run = "ml-latest-small/user_random-0.2-seed42/biased_als-rank4-reg0.15-iter5"
-    page = body(f"reports/{run}/{Recommendations().ease_keys.model}/report.html").decode()
+    page = body(f"reports/{run}/{Recommendations().ease_model_id}/report.html").decode()
     assert page.count("<img") >= 4 and "biased_als-rank4-reg0.15-iter5" in page
-    ranking_run = run.replace("biased_als-rank4-reg0.15-iter5", Recommendations().ease_keys.model)
+    ranking_run = run.replace("biased_als-rank4-reg0.15-iter5", Recommendations().ease_model_id)
     table = pq.read_table(pa.BufferReader(body(f"recommendations/{ranking_run}/top3.parquet")))
     assert table.column_names == ["user", "rank", "item", "title", "score"]
     train = pq.read_table(pa.BufferReader(body(f"{SPLIT}/train.parquet")))

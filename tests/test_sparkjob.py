@@ -2,13 +2,15 @@ import collections
 import logging
 import re
 import sys
+from pathlib import Path
 
 import pytest
+from luigi.contrib.spark import SparkSubmitTask
 
+from pipeline.jobs import DriverError, DriverTask
 from pipeline.sparkjob import (
     MIN_DRIVER_MEMORY_MB,
     ClassArchive,
-    SparkJobError,
     SparkJobTask,
     bundled_spark_submit,
     check_driver_memory,
@@ -23,13 +25,21 @@ EXECUTOR_JAVA = "spark.executor.extraJavaOptions"
 
 
 class ScriptJob(SparkJobTask):
-    """A driver script the test writes."""
+    """A Spark driver script the test writes."""
 
-    script = None
+    script = Path()
 
-    @property
-    def app(self):
-        return str(self.script)
+    def app_options(self) -> list[str]:
+        return []
+
+
+class NumpyScriptJob(DriverTask):
+    """A driver script the test writes, that starts no Spark."""
+
+    script = Path()
+
+    def app_options(self) -> list[str]:
+        return []
 
 
 def test_redacts_secret_looking_conf_values():
@@ -106,7 +116,7 @@ def test_a_failing_job_raises_with_its_log_and_without_the_environment(tmp_path,
     script = tmp_path / "job.py"
     script.write_text("print('progress: 5% reading')\nraise ValueError('Parquet magic bytes not found')\n")
     monkeypatch.setattr(ScriptJob, "script", script)
-    with pytest.raises(SparkJobError) as failure:
+    with pytest.raises(DriverError) as failure:
         ScriptJob().run()
     message = str(failure.value)
     assert message.startswith("Spark job job.py failed with exit code 1; the end of its log:\n")
@@ -129,7 +139,7 @@ def test_a_job_out_of_memory_says_which_setting_to_raise(tmp_path, monkeypatch, 
         "jvm.java.lang.reflect.Array.newInstance(jvm.java.lang.Long.TYPE, 2**29)\n"
     )
     monkeypatch.setattr(ScriptJob, "script", script)
-    with pytest.raises(SparkJobError) as failure:
+    with pytest.raises(DriverError) as failure:
         ScriptJob().run()
     message = str(failure.value)
     assert "java.lang.OutOfMemoryError" in message
@@ -174,7 +184,7 @@ def test_the_first_driver_writes_the_class_archive_and_later_ones_use_it(tmp_pat
     caplog.set_level(logging.INFO, logger="luigi-interface")
 
     for _ in range(2):
-        with pytest.raises(SparkJobError, match="exit code 3"):
+        with pytest.raises(DriverError, match="exit code 3"):
             ScriptJob().run()
 
     archives = list((tmp_path / "cache").iterdir())
@@ -207,7 +217,7 @@ def test_the_driver_is_sized_from_the_ratings_and_the_machine(ratings, machine_g
 
 
 def test_a_spark_task_sizes_its_driver_from_its_release_unless_configured(luigi_config):
-    from pipeline.tasks import TrainedALS, TunedALS
+    from pipeline import TrainedALS, TunedALS
 
     big = TrainedALS(dataset="ml-32m")
     assert big.driver_memory == sized_driver_memory(32_000_204, machine_memory())
@@ -219,7 +229,7 @@ def test_a_spark_task_sizes_its_driver_from_its_release_unless_configured(luigi_
 
 
 def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(monkeypatch):
-    from pipeline.tasks import TrainedALS, TrainedEASE, TunedALS, TunedEASE
+    from pipeline import TrainedALS, TrainedEASE, TunedALS, TunedEASE
 
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     for als in (TrainedALS(), TunedALS()):
@@ -227,14 +237,13 @@ def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(mon
         assert als.conf["spark.executorEnv.OPENBLAS_NUM_THREADS"] == "1"  # a cluster's executors
     for ease in (TrainedEASE(), TunedEASE()):
         assert "OPENBLAS_NUM_THREADS" not in ease.program_environment()
-        assert "spark.executorEnv.OPENBLAS_NUM_THREADS" not in ease.conf
+        assert not isinstance(ease, SparkSubmitTask)  # no executors
 
 
 def test_alss_per_rating_blas_calls_go_to_the_als_blas_else_the_reference_blas_where_the_machine_has_it(
     tmp_path, monkeypatch
 ):
-    from pipeline import sparkjob
-    from pipeline.tasks import TrainedALS, TrainedEASE, TunedALS
+    from pipeline import TrainedALS, TunedALS, sparkjob
 
     reference, built = tmp_path / "blas" / "libblas.so.3", tmp_path / "venv" / "libalsblas.so"
     monkeypatch.setattr(sparkjob, "REFERENCE_BLAS", reference)
@@ -249,7 +258,7 @@ def test_alss_per_rating_blas_calls_go_to_the_als_blas_else_the_reference_blas_w
             assert option in als.driver_java_options.split()  # the local driver, executors inside
             assert option in als.conf[EXECUTOR_JAVA].split()  # a cluster's executors
             assert als.driver_java_options.count("nativeLibPath") == 1
-        assert option not in TrainedEASE().conf[EXECUTOR_JAVA] and option not in (ScriptJob().driver_java_options or "")
+        assert option not in (ScriptJob().driver_java_options or "")
 
 
 @pytest.mark.parametrize(
@@ -293,14 +302,12 @@ def test_a_driver_memory_spark_would_refuse_is_refused_before_spark_submit_namin
         check_driver_memory("0.5g")
 
 
-def test_a_job_that_starts_no_spark_context_may_have_a_small_driver_but_not_a_malformed_one():
-    from pipeline.tasks import TrainedALS, TrainedEASE, TunedALS, TunedEASE
+def test_only_the_als_jobs_are_spark_jobs():
+    from pipeline import TrainedALS, TrainedBPMF, TrainedEASE, TunedALS, TunedEASE, ValidatedBPMF
 
-    check_driver_memory("300m", starts_spark_context=False)
-    with pytest.raises(ValueError, match="is not a memory size the JVM takes"):
-        check_driver_memory("1.5g", starts_spark_context=False)
-    assert not TunedEASE.starts_spark_context and not TrainedEASE.starts_spark_context
-    assert TrainedALS.starts_spark_context and TunedALS.starts_spark_context
+    assert all(issubclass(task, SparkJobTask) for task in (TunedALS, TrainedALS))
+    numpy_jobs = (TunedEASE, TrainedEASE, ValidatedBPMF, TrainedBPMF)
+    assert all(issubclass(task, DriverTask) and not issubclass(task, SparkSubmitTask) for task in numpy_jobs)
 
 
 @pytest.mark.spark
@@ -324,26 +331,26 @@ def test_the_floor_is_the_least_driver_memory_spark_starts_in_under_the_serial_c
         return
     with pytest.raises(ValueError, match="is below"):
         ScriptJob().run()
-    with pytest.raises(SparkJobError, match="INVALID_DRIVER_MEMORY"):
-        ScriptJob()._run_driver()  # past the check: Spark itself refuses it
+    with pytest.raises(DriverError, match="INVALID_DRIVER_MEMORY"):
+        ScriptJob().run_driver()  # past the check: Spark itself refuses it
 
 
-def test_a_job_that_starts_no_spark_context_runs_with_the_workers_python_and_reports_its_peak(
+def test_a_driver_that_starts_no_spark_runs_with_the_workers_python_and_reports_its_peak(
     tmp_path, monkeypatch, luigi_config, caplog
 ):
     """No spark-submit, so no JVM to start or to idle beside it; the log, progress and peak
     memory lines are the same as a Spark driver's."""
     luigi_config("spark_driver", "class_archive_dir", str(tmp_path / "archive"))
+    luigi_config("spark", "driver_memory", "300m")  # a Spark setting: not this driver's
     script = tmp_path / "job.py"
     script.write_text(
         "import os, sys\n"
-        "from spark_jobs.common import peak_memory, progress\n"
+        "from drivers.common import peak_memory, progress\n"
         "progress(50, f'parent {os.path.basename(sys.executable)}')\n"
         "print(f'driver peak resident memory: {peak_memory()}')\n"
     )
-    monkeypatch.setattr(ScriptJob, "script", script)
-    monkeypatch.setattr(ScriptJob, "starts_spark_context", False)
-    task = ScriptJob()
+    monkeypatch.setattr(NumpyScriptJob, "script", script)
+    task = NumpyScriptJob()
     assert task.program_args() == [sys.executable, str(script)]
     messages = []
     monkeypatch.setattr(task, "set_status_message", messages.append, raising=False)
@@ -352,5 +359,5 @@ def test_a_job_that_starts_no_spark_context_runs_with_the_workers_python_and_rep
     assert messages == [f"parent {sys.executable.rsplit('/', 1)[-1]}"]
     assert re.search(r" driver peak resident memory: Python \d+ MiB$", caplog.text, re.MULTILINE)
     assert not (tmp_path / "archive").exists()  # no JVM, no class archive
-    monkeypatch.setattr(ScriptJob, "starts_spark_context", True)
+    monkeypatch.setattr(ScriptJob, "script", script)
     assert ScriptJob().program_args()[0].endswith("spark-submit")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import configured_store
-from pipeline.sparkjob import job_flags
+from pipeline.jobs import job_flags
 from pipeline.targets import RootTarget, directory_target, file_target
 from storage import Store, StoreError
 from tests.helpers import FAKE_KEY_ID, FAKE_SECRET

@@ -23,9 +23,8 @@ import pytest
 from movielens_als import ease
 from movielens_als.ranking import rating_arrays
 from movielens_als.releases import read_ratings, release
-from pipeline import layout
+from pipeline import DownloadedZip, EvaluatedRMSE, Recommendations, TrainedEASE, TunedALS, TunedEASE, layout
 from pipeline.download import DownloadError
-from pipeline.tasks import DownloadedZip, EvaluatedRMSE, Recommendations, TrainedEASE, TunedALS, TunedEASE
 from tests.fakes import md5, release_zip
 
 
@@ -179,7 +178,7 @@ def test_recommendations_on_a_terminal_show_the_users_ranked_rate_and_time_left(
     train, _ = read_ratings(zipfile.ZipFile(io.BytesIO(data)), release(task.dataset))
     task.store.write_parquet(task.split_keys.train, train)
     [model] = ease.fit(*rating_arrays(train), 3.5, [50.0], task.max_items)
-    task.store.write_files(task.ease_keys.model_dir, ease.to_files(model))
+    task.store.write_files(task.split_keys.of(task.ease_model_id).model_dir, ease.to_files(model))
 
     with stderr_on_a_terminal() as screen:
         task.run()

@@ -1,33 +1,26 @@
 """The drivers of ValidatedBPMF and TrainedBPMF (movielens_als.bpmf): the Bayesian rating
 model sampled on the training ratings less the validation carve (scored on it, to be weighed
-against TunedALS's best on the same rows), then on all of them. Run by SparkJobTask like
-every fit, so they run where the pipeline's Spark drivers run, with the environment, logs and
-progress the pipeline gives them; like EASE's, they start no SparkContext (the sampler is numpy
-in one process, see docs/models.md), so the task runs them with its own Python and no
-spark-submit.
+against TunedALS's best on the same rows), then on all of them. Run by pipeline.jobs.DriverTask
+with the worker's own Python, where the pipeline's Spark drivers run, with the environment,
+logs and progress the pipeline gives them; like EASE's, they start no SparkContext (the
+sampler is numpy in one process, see docs/models.md).
 
-    python -m spark_jobs.bpmf_jobs validate --train K --output K --sweeps N --strategy S ...
-    python -m spark_jobs.bpmf_jobs train    --train K --output K --sweeps N ...
+    python -m drivers.bpmf_jobs validate --train K --output K --sweeps N --strategy S ...
+    python -m drivers.bpmf_jobs train    --train K --output K --sweeps N ...
 """
 
 from __future__ import annotations
 
-import hashlib
-import sys
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from drivers.common import Pace, job_parser, progress, read_training, run_driver
 from movielens_als import bpmf, metrics, selection
 from movielens_als import model as rating_model
 from movielens_als.ranking import rating_arrays
-from movielens_als.split import describe
-from spark_jobs.common import job_parser, job_store, peak_memory, progress
-from storage import utc_now
+from storage import Store, utc_now
 
 
-def parse_args(argv: list[str] | None):
+def parse_args(argv: list[str]):
     parser = job_parser(__doc__)
     parser.add_argument("command", choices=("validate", "train"))
     parser.add_argument("--sweeps", type=int, required=True, help="Gibbs sweeps, the first sixth burn-in")
@@ -42,17 +35,21 @@ class Reporter:
     """A progress line every tenth of the sweeps: the validation RMSE so far, and the time left."""
 
     def __init__(self, start: int, span: int) -> None:
-        self.started, self.start, self.span = time.perf_counter(), start, span
+        self.pace, self.start, self.span = Pace(), start, span
 
     def __call__(self, done: int, total: int, rmse: float | None) -> None:
         if done % max(1, total // 10) and done != total:
             return
-        left = (time.perf_counter() - self.started) / done * (total - done)
+        left = self.pace.seconds_left(done, total)
         score = f", validation RMSE of the mean so far {rmse:.4f}" if rmse is not None else ""
         progress(self.start + self.span * done // total, f"sweep {done} of {total}{score}; about {left:.0f} s left")
 
 
-def validate(args, store, scale: tuple[float, float]) -> None:
+def rating_scale(args) -> tuple[float, float]:
+    return args.rating_min, args.rating_max
+
+
+def validate(args, store: Store) -> None:
     """The model sampled on the fitting part of the validation carve (the one TunedALS uses),
     scored on the validation ratings; the test ratings are never read."""
     fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
@@ -63,7 +60,7 @@ def validate(args, store, scale: tuple[float, float]) -> None:
         rating_arrays(fit_part),
         sweeps=args.sweeps,
         seed=args.seed,
-        rating_scale=scale,
+        rating_scale=rating_scale(args),
         validation=held_out,
         on_sweep=Reporter(5, 90),
     )
@@ -87,10 +84,10 @@ def validate(args, store, scale: tuple[float, float]) -> None:
     progress(100, f"validation RMSE {rmse:.4f} after {args.sweeps} sweeps ({seconds:.0f} s)")
 
 
-def train(args, store, scale: tuple[float, float]) -> None:
+def train(args, store: Store) -> None:
     """The model sampled on all the training ratings: the two factor tables and model.json, flag last."""
-    train_bytes = store.read_bytes(args.train)
-    table = pq.read_table(pa.BufferReader(train_bytes))
+    table, fitted_on = read_training(store, args.train)
+    scale = rating_scale(args)
     progress(5, f"sampling {args.sweeps} sweeps on {table.num_rows} ratings")
     started = time.perf_counter()
     fitted = bpmf.fit(
@@ -105,7 +102,7 @@ def train(args, store, scale: tuple[float, float]) -> None:
         args.sweeps,
         params=args.params,
         validation=args.validation,
-        train={"key": args.train, "sha256": hashlib.sha256(train_bytes).hexdigest(), **describe(table)},
+        train=fitted_on,
         fit_seconds=round(seconds, 3),
         trained_at=utc_now(),
     )
@@ -115,11 +112,8 @@ def train(args, store, scale: tuple[float, float]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    (validate if args.command == "validate" else train)(args, job_store(args), (args.rating_min, args.rating_max))
-    if memory := peak_memory():
-        print(f"driver peak resident memory: {memory}", flush=True)
+    run_driver(parse_args, {"validate": validate, "train": train}, argv)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
