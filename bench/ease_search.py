@@ -21,7 +21,8 @@ from pathlib import Path
 
 from bench.harness import SMALL_ZIP, argument_parser, machine
 from movielens_als import ease, metrics, selection
-from movielens_als.ranking import ease_ranker, rating_arrays
+from movielens_als.ranking import ease_ranker
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import RELEASES, read_movies, read_ratings
 from movielens_als.split import split_ratings
 

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from movielens_als.model import Model, Side, index_of
-from movielens_als.ranking import Ratings
+from movielens_als.arrays import index_of
+from movielens_als.model import Model, Side
+from movielens_als.ratings import Ratings
 
 RANK = 10
 # 60 sweeps, 10 of them burn-in: chosen on validation ratings carved from the training ratings

@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from movielens_als.model import Model, damped_biases, distinct, index_of
-from movielens_als.ranking import Ranker, Ratings, explicit_ranker, popularity_ranker, rating_arrays, top_items
+from movielens_als.arrays import distinct, index_of
+from movielens_als.model import Model, damped_biases
+from movielens_als.ranking import Ranker, explicit_ranker, popularity_ranker, top_items
+from movielens_als.ratings import Ratings, rating_arrays
 
 # Buckets of user activity, by the user's number of ratings in the training data.
 ACTIVITY_BUCKETS = ((1, 10), (10, 50), (50, 200), (200, None))

@@ -19,8 +19,10 @@ import numpy as np
 import pyarrow as pa
 
 from movielens_als import ease, metrics
-from movielens_als.model import distinct, fit_calibration, model_from_tables
-from movielens_als.ranking import Ranker, Ratings, ease_ranker, rating_arrays
+from movielens_als.arrays import distinct
+from movielens_als.model import fit_calibration, model_from_tables
+from movielens_als.ranking import Ranker, ease_ranker
+from movielens_als.ratings import Ratings, rating_arrays
 from movielens_als.split import STRATEGIES, describe, split_ratings
 
 # The share of the training ratings held out to judge the candidates.

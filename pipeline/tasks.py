@@ -34,10 +34,10 @@ from movielens_als.ranking import (
     ease_ranker,
     explicit_ranker,
     popularity_ranker,
-    rating_arrays,
     recommend,
     with_titles,
 )
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import RELEASES, read_fold, read_movies, read_ratings, release, release_source
 from movielens_als.split import OFFICIAL, RATINGS_PARQUET, STRATEGIES, describe, split_ratings
 from pipeline import layout, params

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from movielens_als import bpmf, metrics, selection
 from movielens_als import model as rating_model
-from movielens_als.ranking import rating_arrays
+from movielens_als.ratings import rating_arrays
 from movielens_als.split import describe
 from spark_jobs.common import job_parser, job_store, peak_memory, progress
 from storage import utc_now

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from movielens_als import ease, selection
-from movielens_als.ranking import rating_arrays
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import read_movies, release
 from movielens_als.split import describe
 from spark_jobs.common import job_parser, job_store, peak_memory, progress

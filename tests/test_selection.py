@@ -9,7 +9,7 @@ import pytest
 
 from movielens_als import ease, selection
 from movielens_als.model import damped_biases, factor_table
-from movielens_als.ranking import Ratings, rating_arrays
+from movielens_als.ratings import Ratings, rating_arrays
 from movielens_als.synthetic import synthetic_ratings
 
 
