@@ -93,25 +93,27 @@ def tune(args, store) -> None:
     (movielens_als.selection.tune_ease: a search on the --tune-items most-liked items, its close
     calls settled on four times as many); the test ratings are never read. tuning.json holds
     every candidate fitted and the winner."""
+    search = selection.EaseSearch(
+        l2s=args.l2s,
+        positive_ratings=args.positive_ratings,
+        genre_weights=args.genre_weights,
+        popularity_exponents=args.popularity_exponents,
+        max_items=args.max_items,
+        tune_items=args.tune_items,
+        relevant_rating=args.relevant_rating,
+    )
     fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
     result = selection.tune_ease(
         rating_arrays(fit_part),
         rating_arrays(validation),
-        args.positive_ratings,
-        args.l2s,
-        args.max_items,
-        tune_items=args.tune_items,
+        search,
         seed=args.seed,
-        relevant_rating=args.relevant_rating,
-        genre_weights=args.genre_weights,
-        popularity_exponents=args.popularity_exponents,
         genres=genres(args, store),
         on_candidate=Reporter(),
     )
     best = result["best"]
     if result["at_grid_edge"]:
-        grid = {"l2": args.l2s, "genre_weight": args.genre_weights, "popularity_exponent": args.popularity_exponents}
-        print(f"warning: {selection.edge_warning(best, grid, result['at_grid_edge'])}", flush=True)
+        print(f"warning: {selection.edge_warning(best, search.grid, result['at_grid_edge'])}", flush=True)
     store.write_json(
         args.output,
         {

@@ -42,26 +42,26 @@ def report(done: int, total: int, candidate: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     store = job_store(args)
-    grid = {"rank": args.ranks, "reg_param": args.reg_params, "max_iter": args.max_iters}
+    grid = selection.AlsGrid(ranks=args.ranks, reg_params=args.reg_params, max_iters=args.max_iters)
     with spark_session() as spark:
         fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
 
         def fit(table, rank, reg_param, max_iter):
             return als.fit(spark, table, args.model, rank, reg_param, max_iter, args.seed)
 
-        progress(5, f"{len(selection.grid_points(grid))} candidates on {fit_part.num_rows} ratings")
+        progress(5, f"{len(grid.points())} candidates on {fit_part.num_rows} ratings")
         result = selection.tune_als(
             fit, fit_part, validation, args.model, grid, (args.rating_min, args.rating_max), report
         )
         best, key = result["best"], result["selected_by"]
         if result["at_grid_edge"]:
-            print(f"warning: {selection.edge_warning(best, grid, result['at_grid_edge'])}", flush=True)
+            print(f"warning: {selection.edge_warning(best, grid.axes, result['at_grid_edge'])}", flush=True)
         store.write_json(
             args.output,
             {
                 "model": args.model,
                 "params": args.params,
-                "grid": {"ranks": args.ranks, "reg_params": args.reg_params, "max_iters": args.max_iters},
+                "grid": grid.as_dict(),
                 "validation": selection.validation_record(args.strategy, args.seed, fit_part, validation),
                 **result,
                 "spark_version": spark.version,
