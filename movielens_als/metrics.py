@@ -203,6 +203,16 @@ def baselines(train: Ratings, test: Ratings, rating_scale: tuple[float, float]) 
     return np.clip(bias, *rating_scale), np.full(len(test.users), np.clip(mean, *rating_scale))
 
 
+def _baselines_of_model(model: Model, baseline: np.ndarray, train: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """`baselines`' two predictions from the model's own mean and biases (its `baseline`
+    parts), which must be those of `train`."""
+    if model.global_mean != float(train.ratings.mean()):
+        raise ValueError("the model's biases are not those of the training ratings it is evaluated with")
+    return np.clip(baseline, *model.rating_scale), np.full(
+        len(baseline), np.clip(model.global_mean, *model.rating_scale)
+    )
+
+
 def evaluate(
     model: Model,
     train: pa.Table,
@@ -225,13 +235,11 @@ def evaluate(
     prediction = model.combine(
         parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
     )
-    if biases_of_train:
-        if model.global_mean != float(train_ratings.ratings.mean()):
-            raise ValueError("the model's biases are not those of the training ratings it is evaluated with")
-        bias = np.clip(parts["baseline"], *model.rating_scale)
-        global_mean = np.full(len(actual), np.clip(model.global_mean, *model.rating_scale))
-    else:
-        bias, global_mean = baselines(train_ratings, test_ratings, model.rating_scale)
+    bias, global_mean = (
+        _baselines_of_model(model, parts["baseline"], train_ratings)
+        if biases_of_train
+        else baselines(train_ratings, test_ratings, model.rating_scale)
+    )
     covered, user_known, item_known = parts["both_known"], parts["user_known"], parts["item_known"]
     bias_rmse = rmse(bias, actual)
     model_rmse = rmse(prediction, actual)
