@@ -13,7 +13,7 @@ import time
 
 from bench.harness import argument_parser, machine
 from movielens_als import bpmf
-from movielens_als.ranking import Ratings
+from movielens_als.ratings import Ratings
 from movielens_als.synthetic import synthetic_ratings
 
 

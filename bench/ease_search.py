@@ -21,7 +21,8 @@ from pathlib import Path
 
 from bench.harness import SMALL_ZIP, argument_parser, machine
 from movielens_als import ease, metrics, selection
-from movielens_als.ranking import ease_ranker, rating_arrays
+from movielens_als.ranking import ease_ranker
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import RELEASES, read_movies, read_ratings
 from movielens_als.split import split_ratings
 
@@ -74,19 +75,10 @@ def main() -> None:
             for label, full, items in searches:
                 selection.Climb, selection._coordinates = (EveryPoint, every_point) if full else (climb, coordinates)  # type: ignore[misc, assignment]
                 started = time.perf_counter()
-                result = selection.tune_ease(
-                    fit_part,
-                    validation,
-                    POSITIVES,
-                    L2S,
-                    MAX_ITEMS,
-                    tune_items=items,
-                    seed=args.seed,
-                    relevant_rating=args.relevant_rating,
-                    genre_weights=GENRE_WEIGHTS,
-                    popularity_exponents=EXPONENTS,
-                    genres=genres,
+                search = selection.EaseSearch(
+                    L2S, POSITIVES, GENRE_WEIGHTS, EXPONENTS, MAX_ITEMS, items, args.relevant_rating
                 )
+                result = selection.tune_ease(fit_part, validation, search, seed=args.seed, genres=genres)
                 seconds = time.perf_counter() - started
                 best = result["best"]
                 winner = tuple(best[name] for name in selection.EASE_PARAMS)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from bench.harness import argument_parser, machine
-from movielens_als.model import distinct
+from movielens_als.arrays import distinct
 from movielens_als.ranking import top_k
 
 K = 10

@@ -28,8 +28,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench.harness import argument_parser, machine
+from movielens_als.arrays import count_distinct
 from movielens_als.columns import ITEM, USER
-from movielens_als.model import count_distinct
 from movielens_als.releases import RELEASES, read_ratings
 from movielens_als.split import RATINGS_PARQUET, STRATEGIES, split_ratings
 from movielens_als.synthetic import synthetic_ratings, write_release

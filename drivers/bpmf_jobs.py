@@ -16,7 +16,7 @@ import time
 from drivers.common import Pace, job_parser, progress, read_training, run_driver
 from movielens_als import bpmf, metrics, selection
 from movielens_als import model as rating_model
-from movielens_als.ranking import rating_arrays
+from movielens_als.ratings import rating_arrays
 from storage import Store, utc_now
 
 

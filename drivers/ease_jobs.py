@@ -20,7 +20,7 @@ import time
 
 from drivers.common import Pace, job_parser, progress, read_training, run_driver, warn_at_edge
 from movielens_als import ease, selection
-from movielens_als.ranking import rating_arrays
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import read_movies, release
 from storage import Store, utc_now
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
 
-from movielens_als.model import Model, Side, index_of
-from movielens_als.ranking import Ratings
+from movielens_als.arrays import index_of
+from movielens_als.model import Model, Side
+from movielens_als.ratings import Ratings
 
 RANK = 10
 # 60 sweeps, 10 of them burn-in: chosen on validation ratings carved from the training ratings
@@ -87,7 +89,15 @@ class _Groups:
         return outer.reshape(self.n, k, k), self.indicator @ (rows * target[:, None])
 
 
-def _normal_wishart(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+class _Prior(NamedTuple):
+    """A factor group's hyper-parameters, drawn anew every sweep: the mean μ and precision Λ
+    of its vectors' Normal prior."""
+
+    mean: np.ndarray
+    precision: np.ndarray
+
+
+def _normal_wishart(x: np.ndarray, rng: np.random.Generator) -> _Prior:
     """(μ, Λ) of a factor group from their Normal-Wishart posterior given its rows `x`."""
     from scipy import stats  # half a second to import, which every luigi command would pay
 
@@ -98,7 +108,7 @@ def _normal_wishart(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     scale_inv = np.eye(rank) + centred.T @ centred + (_BETA0 * n / beta) * np.outer(mean, mean)
     scale = np.linalg.inv(scale_inv)
     precision = np.atleast_2d(stats.wishart.rvs(df=rank + n, scale=(scale + scale.T) / 2, random_state=rng))
-    return rng.multivariate_normal(n * mean / beta, np.linalg.inv(beta * precision)), precision
+    return _Prior(rng.multivariate_normal(n * mean / beta, np.linalg.inv(beta * precision)), precision)
 
 
 def _draw_gaussians(precision: np.ndarray, linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -109,11 +119,11 @@ def _draw_gaussians(precision: np.ndarray, linear: np.ndarray, rng: np.random.Ge
     return mean + np.linalg.solve(np.swapaxes(lower, -1, -2), noise[..., None])[..., 0]
 
 
-def _draw_factors(groups, rows, target, alpha, mu, precision, rng) -> np.ndarray:
+def _draw_factors(groups, rows, target, alpha, prior: _Prior, rng) -> np.ndarray:
     """Every group's vector given the other side's `rows`: precision Λ + α Σ f fᵀ, mean from
     Λμ + α Σ f·target."""
     outer, linear = groups.gram(rows, target)
-    return _draw_gaussians(precision + alpha * outer, precision @ mu + alpha * linear, rng)
+    return _draw_gaussians(prior.precision + alpha * outer, prior.precision @ prior.mean + alpha * linear, rng)
 
 
 def _draw_bias(index, n, counts, residual, alpha, precision, rng) -> np.ndarray:
@@ -130,11 +140,12 @@ def _implicit(entity: np.ndarray, other: np.ndarray, n_entity: int, n_other: int
     return matrix
 
 
-def _draw_implicit(y, outer, linear, matrix, transposed, alpha, mu, precision, rng) -> np.ndarray:
+def _draw_implicit(y, outer, linear, matrix, transposed, alpha, prior: _Prior, rng) -> np.ndarray:
     """Gibbs over the implicit vectors one at a time. Entity e's side vector is x_e + S_e, with
     S = matrix @ y; outer[e] = Σ f fᵀ and linear[e] = Σ f (target − x_e·f) over e's ratings.
     y_j's conditional: precision Λ + α Σ_e w_e² outer_e and linear term Λμ + α Σ_e w_e (linear_e −
     outer_e S_e) + (precision − Λ) y_j, the sums over the entities e that j touches."""
+    mu, precision = prior
     rank = y.shape[1]
     sums = matrix @ y
     # What does not depend on the other implicit vectors, for all of them at once: the
@@ -188,6 +199,185 @@ class _Validation:
         return float(np.sqrt(np.mean((np.clip(self.total / self.sweeps, *self.scale) - self.actual) ** 2)))
 
 
+@dataclass(frozen=True)
+class _Entities:
+    """The users or the items of the training ratings, as the sampler meets them: their ids,
+    each rating's row among them (`index`), the ratings grouped by them, and the weights of
+    their implicit term, |N(e)|^-½ where entity e met one of the other side (`neighbours`,
+    entities × the other side's, and its transpose)."""
+
+    ids: np.ndarray
+    index: np.ndarray
+    groups: _Groups
+    neighbours: sparse.csr_matrix
+    neighbours_t: sparse.csr_matrix
+
+    @classmethod
+    def of(cls, ids: np.ndarray, index: np.ndarray, other_index: np.ndarray, n_other: int) -> _Entities:
+        neighbours = _implicit(index, other_index, len(ids), n_other)
+        return cls(ids, index, _Groups(index, len(ids)), neighbours, neighbours.T.tocsr())
+
+
+@dataclass
+class _SideDraw:
+    """One side's parameters in the current sweep. The users': p (factors), the items' implicit
+    vectors y, each user's |N(u)|^-½ Σ_{j∈N(u)} y_j (implicit_sum), b_u and its precision. The
+    items' mirror them: q, the users' implicit vectors z, |N(i)|^-½ Σ_{v∈N(i)} z_v, b_i."""
+
+    factors: np.ndarray
+    implicit: np.ndarray
+    implicit_sum: np.ndarray
+    bias: np.ndarray
+    bias_precision: float
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Each entity's side vector: its factors plus its implicit term."""
+        return self.factors + self.implicit_sum
+
+
+@dataclass
+class _ChainState:
+    """Every parameter's current draw: the global mean μ, the noise precision α (drawn first
+    in every sweep) and each side's."""
+
+    users: _SideDraw
+    items: _SideDraw
+    mean: float
+    noise_precision: float = 1.0
+
+
+def _start(users: _Entities, items: _Entities, ratings: np.ndarray, rng: np.random.Generator) -> _ChainState:
+    """The chain's first state: small random factors, no implicit term, no biases, μ the mean rating."""
+    p = rng.standard_normal((len(users.ids), RANK)) * _INIT_STD
+    q = rng.standard_normal((len(items.ids), RANK)) * _INIT_STD
+    y, z = np.zeros((len(items.ids), RANK)), np.zeros((len(users.ids), RANK))
+    return _ChainState(
+        users=_SideDraw(p, y, users.neighbours @ y, np.zeros(len(users.ids)), 1.0),
+        items=_SideDraw(q, z, items.neighbours @ z, np.zeros(len(items.ids)), 1.0),
+        mean=ratings.mean(),
+    )
+
+
+def _sweep(
+    state: _ChainState, users: _Entities, items: _Entities, ratings: np.ndarray, rng: np.random.Generator
+) -> None:
+    """One Gibbs sweep over every parameter, in place: α and μ, the biases, then the item side
+    given the users' side vectors, and the user side given the items' new ones."""
+    dot = _rowdot(state.users.vectors[users.index], state.items.vectors[items.index])
+    residual = ratings - state.mean - state.users.bias[users.index] - state.items.bias[items.index] - dot
+    _draw_noise_and_mean(state, residual, rng)
+    for side, entities in ((state.users, users), (state.items, items)):
+        _draw_biases(side, entities, residual, state.noise_precision, rng)
+    target = residual + dot
+    # q given the users' side vectors, then z (the item-side implicit term).
+    _draw_side(state.items, items, state.users.vectors[users.index], target, state.noise_precision, rng)
+    # p given the items' side vectors, then y (SVD++'s implicit term).
+    _draw_side(state.users, users, state.items.vectors[items.index], target, state.noise_precision, rng)
+
+
+def _draw_noise_and_mean(state: _ChainState, residual: np.ndarray, rng: np.random.Generator) -> None:
+    """α from the residuals, then μ given it; `residual` is kept the ratings' residual, in place."""
+    n = len(residual)
+    state.noise_precision = rng.gamma(_GAMMA_SHAPE + n / 2, 1.0 / (_GAMMA_RATE + 0.5 * residual @ residual))
+    residual += state.mean
+    state.mean = residual.mean() + rng.standard_normal() / np.sqrt(state.noise_precision * n)
+    residual -= state.mean
+
+
+def _draw_biases(
+    side: _SideDraw, entities: _Entities, residual: np.ndarray, alpha: float, rng: np.random.Generator
+) -> None:
+    """The side's biases given the rest, then their precision; `residual` is kept the ratings'
+    residual, in place."""
+    residual += side.bias[entities.index]
+    groups = entities.groups
+    side.bias[:] = _draw_bias(entities.index, groups.n, groups.counts, residual, alpha, side.bias_precision, rng)
+    residual -= side.bias[entities.index]
+    side.bias_precision = float(
+        rng.gamma(_GAMMA_SHAPE + groups.n / 2, 1.0 / (_GAMMA_RATE + 0.5 * side.bias @ side.bias))
+    )
+
+
+def _draw_side(
+    side: _SideDraw,
+    entities: _Entities,
+    rows: np.ndarray,
+    target: np.ndarray,
+    alpha: float,
+    rng: np.random.Generator,
+) -> None:
+    """The side's factors, then its implicit vectors, each given the rest; `rows` is the other
+    side's vector of each rating, `target` the ratings less μ and the biases."""
+    index = entities.index
+    residual_of_factors = target - _rowdot(rows, side.implicit_sum[index])
+    side.factors = _draw_factors(
+        entities.groups, rows, residual_of_factors, alpha, _normal_wishart(side.factors, rng), rng
+    )
+    outer, linear = entities.groups.gram(rows, target - _rowdot(rows, side.factors[index]))
+    prior = _normal_wishart(side.implicit, rng)
+    side.implicit = _draw_implicit(
+        side.implicit, outer, linear, entities.neighbours, entities.neighbours_t, alpha, prior, rng
+    )
+    side.implicit_sum = entities.neighbours @ side.implicit
+
+
+class _Posterior:
+    """The chain's draws past the burn-in: the running sums of μ and the biases (every sweep),
+    the side vectors of evenly spaced sweeps (at most MAX_SAMPLES), and with validation ratings
+    the running mean's RMSE on them (the curve)."""
+
+    def __init__(self, sweeps: int, users: _Entities, items: _Entities, tracker: _Validation | None):
+        self.sweeps, self.users, self.items, self.tracker = sweeps, users, items, tracker
+        self.first = burn_in(sweeps)
+        self.kept = sweeps - self.first
+        thin = max(1, -(-self.kept // MAX_SAMPLES))
+        self.sampled = [s for s in range(self.first, sweeps) if (sweeps - 1 - s) % thin == 0]
+        self.user_vectors: list[np.ndarray] = []
+        self.item_vectors: list[np.ndarray] = []
+        self.mean_total, self.user_bias_total, self.item_bias_total = (
+            0.0,
+            np.zeros(len(users.ids)),
+            np.zeros(len(items.ids)),
+        )
+        self.curve: list[dict] = []
+
+    def add(self, sweep: int, state: _ChainState) -> float | None:
+        """Counts sweep `sweep`'s draw if it is past the burn-in; the running mean's validation
+        RMSE when it is and validation ratings are tracked, else None."""
+        if sweep < self.first:
+            return None
+        self.mean_total += state.mean
+        self.user_bias_total += state.users.bias
+        self.item_bias_total += state.items.bias
+        user_side, item_side = state.users.vectors, state.items.vectors
+        if sweep in self.sampled:
+            self.user_vectors.append(user_side.astype(np.float32))
+            self.item_vectors.append(item_side.astype(np.float32))
+        if self.tracker is None:
+            return None
+        rmse = self.tracker.add(state.mean, state.users.bias, state.items.bias, user_side, item_side)
+        if self.tracker.sweeps % 10 == 0 or sweep == self.sweeps - 1:
+            self.curve.append({"sweep": sweep + 1, "validation_rmse": round(rmse, 6)})
+        return rmse
+
+    def fit(self, rating_scale: tuple[float, float]) -> Fit:
+        """The posterior-mean model: the biases averaged, the sampled side vectors side by side."""
+        scale = 1.0 / np.sqrt(len(self.user_vectors))
+        users, items = self.users, self.items
+        model = Model(
+            global_mean=self.mean_total / self.kept,
+            users=Side(
+                users.ids, np.hstack(self.user_vectors) * scale, self.user_bias_total / self.kept, users.groups.counts
+            ),
+            items=Side(
+                items.ids, np.hstack(self.item_vectors) * scale, self.item_bias_total / self.kept, items.groups.counts
+            ),
+            rating_scale=rating_scale,
+        )
+        return Fit(model, self.curve, len(self.user_vectors))
+
+
 def fit(
     train: Ratings,
     *,
@@ -201,83 +391,20 @@ def fit(
     the running mean's RMSE on it is tracked (the curve); `on_sweep(done, sweeps, rmse)` is
     told after each sweep."""
     rng = np.random.default_rng(seed)
-    user_ids, u = np.unique(train.users, return_inverse=True)
-    item_ids, i = np.unique(train.items, return_inverse=True)
-    r = np.asarray(train.ratings, dtype=np.float64)
-    n_users, n_items, n = len(user_ids), len(item_ids), len(r)
-    by_user, by_item = _Groups(u, n_users), _Groups(i, n_items)
-    user_matrix, item_matrix = _implicit(u, i, n_users, n_items), _implicit(i, u, n_items, n_users)
-    user_matrix_t, item_matrix_t = user_matrix.T.tocsr(), item_matrix.T.tocsr()
-
-    p = rng.standard_normal((n_users, RANK)) * _INIT_STD
-    q = rng.standard_normal((n_items, RANK)) * _INIT_STD
-    y, z = np.zeros((n_items, RANK)), np.zeros((n_users, RANK))  # implicit vectors: of items, of users
-    user_sum, item_sum = user_matrix @ y, item_matrix @ z
-    mean, user_bias, item_bias = r.mean(), np.zeros(n_users), np.zeros(n_items)
-    bias_precision = [1.0, 1.0]
-
-    first = burn_in(sweeps)
-    kept = sweeps - first
-    thin = max(1, -(-kept // MAX_SAMPLES))
-    sampled = [s for s in range(first, sweeps) if (sweeps - 1 - s) % thin == 0]
-    user_vectors, item_vectors = [], []
-    mean_total, user_bias_total, item_bias_total = 0.0, np.zeros(n_users), np.zeros(n_items)
+    user_ids, user_index = np.unique(train.users, return_inverse=True)
+    item_ids, item_index = np.unique(train.items, return_inverse=True)
+    users = _Entities.of(user_ids, user_index, item_index, len(item_ids))
+    items = _Entities.of(item_ids, item_index, user_index, len(user_ids))
+    ratings = np.asarray(train.ratings, dtype=np.float64)
+    state = _start(users, items, ratings, rng)
     tracker = _Validation(validation, user_ids, item_ids, rating_scale) if validation is not None else None
-    curve: list[dict] = []
-
+    posterior = _Posterior(sweeps, users, items, tracker)
     for sweep in range(sweeps):
-        user_side, item_side = p + user_sum, q + item_sum
-        dot = _rowdot(user_side[u], item_side[i])
-        residual = r - mean - user_bias[u] - item_bias[i] - dot
-        alpha = rng.gamma(_GAMMA_SHAPE + n / 2, 1.0 / (_GAMMA_RATE + 0.5 * residual @ residual))
-        residual += mean
-        mean = residual.mean() + rng.standard_normal() / np.sqrt(alpha * n)
-        residual -= mean
-        for k, (index, groups, bias) in enumerate(((u, by_user, user_bias), (i, by_item, item_bias))):
-            residual += bias[index]
-            bias[:] = _draw_bias(index, groups.n, groups.counts, residual, alpha, bias_precision[k], rng)
-            residual -= bias[index]
-            bias_precision[k] = float(rng.gamma(_GAMMA_SHAPE + groups.n / 2, 1.0 / (_GAMMA_RATE + 0.5 * bias @ bias)))
-        target = residual + dot
-
-        # The item side: q given the users' side vectors, then z (the item-side implicit term).
-        rows = user_side[u]
-        q = _draw_factors(by_item, rows, target - _rowdot(rows, item_sum[i]), alpha, *_normal_wishart(q, rng), rng)
-        outer, linear = by_item.gram(rows, target - _rowdot(rows, q[i]))
-        z = _draw_implicit(z, outer, linear, item_matrix, item_matrix_t, alpha, *_normal_wishart(z, rng), rng)
-        item_sum = item_matrix @ z
-        item_side = q + item_sum
-        # The user side: p given the items' side vectors, then y (SVD++'s implicit term).
-        rows = item_side[i]
-        p = _draw_factors(by_user, rows, target - _rowdot(user_sum[u], rows), alpha, *_normal_wishart(p, rng), rng)
-        outer, linear = by_user.gram(rows, target - _rowdot(p[u], rows))
-        y = _draw_implicit(y, outer, linear, user_matrix, user_matrix_t, alpha, *_normal_wishart(y, rng), rng)
-        user_sum = user_matrix @ y
-        user_side = p + user_sum
-
-        rmse = None
-        if sweep >= first:
-            mean_total += mean
-            user_bias_total += user_bias
-            item_bias_total += item_bias
-            if sweep in sampled:
-                user_vectors.append(user_side.astype(np.float32))
-                item_vectors.append(item_side.astype(np.float32))
-            if tracker is not None:
-                rmse = tracker.add(mean, user_bias, item_bias, user_side, item_side)
-                if tracker.sweeps % 10 == 0 or sweep == sweeps - 1:
-                    curve.append({"sweep": sweep + 1, "validation_rmse": round(rmse, 6)})
+        _sweep(state, users, items, ratings, rng)
+        rmse = posterior.add(sweep, state)
         if on_sweep is not None:
             on_sweep(sweep + 1, sweeps, rmse)
-
-    scale = 1.0 / np.sqrt(len(user_vectors))
-    model = Model(
-        global_mean=mean_total / kept,
-        users=Side(user_ids, np.hstack(user_vectors) * scale, user_bias_total / kept, by_user.counts),
-        items=Side(item_ids, np.hstack(item_vectors) * scale, item_bias_total / kept, by_item.counts),
-        rating_scale=rating_scale,
-    )
-    return Fit(model, curve, len(user_vectors))
+    return posterior.fit(rating_scale)
 
 
 def describe(fitted: Fit, rating_scale: tuple[float, float], sweeps: int, **record) -> dict:

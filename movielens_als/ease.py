@@ -37,8 +37,9 @@ import pyarrow as pa
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from movielens_als.arrays import distinct, index_of, threads
 from movielens_als.columns import COUNT, GENRES, ID, ITEM, TITLE
-from movielens_als.model import MODEL_JSON, distinct, index_of, threads
+from movielens_als.model import MODEL_JSON
 
 # The files of a stored EASE model, in its directory, beside model.json.
 EASE_ITEMS = "items.parquet"  # id, count (positives in training), in the weights' order

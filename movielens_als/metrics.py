@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from movielens_als.model import Model, damped_biases, distinct, index_of
-from movielens_als.ranking import Ranker, Ratings, explicit_ranker, popularity_ranker, rating_arrays, top_items
+from movielens_als.arrays import distinct, index_of
+from movielens_als.model import Model, damped_biases
+from movielens_als.ranking import Ranker, explicit_ranker, popularity_ranker, top_items
+from movielens_als.ratings import Ratings, rating_arrays
 
 # Buckets of user activity, by the user's number of ratings in the training data.
 ACTIVITY_BUCKETS = ((1, 10), (10, 50), (50, 200), (200, None))
@@ -201,6 +203,16 @@ def baselines(train: Ratings, test: Ratings, rating_scale: tuple[float, float]) 
     return np.clip(bias, *rating_scale), np.full(len(test.users), np.clip(mean, *rating_scale))
 
 
+def _baselines_of_model(model: Model, baseline: np.ndarray, train: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """`baselines`' two predictions from the model's own mean and biases (its `baseline`
+    parts), which must be those of `train`."""
+    if model.global_mean != float(train.ratings.mean()):
+        raise ValueError("the model's biases are not those of the training ratings it is evaluated with")
+    return np.clip(baseline, *model.rating_scale), np.full(
+        len(baseline), np.clip(model.global_mean, *model.rating_scale)
+    )
+
+
 def evaluate(
     model: Model,
     train: pa.Table,
@@ -223,13 +235,11 @@ def evaluate(
     prediction = model.combine(
         parts["baseline"], parts["dot"], parts["both_known"], parts["user_count"], parts["item_count"]
     )
-    if biases_of_train:
-        if model.global_mean != float(train_ratings.ratings.mean()):
-            raise ValueError("the model's biases are not those of the training ratings it is evaluated with")
-        bias = np.clip(parts["baseline"], *model.rating_scale)
-        global_mean = np.full(len(actual), np.clip(model.global_mean, *model.rating_scale))
-    else:
-        bias, global_mean = baselines(train_ratings, test_ratings, model.rating_scale)
+    bias, global_mean = (
+        _baselines_of_model(model, parts["baseline"], train_ratings)
+        if biases_of_train
+        else baselines(train_ratings, test_ratings, model.rating_scale)
+    )
     covered, user_known, item_known = parts["both_known"], parts["user_known"], parts["item_known"]
     bias_rmse = rmse(bias, actual)
     model_rmse = rmse(prediction, actual)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from movielens_als.columns import ITEM, RANK, RATING, RECOMMENDATION_COLUMNS, SCORE, TITLE, USER
+from movielens_als.arrays import distinct, index_of, threads
+from movielens_als.columns import ITEM, RANK, RECOMMENDATION_COLUMNS, SCORE, TITLE, USER
 from movielens_als.ease import Ease
-from movielens_als.model import Model, distinct, index_of, threads
+from movielens_als.model import Model
+from movielens_als.ratings import Ratings
 
 # Score matrices are built this many cells at a time: about 32 MB of float64.
 BLOCK_CELLS = 4_000_000
@@ -81,21 +82,6 @@ def top_unseen(
             tops.append(top)
             values.append(value)
     return np.vstack(tops), np.vstack(values)
-
-
-class Ratings(NamedTuple):
-    """Ratings as three parallel arrays: who rated which item how."""
-
-    users: np.ndarray
-    items: np.ndarray
-    ratings: np.ndarray  # float64
-
-
-def rating_arrays(table: pa.Table) -> Ratings:
-    """The Ratings of a table of ratings (columns user, item, rating)."""
-    return Ratings(
-        table.column(USER).to_numpy(), table.column(ITEM).to_numpy(), table.column(RATING).to_numpy().astype(float)
-    )
 
 
 @dataclass(frozen=True)

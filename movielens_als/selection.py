@@ -13,14 +13,17 @@ import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from movielens_als import ease, metrics
-from movielens_als.model import distinct, fit_calibration, model_from_tables
-from movielens_als.ranking import Ranker, Ratings, ease_ranker, rating_arrays
+from movielens_als.arrays import distinct
+from movielens_als.model import fit_calibration, model_from_tables
+from movielens_als.ranking import Ranker, ease_ranker
+from movielens_als.ratings import Ratings, rating_arrays
 from movielens_als.split import STRATEGIES, describe, split_ratings
 
 # The share of the training ratings held out to judge the candidates.
@@ -47,27 +50,12 @@ AlsFit = Callable[[pa.Table, int, float, int], tuple[pa.Table, pa.Table, float]]
 OnCandidate = Callable[[int, int, dict], None]
 
 
-@dataclasses.dataclass(frozen=True)
-class AlsGrid:
-    """TunedALS's grid: the ranks, regParams and iteration counts whose every combination it fits."""
-
-    ranks: tuple[int, ...]
-    reg_params: tuple[float, ...]
-    max_iters: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name, tuple(getattr(self, field.name)))
-
-    @property
-    def axes(self) -> dict[str, Sequence[float]]:
-        """Each hyper-parameter's values, by the name a candidate gives it."""
-        return {"rank": self.ranks, "reg_param": self.reg_params, "max_iter": self.max_iters}
-
-
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class EaseSearch:
-    """TunedEASE's search: what it tries and how it judges (one value from the command line to here)."""
+    """TunedEASE's search: what it tries and how it judges (one value from the command line to here).
+    The values tried may come as lists (from JSON: `EaseSearch(**json.loads(text))`); they are
+    kept as tuples, so a search is hashable and cannot change under the tuning. Their numbers
+    are kept as given (an int stays an int), as tuning.json records them."""
 
     l2s: tuple[float, ...]
     positive_ratings: tuple[float, ...]
@@ -78,13 +66,47 @@ class EaseSearch:
     relevant_rating: float
 
     def __post_init__(self) -> None:
-        for name in ("l2s", "positive_ratings", "genre_weights", "popularity_exponents"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        _as_tuples(self, ("l2s", "positive_ratings", "genre_weights", "popularity_exponents"))
 
     @property
     def grid(self) -> dict[str, Sequence[float]]:
-        """The searched values of what a candidate names l2, genre_weight and popularity_exponent."""
+        """The values searched, by the name a candidate gives each (for `edges`)."""
         return {"l2": self.l2s, "genre_weight": self.genre_weights, "popularity_exponent": self.popularity_exponents}
+
+
+@dataclass(frozen=True)
+class AlsGrid:
+    """TunedALS's grid: every (rank, regParam, maxIter) of these is fitted. Lists (from JSON)
+    are kept as tuples, their numbers as given, as for EaseSearch."""
+
+    ranks: tuple[int, ...]
+    reg_params: tuple[float, ...]
+    max_iters: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        _as_tuples(self, ("ranks", "reg_params", "max_iters"))
+
+    @property
+    def axes(self) -> dict[str, Sequence[float]]:
+        """The values searched, by the name a candidate gives each (for `edges`)."""
+        return {"rank": self.ranks, "reg_param": self.reg_params, "max_iter": self.max_iters}
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every candidate's (rank, reg_param, max_iter), ranks outermost."""
+        return grid_points(self.axes)
+
+    def as_dict(self) -> dict[str, list]:
+        """The grid as tuning.json records it, under its own names."""
+        return {"ranks": list(self.ranks), "reg_params": list(self.reg_params), "max_iters": list(self.max_iters)}
+
+
+def _as_tuples(search: object, names: Sequence[str]) -> None:
+    """Makes each named field of a frozen search a tuple; an empty one is refused by name."""
+    for name in names:
+        values = tuple(getattr(search, name))
+        if not values:
+            raise ValueError(f"{type(search).__name__}.{name} is empty: give at least one value to try")
+        object.__setattr__(search, name, values)
 
 
 def validation_split(train: pa.Table, strategy: str, seed: int) -> tuple[pa.Table, pa.Table]:
@@ -143,16 +165,15 @@ def tune_als(
     fit_part: pa.Table,
     validation: pa.Table,
     model: str,
-    als_grid: AlsGrid,
+    grid: AlsGrid,
     rating_scale: tuple[float, float],
     on_candidate: OnCandidate | None = None,
 ) -> dict:
-    """Every (rank, reg_param, max_iter) of `grid` (keys "rank", "reg_param", "max_iter")
-    fitted on `fit_part` and scored by RMSE on `validation`. Biased ALS also gets calibration
-    weights fitted on the validation ratings, and is ranked by its calibrated RMSE."""
+    """Every (rank, reg_param, max_iter) of `grid` fitted on `fit_part` and scored by RMSE on
+    `validation`. Biased ALS also gets calibration weights fitted on the validation ratings,
+    and is ranked by its calibrated RMSE."""
     selected_by = "validation_rmse_calibrated" if model == "biased_als" else "validation_rmse"
-    grid = als_grid.axes
-    points = grid_points(grid)
+    points = grid.points()
     candidates = []
     for point in points:
         started = time.perf_counter()
@@ -164,7 +185,7 @@ def tune_als(
         if on_candidate:
             on_candidate(len(candidates), len(points), candidate)
     return {"selected_by": selected_by, "candidates": candidates} | choose(
-        candidates, lambda c: (-c[selected_by], -c["rank"]), grid
+        candidates, lambda c: (-c[selected_by], -c["rank"]), grid.axes
     )
 
 
@@ -264,98 +285,151 @@ def tune_ease(
 ) -> dict:
     """(positive rating, λ, genre weight α, popularity exponent β) candidates fitted on
     `fit_part` and judged by NDCG at metrics.RANKING_K on `validation`, a test rating ≥
-    `relevant_rating` being relevant.
+    `search.relevant_rating` being relevant.
 
-    The search fits each candidate on its `tune_items` most-liked items only: for the first
-    liked rating, from the middle of each grid, a bracket (Climb) along `l2s`, then one along
-    `genre_weights`; for each next one, from the best (λ, α) so far, a bracket along `l2s` at
-    that α (the genres' worth did not depend on the liked rating on ml-100k, ml-latest-small or
-    10 M generated ratings, and each α bracket costs fits). Each fit is judged with a bracket of
-    βs (β only rescales its scores, so it costs no fit). A
-    threshold that likes the same ratings as one before it is not fitted again: its candidates
-    are recorded as the same as that one's. Then each liked rating's best that is within
-    FINALIST_SES standard errors of the best is judged again on SETTLE_FACTOR times as many
-    items (at most `max_items`, as TrainedEASE fits it), and the best of those wins: the search
-    finds its point at a fraction of the cost (a fit is cubic in its items), and the close
-    calls are settled on a model the size of the one to be served, or the whole of it.
-    `on_candidate` is told the most candidates there can be."""
-    positive_ratings, l2s, max_items, tune_items = (
-        search.positive_ratings,
-        search.l2s,
-        search.max_items,
-        search.tune_items,
-    )
-    relevant_rating, genre_weights = search.relevant_rating, search.genre_weights
-    popularity_exponents = search.popularity_exponents
-    same = distinct_thresholds(fit_part.ratings, positive_ratings)
-    fitted = [t for t in positive_ratings if same[t] == t]
-    exponents = sorted(set(popularity_exponents))
-    total = (len(fitted) * (len(set(l2s)) + 1) + len(set(genre_weights)) - 1) * len(exponents)
-    tune_items, settle_items = min(tune_items, max_items), min(SETTLE_FACTOR * tune_items, max_items)
-    judge = metrics.Judge(fit_part, validation, seed=seed, relevant_rating=relevant_rating, max_users=TUNING_USERS)
-    if not len(judge.users):
-        raise ValueError(
-            f"no validation user has a rating ≥ {relevant_rating:g}: the training ratings are too few to tune the "
-            "ranking model; lower --relevant-rating or use a larger release"
-        )
-    candidates: list[dict] = []
-    started = time.perf_counter()
-    ndcg_rows: dict[tuple, np.ndarray] = {}  # each candidate's NDCG per judged user
-
-    def judged(fitted: ease.Ease, exponents: Sequence[float]) -> float:
-        """Judges the fitted model with the βs of a Climb over `exponents`, started at the best
-        β so far: its scores are computed once, and each β only rescales them. Its best NDCG."""
-        nonlocal started
-        plain = ease_ranker(dataclasses.replace(fitted, popularity_exponent=0.0), judge.seen).scores(judge.users)
-        along = Climb([exponents], start=(_best(candidates)["popularity_exponent"],) if candidates else None)
-        for (exponent,) in along:
-            model = dataclasses.replace(fitted, popularity_exponent=exponent)
-            scored = plain * model.discount if exponent else plain
-            top = judge.top(Ranker(model.items, _rows_of(scored, judge.users)))
-            candidate = {name: getattr(model, name) for name in EASE_PARAMS}
-            candidate |= {**judge.metrics(top), "items": len(model.items)}
-            ndcg_rows[_id(candidate)] = metrics.ndcg_rows(top, judge.relevant, judge.k)
-            candidate["seconds"] = round(time.perf_counter() - started, 2)
-            candidates.append(candidate)
-            if on_candidate:
-                on_candidate(len(candidates), total, candidate)
-            started = time.perf_counter()
-            along.tell((exponent,), candidate["ndcg"])
-        return max(along.scores.values())
-
+    The search fits each candidate on its `search.tune_items` most-liked items only: for the
+    first liked rating, from the middle of each grid, a bracket (Climb) along λ, then one along
+    α; for each next one, from the best (λ, α) so far, a bracket along λ at that α (the genres'
+    worth did not depend on the liked rating on ml-100k, ml-latest-small or 10 M generated
+    ratings, and each α bracket costs fits). Each fit is judged with a bracket of βs (β only
+    rescales its scores, so it costs no fit). A threshold that likes the same ratings as one
+    before it is not fitted again: its candidates are recorded as the same as that one's. Then
+    each liked rating's best that is within FINALIST_SES standard errors of the best is judged
+    again on SETTLE_FACTOR times as many items (at most `search.max_items`, as TrainedEASE fits
+    it), and the best of those wins: the search finds its point at a fraction of the cost (a
+    fit is cubic in its items), and the close calls are settled on a model the size of the one
+    to be served, or the whole of it. `on_candidate` is told the most candidates there can be."""
+    same = distinct_thresholds(fit_part.ratings, search.positive_ratings)
+    fitted = [t for t in search.positive_ratings if same[t] == t]
+    exponents = sorted(set(search.popularity_exponents))
+    most = (len(fitted) * (len(set(search.l2s)) + 1) + len(set(search.genre_weights)) - 1) * len(exponents)
+    tune_items = min(search.tune_items, search.max_items)
+    settle_items = min(SETTLE_FACTOR * search.tune_items, search.max_items)
+    judging = _Judging(fit_part, validation, seed, search.relevant_rating, most, on_candidate)
     fitted_points, liked_items = {}, {}
     for threshold in fitted:
-        scores: dict[tuple[float, float], float] = {}
-        best = _best(candidates) if candidates else None
-        start = (best["l2"], best["genre_weight"]) if best else (_middle(l2s), _middle(genre_weights))
-        # The genre weight is searched on the first liked rating; the next keep its best.
-        weights = [best["genre_weight"]] if best else genre_weights
-        for model in ease.fit(*fit_part, threshold, _coordinates(l2s, weights, start, scores), tune_items, genres):
-            scores[model.l2, model.genre_weight] = judged(model, exponents)
-        fitted_points[f"{threshold:g}"] = sorted(map(list, scores))
+        points = _search_liked_rating(judging, threshold, search, tune_items, exponents, genres)
+        fitted_points[f"{threshold:g}"] = sorted(map(list, points))
         liked_items[threshold] = min(settle_items, len(distinct(fit_part.items[fit_part.ratings >= threshold])[0]))
-    finalists = _finalists(candidates, ndcg_rows)
-    final = [c for c in finalists if len(finalists) == 1 or c["items"] == liked_items[c["positive_rating"]]]
-    for c in finalists:
-        if c not in final:
-            [model] = ease.fit(*fit_part, c["positive_rating"], [(c["l2"], c["genre_weight"])], settle_items, genres)
-            judged(model, [c["popularity_exponent"]])
-            final.append(candidates[-1])
-    grid = {"l2": l2s, "genre_weight": genre_weights, "popularity_exponent": popularity_exponents}
+    final = _settle(judging, liked_items, settle_items, genres)
     return {
         "selected_by": "ndcg",
         "k": metrics.RANKING_K,
-        "relevant_rating": relevant_rating,
-        "judged": {name: judge.header[name] for name in ("users", "eligible_users", "sampled")},
-        "same_positives": {f"{t:g}": same[t] for t in positive_ratings if same[t] != t},
-        "search": f"on the {tune_items} most-liked items: for the first liked rating, from the middles, a bracket "
+        "relevant_rating": search.relevant_rating,
+        "judged": {name: judging.judge.header[name] for name in ("users", "eligible_users", "sampled")},
+        "same_positives": {f"{t:g}": same[t] for t in search.positive_ratings if same[t] != t},
+        "search": _search_described(tune_items, settle_items),
+        "fitted": fitted_points,
+        "candidates": judging.candidates,
+        **choose(final, _rank_key, search.grid),
+    }
+
+
+def _search_described(tune_items: int, settle_items: int) -> str:
+    """tune_ease's search in words, for tuning.json."""
+    return (
+        f"on the {tune_items} most-liked items: for the first liked rating, from the middles, a bracket "
         f"along λ, then along the genre weight; for each next one, from the best so far, a bracket along λ at its "
         f"genre weight; each fit judged with a bracket of popularity exponents; then each liked rating's best "
-        f"within {FINALIST_SES} standard errors of the best, on up to {settle_items} items",
-        "fitted": fitted_points,
-        "candidates": candidates,
-        **choose(final, _rank_key, grid),
-    }
+        f"within {FINALIST_SES} standard errors of the best, on up to {settle_items} items"
+    )
+
+
+class _Judging:
+    """TunedEASE's candidates as they are judged: the Judge of the validation users, every
+    candidate so far (tuning.json's), each one's NDCG per judged user (to compare close calls),
+    and the clock of the candidate being judged."""
+
+    def __init__(
+        self,
+        fit_part: Ratings,
+        validation: Ratings,
+        seed: int,
+        relevant_rating: float,
+        most: int,
+        on_candidate: OnCandidate | None,
+    ):
+        self.judge = metrics.Judge(
+            fit_part, validation, seed=seed, relevant_rating=relevant_rating, max_users=TUNING_USERS
+        )
+        if not len(self.judge.users):
+            raise ValueError(
+                f"no validation user has a rating ≥ {relevant_rating:g}: the training ratings are too few to tune "
+                "the ranking model; lower --relevant-rating or use a larger release"
+            )
+        self.fit_part = fit_part
+        self.most, self.on_candidate = most, on_candidate
+        self.candidates: list[dict] = []
+        self.ndcg_rows: dict[tuple, np.ndarray] = {}
+        self.started = time.perf_counter()
+
+    @property
+    def best(self) -> dict | None:
+        return _best(self.candidates) if self.candidates else None
+
+    def best_ndcg(self, fitted: ease.Ease, exponents: Sequence[float]) -> float:
+        """Judges the fitted model with the βs of a Climb over `exponents`, started at the best
+        β so far: its scores are computed once, and each β only rescales them. Its best NDCG."""
+        plain = ease_ranker(dataclasses.replace(fitted, popularity_exponent=0.0), self.judge.seen)
+        plain_scores = plain.scores(self.judge.users)
+        best = self.best
+        along = Climb([exponents], start=(best["popularity_exponent"],) if best else None)
+        for (exponent,) in along:
+            model = dataclasses.replace(fitted, popularity_exponent=exponent)
+            along.tell((exponent,), self._judged(model, plain_scores * model.discount if exponent else plain_scores))
+        return max(along.scores.values())
+
+    def _judged(self, model: ease.Ease, scores: np.ndarray) -> float:
+        """Records the candidate `model`, whose scores of the judged users are `scores`; its NDCG."""
+        top = self.judge.top(Ranker(model.items, _rows_of(scores, self.judge.users)))
+        candidate = {name: getattr(model, name) for name in EASE_PARAMS}
+        candidate |= {**self.judge.metrics(top), "items": len(model.items)}
+        self.ndcg_rows[_id(candidate)] = metrics.ndcg_rows(top, self.judge.relevant, self.judge.k)
+        candidate["seconds"] = round(time.perf_counter() - self.started, 2)
+        self.candidates.append(candidate)
+        if self.on_candidate:
+            self.on_candidate(len(self.candidates), self.most, candidate)
+        self.started = time.perf_counter()
+        return candidate["ndcg"]
+
+
+def _search_liked_rating(
+    judging: _Judging,
+    threshold: float,
+    search: EaseSearch,
+    tune_items: int,
+    exponents: Sequence[float],
+    genres: ease.Genres | None,
+) -> list[tuple[float, float]]:
+    """The search for one liked rating, on `tune_items` items: from the best (λ, α) so far (or the
+    middles), a bracket along λ, then, for the first liked rating only, along α. The (λ, α) fitted."""
+    scores: dict[tuple[float, float], float] = {}
+    best = judging.best
+    start = (best["l2"], best["genre_weight"]) if best else (_middle(search.l2s), _middle(search.genre_weights))
+    # The genre weight is searched on the first liked rating; the next keep its best.
+    weights = [best["genre_weight"]] if best else search.genre_weights
+    points = _coordinates(search.l2s, weights, start, scores)
+    for model in ease.fit(*judging.fit_part, threshold, points, tune_items, genres):
+        scores[model.l2, model.genre_weight] = judging.best_ndcg(model, exponents)
+    return list(scores)
+
+
+def _settle(
+    judging: _Judging, liked_items: Mapping[float, int], settle_items: int, genres: ease.Genres | None
+) -> list[dict]:
+    """The candidates the winner is chosen from: each liked rating's best that the search cannot
+    tell from the best, judged again on `settle_items` items unless it was fitted on as many as
+    its liked rating has (`liked_items`) or it stands alone."""
+    finalists = _finalists(judging.candidates, judging.ndcg_rows)
+    final = [c for c in finalists if len(finalists) == 1 or c["items"] == liked_items[c["positive_rating"]]]
+    for c in finalists:
+        if c not in final:
+            [model] = ease.fit(
+                *judging.fit_part, c["positive_rating"], [(c["l2"], c["genre_weight"])], settle_items, genres
+            )
+            judging.best_ndcg(model, [c["popularity_exponent"]])
+            final.append(judging.candidates[-1])
+    return final
 
 
 def _rows_of(scores: np.ndarray, users: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:

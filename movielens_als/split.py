@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from movielens_als.arrays import count_distinct
 from movielens_als.columns import ITEM, RATING, TIMESTAMP, USER
-from movielens_als.model import count_distinct
 
 
 def split_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:

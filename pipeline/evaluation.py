@@ -17,10 +17,10 @@ from movielens_als.ranking import (
     ease_ranker,
     explicit_ranker,
     popularity_ranker,
-    rating_arrays,
     recommend,
     with_titles,
 )
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import read_movies, release
 from pipeline import layout
 from pipeline.base import StoreTask, terminal_bar

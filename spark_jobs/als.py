@@ -12,8 +12,9 @@ import pyarrow as pa
 from pyspark.ml.recommendation import ALS
 from pyspark.sql import SparkSession
 
+from movielens_als.arrays import distinct
 from movielens_als.columns import FEATURES, ID, ITEM, RATING, USER
-from movielens_als.model import damped_biases, distinct, factor_table
+from movielens_als.model import damped_biases, factor_table
 
 
 def fit(

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         def fit(table, rank, reg_param, max_iter):
             return als.fit(spark, table, args.model, rank, reg_param, max_iter, args.seed)
 
-        progress(5, f"{len(selection.grid_points(grid.axes))} candidates on {fit_part.num_rows} ratings")
+        progress(5, f"{len(grid.points())} candidates on {fit_part.num_rows} ratings")
         result = selection.tune_als(
             fit, fit_part, validation, args.model, grid, (args.rating_min, args.rating_max), report
         )
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "model": args.model,
                 "params": args.params,
-                "grid": args.grid,
+                "grid": grid.as_dict(),
                 "validation": selection.validation_record(args.strategy, args.seed, fit_part, validation),
                 **result,
                 "spark_version": spark.version,

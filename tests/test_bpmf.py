@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from movielens_als import bpmf, metrics, selection
-from movielens_als.model import damped_biases, index_of
-from movielens_als.ranking import Ratings, rating_arrays
+from movielens_als.arrays import index_of
+from movielens_als.model import damped_biases
+from movielens_als.ratings import Ratings, rating_arrays
 from tests.test_selection import generated
 
 SCALE = (0.5, 5.0)

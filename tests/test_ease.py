@@ -11,7 +11,8 @@ import pyarrow as pa
 import pytest
 
 from movielens_als import ease
-from movielens_als.ranking import Ratings, ease_ranker, recommend
+from movielens_als.ranking import ease_ranker, recommend
+from movielens_als.ratings import Ratings
 
 
 def liked_ratings(n_users: int = 40, n_items: int = 10, seed: int = 3):

@@ -104,9 +104,7 @@ def test_keys_spell_the_parameters_that_made_them():
     als_alone = Report(dataset="ml-1m", tuned=True, ranks=[4, 8], bpmf_sweeps=0)
     assert (
         als_alone.key
-        == f"reports/ml-1m/user_random-0.2-seed42/biased_als-tuned-{grid_id}/"
-        + models.split("/")[1]
-        + "/report.html"
+        == f"reports/ml-1m/user_random-0.2-seed42/biased_als-tuned-{grid_id}/" + models.split("/")[1] + "/report.html"
     )
     assert (
         ValidatedBPMF(dataset="ml-1m", bpmf_sweeps=40).key

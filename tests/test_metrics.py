@@ -16,7 +16,8 @@ from movielens_als.metrics import (
     served_diversity,
 )
 from movielens_als.model import Model, Side, damped_biases
-from movielens_als.ranking import Ratings, explicit_ranker, popularity_ranker, recommend, top_k
+from movielens_als.ranking import explicit_ranker, popularity_ranker, recommend, top_k
+from movielens_als.ratings import Ratings
 from tests.fakes import ratings_table
 from tests.test_model import PAIRS, tiny
 

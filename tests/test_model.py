@@ -8,12 +8,9 @@ from movielens_als.model import (
     CALIBRATION_TERMS,
     Model,
     Side,
-    count_distinct,
     damped_biases,
-    distinct,
     factor_table,
     fit_calibration,
-    index_of,
     model_from_tables,
 )
 from tests.fakes import KNOWN_BIAS_RATINGS, KNOWN_ITEM_BIASES, KNOWN_USER_BIASES
@@ -127,24 +124,3 @@ def test_a_stored_model_reads_back_the_same():
     back = model_from_tables({"model": "biased_als", "global_mean": 3.0, "rating_scale": [1, 5]}, *tables)
     assert back.predict(*PAIRS) == pytest.approx(model.predict(*PAIRS))
     assert back.users.factors.dtype == np.float32
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        np.array([5, 3, 5, 0, 9, 3], dtype=np.int32),  # ids: counted
-        np.array([7, 2**40, 7, 3], dtype=np.int64),  # too spread to count: sorted
-        np.array([4, -1, 4, 2]),  # negative: sorted
-        np.array([2.5, 1.0, 2.5]),  # not integers: sorted
-        np.array([], dtype=np.int32),
-    ],
-)
-def test_distinct_count_distinct_and_index_of_agree_with_numpys_unique_and_search(values):
-    ids, index = distinct(values)
-    expected_ids, expected_index = np.unique(values, return_inverse=True)
-    assert ids.tolist() == expected_ids.tolist() and index.tolist() == expected_index.tolist()
-    assert count_distinct(values) == len(expected_ids)
-    wanted = np.concatenate([values, values[:1] + 1 if len(values) else values])  # and one absent
-    row, found = index_of(ids[::-1], wanted)  # ids in any order
-    assert found.tolist() == np.isin(wanted, ids).tolist()
-    assert (ids[::-1][row[found]] == wanted[found]).all() and (row[~found] == 0).all()

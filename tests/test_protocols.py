@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from movielens_als import bpmf, metrics
-from movielens_als.ranking import rating_arrays
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import read_fold, release
 from tests.helpers import run_luigi
 

@@ -3,13 +3,16 @@ choice and its edge flag, for ALS (with a numpy stand-in for Spark's fit) and fo
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from movielens_als import ease, selection
 from movielens_als.model import damped_biases, factor_table
-from movielens_als.ranking import Ratings, rating_arrays
+from movielens_als.ratings import Ratings, rating_arrays
 from movielens_als.synthetic import synthetic_ratings
 
 
@@ -66,10 +69,16 @@ def numpy_als(table: pa.Table, rank: int, reg_param: float, max_iter: int):
 
 def test_tune_als_scores_every_candidate_and_flags_a_winner_at_the_grids_edge(train):
     fit_part, validation = selection.validation_split(train, "user_random", seed=1)
-    grid = {"rank": [1, 2, 8], "reg_param": [0.1, 0.2], "max_iter": [5]}
+    grid = {"ranks": [1, 2, 8], "reg_params": [0.1, 0.2], "max_iters": [5]}
     seen = []
     result = selection.tune_als(
-        numpy_als, fit_part, validation, "biased_als", grid, (0.5, 5.0), lambda *a: seen.append(a[:2])
+        numpy_als,
+        fit_part,
+        validation,
+        "biased_als",
+        selection.AlsGrid(**grid),
+        (0.5, 5.0),
+        lambda *a: seen.append(a[:2]),
     )
     candidates = result["candidates"]
     assert [(c["rank"], c["reg_param"], c["max_iter"]) for c in candidates] == [
@@ -78,10 +87,12 @@ def test_tune_als_scores_every_candidate_and_flags_a_winner_at_the_grids_edge(tr
     assert seen == [(n, 6) for n in range(1, 7)]
     assert result["selected_by"] == "validation_rmse_calibrated"
     assert result["best"] == min(candidates, key=lambda c: (c["validation_rmse_calibrated"], -c["rank"]))
-    assert result["at_grid_edge"] == selection.edges(result["best"], grid)
+    assert result["at_grid_edge"] == selection.edges(result["best"], selection.AlsGrid(**grid).axes)
     assert "reg_param" in result["at_grid_edge"]  # of two values, either is an end
     assert all(c["validation_rmse_calibrated"] <= c["validation_rmse"] + 1e-12 for c in candidates)
-    plain = selection.tune_als(numpy_als, fit_part, validation, "als", {**grid, "rank": [2]}, (0.5, 5.0))
+    plain = selection.tune_als(
+        numpy_als, fit_part, validation, "als", selection.AlsGrid([2], [0.1, 0.2], [5]), (0.5, 5.0)
+    )
     assert plain["selected_by"] == "validation_rmse" and plain["best"]["calibration"] is None
 
 
@@ -104,16 +115,35 @@ def ease_data() -> tuple[Ratings, Ratings]:
     return rating_arrays(fit_part), rating_arrays(validation)
 
 
+def search(
+    positive_ratings: list[float],
+    l2s: list[float],
+    max_items: int = 50,
+    *,
+    tune_items: int = 50,
+    relevant_rating: float = 4.0,
+    genre_weights: list[float] | None = None,
+    popularity_exponents: list[float] | None = None,
+) -> selection.EaseSearch:
+    """An EASE search without genres or a popularity discount unless given."""
+    return selection.EaseSearch(
+        l2s=l2s,
+        positive_ratings=positive_ratings,
+        genre_weights=genre_weights or [0.0],
+        popularity_exponents=popularity_exponents or [0.0],
+        max_items=max_items,
+        tune_items=tune_items,
+        relevant_rating=relevant_rating,
+    )
+
+
 def test_tune_ease_fits_each_distinct_threshold_once_and_picks_the_best_ndcg():
     fit_part, validation = ease_data()
     seen = []
     result = selection.tune_ease(
         fit_part,
         validation,
-        [0.5, 1.0, 4.0],
-        [1.0, 10.0, 100.0],
-        50,
-        tune_items=50,
+        search([0.5, 1.0, 4.0], [1.0, 10.0, 100.0]),
         seed=0,
         on_candidate=lambda *a: seen.append(a),
     )
@@ -134,8 +164,8 @@ def test_tune_ease_fits_each_distinct_threshold_once_and_picks_the_best_ndcg():
 
 def test_tune_ease_judges_by_the_relevance_asked():
     fit_part, validation = ease_data()
-    strict = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, tune_items=50, seed=0, relevant_rating=5.0)
-    every = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, tune_items=50, seed=0, relevant_rating=0.5)
+    strict = selection.tune_ease(fit_part, validation, search([4.0], [10.0], relevant_rating=5.0), seed=0)
+    every = selection.tune_ease(fit_part, validation, search([4.0], [10.0], relevant_rating=0.5), seed=0)
     assert every["relevant_rating"] == 0.5 and strict["relevant_rating"] == 5.0
     # With every validation rating relevant, every validation user with a training rating counts.
     assert every["best"]["ndcg"] != strict["best"]["ndcg"]
@@ -145,7 +175,7 @@ def test_tune_ease_refuses_validation_without_a_relevant_rating():
     fit_part, validation = ease_data()
     none_relevant = validation._replace(ratings=np.full(len(validation.ratings), 1.0))
     with pytest.raises(ValueError, match=r"no validation user has a rating ≥ 4: .* lower --relevant-rating"):
-        selection.tune_ease(fit_part, none_relevant, [4.0], [10.0], 50, tune_items=50, seed=0)
+        selection.tune_ease(fit_part, none_relevant, search([4.0], [10.0]), seed=0)
 
 
 @pytest.mark.parametrize(
@@ -200,7 +230,7 @@ def test_the_climb_over_two_axes_ends_at_the_peak_with_all_its_neighbours_fitted
 def test_tune_ease_records_the_points_it_fitted():
     fit_part, validation = ease_data()
     grid = [1.0, 10.0, 100.0, 1000.0, 10000.0]
-    result = selection.tune_ease(fit_part, validation, [4.0], grid, 50, tune_items=50, seed=0)
+    result = selection.tune_ease(fit_part, validation, search([4.0], grid), seed=0)
     fitted = sorted(c["l2"] for c in result["candidates"])
     assert 3 <= len(fitted) <= 5
     assert result["fitted"]["4"] == [[l2, 0.0] for l2 in fitted]
@@ -227,13 +257,8 @@ def test_tune_ease_searches_genre_weights_and_judges_every_fit_with_every_popula
     result = selection.tune_ease(
         fit_part,
         validation,
-        [4.0],
-        [10.0, 100.0],
-        50,
-        tune_items=50,
+        search([4.0], [10.0, 100.0], genre_weights=[0.0, 5.0, 50.0], popularity_exponents=exponents),
         seed=0,
-        genre_weights=[0.0, 5.0, 50.0],
-        popularity_exponents=exponents,
         genres=genres_of(90),
     )
     candidates = result["candidates"]
@@ -280,7 +305,9 @@ def test_tune_ease_searches_on_the_most_liked_items_and_settles_close_calls_on_m
     # all the items it likes (100: 2,000, more than `max_items` and than the items liked).
     monkeypatch.setattr(selection, "FINALIST_SES", ses)
     monkeypatch.setattr(selection, "SETTLE_FACTOR", factor)
-    result = selection.tune_ease(fit_part, validation, [0.5, 4.0], [1.0, 10.0, 100.0], 200, tune_items=20, seed=0)
+    result = selection.tune_ease(
+        fit_part, validation, search([0.5, 4.0], [1.0, 10.0, 100.0], 200, tune_items=20), seed=0
+    )
     searched = [c for c in result["candidates"] if c["items"] == 20]
     refits = [c for c in result["candidates"] if c["items"] > 20]
     best_searched = max(searched, key=lambda c: (c["ndcg"], -c["l2"], -c["positive_rating"]))
@@ -303,6 +330,35 @@ def test_tune_ease_searches_on_the_most_liked_items_and_settles_close_calls_on_m
 def test_tune_ease_judges_a_seeded_sample_of_at_most_tuning_users(monkeypatch):
     fit_part, validation = ease_data()
     monkeypatch.setattr(selection, "TUNING_USERS", 30)
-    result = selection.tune_ease(fit_part, validation, [4.0], [10.0], 50, tune_items=50, seed=0)
+    result = selection.tune_ease(fit_part, validation, search([4.0], [10.0]), seed=0)
     assert result["judged"]["users"] == 30 < result["judged"]["eligible_users"]
     assert result["judged"]["sampled"] == {"seed": 0}
+
+
+def test_the_searches_keep_lists_from_json_as_tuples_of_the_numbers_given():
+    ease_search = selection.EaseSearch(
+        **json.loads(
+            '{"l2s": [100, 400.0], "positive_ratings": [4.0], "genre_weights": [0], "popularity_exponents": [0, -0.2],'
+            ' "max_items": 2048, "tune_items": 512, "relevant_rating": 4.0}'
+        )
+    )
+    assert ease_search.l2s == (100, 400.0) and isinstance(ease_search.l2s[0], int)
+    assert ease_search.grid == {"l2": (100, 400.0), "genre_weight": (0,), "popularity_exponent": (0, -0.2)}
+    assert ease_search == dataclasses.replace(ease_search, positive_ratings=[4.0]) and hash(ease_search)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ease_search.l2s = (1.0,)
+    grid = selection.AlsGrid(**json.loads('{"ranks": [8, 16], "reg_params": [0.05], "max_iters": [10, 15]}'))
+    assert grid.axes == {"rank": (8, 16), "reg_param": (0.05,), "max_iter": (10, 15)}
+    assert grid.points() == [{"rank": r, "reg_param": 0.05, "max_iter": i} for r in (8, 16) for i in (10, 15)]
+    assert grid.as_dict() == {"ranks": [8, 16], "reg_params": [0.05], "max_iters": [10, 15]}
+
+
+@pytest.mark.parametrize("empty", ["l2s", "positive_ratings", "genre_weights", "popularity_exponents"])
+def test_an_ease_search_with_nothing_to_try_names_the_empty_field(empty):
+    with pytest.raises(ValueError, match=rf"EaseSearch\.{empty} is empty: give at least one value to try"):
+        dataclasses.replace(search([4.0], [10.0]), **{empty: []})
+
+
+def test_an_als_grid_with_nothing_to_try_names_the_empty_field():
+    with pytest.raises(ValueError, match=r"AlsGrid\.reg_params is empty"):
+        selection.AlsGrid(ranks=[8], reg_params=[], max_iters=[10])

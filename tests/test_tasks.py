@@ -21,7 +21,7 @@ import luigi
 import pytest
 
 from movielens_als import ease
-from movielens_als.ranking import rating_arrays
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import read_ratings, release
 from pipeline import DownloadedZip, EvaluatedRMSE, Recommendations, TrainedEASE, TunedALS, TunedEASE, layout
 from pipeline.download import DownloadError
