@@ -17,6 +17,7 @@ runs with different parameters never share a key and a changed model reuses the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -64,19 +65,24 @@ def chosen_model_id(tuned_als: str, bpmf: str) -> str:
 
 def ease_grid_id(search: EaseSearch) -> str:
     """The search's grid, the relevance it was judged by and the items it searched on (beyond
-    max_items, that is all of them). A field added to the search enters the list only when it
-    is not its default, so the keys of every search made before it stay as they were."""
-    return _hashed(
-        [
-            list(search.l2s),
-            list(search.positive_ratings),
-            search.max_items,
-            search.relevant_rating,
-            min(search.tune_items, search.max_items),
-            list(search.genre_weights),
-            list(search.popularity_exponents),
-        ]
-    )
+    max_items, that is all of them); then, by name, each field with a default (a knob added
+    later) that is set to another value, so the keys of every search made before the knob stay
+    as they were."""
+    first = [
+        list(search.l2s),
+        list(search.positive_ratings),
+        search.max_items,
+        search.relevant_rating,
+        min(search.tune_items, search.max_items),
+        list(search.genre_weights),
+        list(search.popularity_exponents),
+    ]
+    later = {
+        field.name: getattr(search, field.name)
+        for field in dataclasses.fields(search)
+        if field.default is not dataclasses.MISSING and getattr(search, field.name) != field.default
+    }
+    return _hashed([*first, later] if later else first)
 
 
 def _hashed(values: list) -> str:
