@@ -28,11 +28,12 @@ from movielens_als.split import STRATEGIES, describe, split_ratings
 
 # The share of the training ratings held out to judge the candidates.
 VALIDATION_FRACTION = 0.2
-# TunedEASE judges its candidates on at most this many validation users, a seeded sample beyond
-# (tuning.json's "judged"; each candidate's NDCG has its standard error, "ndcg_se": 0.0025 at
-# 10 M ratings): ranking them is most of a candidate's cost once the search is on 2,048 items
-# and each fit is judged with several popularity exponents (in process at 10 M: 25.3 s with
-# 10,000 users, about 18 s with 5,000, 15.6 s with 3,000). ml-100k and ml-latest-small have fewer.
+# TunedEASE judges its candidates on at most this many validation users unless told otherwise
+# (--tuning-users), a seeded sample beyond (tuning.json's "judged"; each candidate's NDCG has
+# its standard error, "ndcg_se": 0.0025 at 10 M ratings): ranking them is most of a
+# candidate's cost once the search is on 2,048 items and each fit is judged with several
+# popularity exponents (in process at 10 M: 25.3 s with 10,000 users, about 18 s with 5,000,
+# 15.6 s with 3,000). ml-100k and ml-latest-small have fewer.
 TUNING_USERS = 3_000
 # TunedEASE's search is on its most-liked items; the best λ of each liked rating within this
 # many standard errors of the best candidate is judged again on more of them:
@@ -64,6 +65,7 @@ class EaseSearch:
     max_items: int
     tune_items: int
     relevant_rating: float
+    tuning_users: int = TUNING_USERS
 
     def __post_init__(self) -> None:
         _as_tuples(self, ("l2s", "positive_ratings", "genre_weights", "popularity_exponents"))
@@ -305,7 +307,7 @@ def tune_ease(
     most = (len(fitted) * (len(set(search.l2s)) + 1) + len(set(search.genre_weights)) - 1) * len(exponents)
     tune_items = min(search.tune_items, search.max_items)
     settle_items = min(SETTLE_FACTOR * search.tune_items, search.max_items)
-    judging = _Judging(fit_part, validation, seed, search.relevant_rating, most, on_candidate)
+    judging = _Judging(fit_part, validation, seed, search.relevant_rating, search.tuning_users, most, on_candidate)
     fitted_points, liked_items = {}, {}
     for threshold in fitted:
         points = _search_liked_rating(judging, threshold, search, tune_items, exponents, genres)
@@ -346,11 +348,12 @@ class _Judging:
         validation: Ratings,
         seed: int,
         relevant_rating: float,
+        max_users: int,
         most: int,
         on_candidate: OnCandidate | None,
     ):
         self.judge = metrics.Judge(
-            fit_part, validation, seed=seed, relevant_rating=relevant_rating, max_users=TUNING_USERS
+            fit_part, validation, seed=seed, relevant_rating=relevant_rating, max_users=max_users
         )
         if not len(self.judge.users):
             raise ValueError(

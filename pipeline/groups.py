@@ -31,6 +31,7 @@ from pipeline.params import (
     FloatParameter,
     IntParameter,
     ListParameter,
+    whole,
 )
 
 T = TypeVar("T")
@@ -225,6 +226,11 @@ class EaseParams(RelevanceParams):
         default=[0, -0.1, -0.2, -0.3],
         each=EXPONENT,
         description="EASE: scores times (positives + 1) to this power, to try (0: none; below 0 favours rarer items)",
+    )
+    tuning_users = IntParameter(
+        default=EaseSearch.tuning_users,
+        check=whole(100, 10_000_000),
+        description="EASE: TunedEASE judges its candidates on at most this many validation users, a seeded sample",
     )
 
     @property

@@ -3,10 +3,12 @@ they come from the command line (parsed as the `luigi` command parses them) or f
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from luigi.cmdline_parser import CmdlineParser
 
-from pipeline import EvaluatedRMSE, Recommendations, SplitData, TrainedALS, TrainedBPMF, ValidatedBPMF
+from pipeline import EvaluatedRMSE, Recommendations, SplitData, TrainedALS, TrainedBPMF, TunedEASE, ValidatedBPMF
 
 
 def task_from_command_line(*args: str):
@@ -96,6 +98,10 @@ def test_good_values_pass():
     assert relevance.relevant_rating == 1.0 and relevance.ease_model_id != Recommendations().ease_model_id
     # The items TunedEASE searches on change its tuning, and so its key; beyond --max-items, they are all of them.
     assert Recommendations(tune_items=1024).ease_model_id != Recommendations().ease_model_id
+    # A knob added to the search later changes the key only when set to another value than its default.
+    assert Recommendations(tuning_users=3000).ease_model_id == Recommendations().ease_model_id
+    assert Recommendations(tuning_users=500).ease_model_id != Recommendations().ease_model_id
+    assert json.loads(TunedEASE(tuning_users=500).driver_options()["search"])["tuning_users"] == 500
     everything = Recommendations(max_items=4096, tune_items=4096).ease_model_id
     assert Recommendations(max_items=4096, tune_items=32_768).ease_model_id == everything
 

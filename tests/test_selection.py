@@ -327,10 +327,10 @@ def test_tune_ease_searches_on_the_most_liked_items_and_settles_close_calls_on_m
     assert f"on up to {40 if factor == 2 else 200} items" in result["search"]
 
 
-def test_tune_ease_judges_a_seeded_sample_of_at_most_tuning_users(monkeypatch):
+def test_tune_ease_judges_a_seeded_sample_of_at_most_tuning_users():
     fit_part, validation = ease_data()
-    monkeypatch.setattr(selection, "TUNING_USERS", 30)
-    result = selection.tune_ease(fit_part, validation, search([4.0], [10.0]), seed=0)
+    few = dataclasses.replace(search([4.0], [10.0]), tuning_users=30)
+    result = selection.tune_ease(fit_part, validation, few, seed=0)
     assert result["judged"]["users"] == 30 < result["judged"]["eligible_users"]
     assert result["judged"]["sampled"] == {"seed": 0}
 
