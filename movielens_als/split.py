@@ -27,7 +27,7 @@ def split_by_user_random(table: pa.Table, test_fraction: float, seed: int) -> np
     all of them: every user with two or more ratings is on both sides."""
     users = _column(table, USER)
     shuffle_key = np.random.default_rng(seed).integers(0, 2**32, len(users), dtype=np.uint32)
-    return _first_per_user(users, np.argsort(_by_user(users, shuffle_key)), test_fraction)
+    return _first_per_user(users, sort_order(_by_user(users, shuffle_key)), test_fraction)
 
 
 def split_by_item_random(table: pa.Table, test_fraction: float, seed: int) -> np.ndarray:
@@ -36,7 +36,7 @@ def split_by_item_random(table: pa.Table, test_fraction: float, seed: int) -> np
     train and the rest to test, so an item with one rating stays in train."""
     items = _column(table, ITEM)
     shuffle_key = np.random.default_rng(seed).integers(0, 2**32, len(items), dtype=np.uint32)
-    order = np.argsort(_by_user(items, shuffle_key))  # grouped by item, shuffled within each
+    order = sort_order(_by_user(items, shuffle_key))  # grouped by item, shuffled within each
     sorted_items = items[order]
     starts = np.flatnonzero(np.r_[True, sorted_items[1:] != sorted_items[:-1]])
     counts = np.diff(np.r_[starts, len(items)])
@@ -66,8 +66,8 @@ def split_by_user_time(table: pa.Table, test_fraction: float, seed: int) -> np.n
     tie_break = np.random.default_rng(seed).integers(0, 2**32, len(users), dtype=np.uint32)
     # Rank all ratings newest first (ties at random), then order each user's ratings by that rank.
     rank = np.empty(len(users), dtype=np.uint32)
-    rank[np.argsort(_by_user(newest_first, tie_break))] = np.arange(len(users), dtype=np.uint32)
-    return _first_per_user(users, np.argsort(_by_user(users, rank)), test_fraction)
+    rank[sort_order(_by_user(newest_first, tie_break))] = np.arange(len(users), dtype=np.uint32)
+    return _first_per_user(users, sort_order(_by_user(users, rank)), test_fraction)
 
 
 # Not a strategy of STRATEGIES: train and test are read from a release's own fold files.
@@ -119,6 +119,16 @@ def _by_user(users: np.ndarray, within_user: np.ndarray) -> np.ndarray:
     """One int64 sort key, `users` (or items; non-negative, below 2**31) first, then a uint32 order:
     one argsort of it is several times faster than np.lexsort of the two."""
     return (users.astype(np.int64) << 32) | within_user.astype(np.int64)
+
+
+def sort_order(keys: np.ndarray) -> np.ndarray:
+    """The order that sorts `keys`, equal keys in row order: the same split on every CPU.
+    numpy's default sort leaves equal keys in an order of its implementation's (on AVX-512,
+    x86-simd-sort's), so two of a user's ratings drawing the same 32-bit number could fall
+    either side of a cut. The stable sort is also faster here on these keys (25 M: 0.56 s
+    against 1.86 s grouped by user, 3.8 s against 4.1 s by item in file order); no split of
+    ml-latest-small or ml-100k checked had a tie, so their splits are unchanged."""
+    return np.argsort(keys, kind="stable")
 
 
 def _column(table: pa.Table, name: str) -> np.ndarray:

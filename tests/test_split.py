@@ -2,6 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from movielens_als import split
 from movielens_als.split import STRATEGIES, describe, split_ratings
 
 
@@ -165,3 +166,33 @@ def test_item_random_is_seeded():
     first = split_ratings(table, "item_random", 0.25, seed=1)[1].column("timestamp").to_pylist()
     assert sorted(first) == sorted(split_ratings(table, "item_random", 0.25, seed=1)[1].column("timestamp").to_pylist())
     assert set(first) != set(split_ratings(table, "item_random", 0.25, seed=2)[1].column("timestamp").to_pylist())
+
+
+class NoDraws:
+    """A generator whose every 32-bit draw is 0: every rating of a user (or an item) ties."""
+
+    def integers(self, low, high, size, dtype):
+        return np.zeros(size, dtype=dtype)
+
+
+@pytest.mark.parametrize("strategy", ["user_random", "item_random", "user_time"])
+def test_ties_fall_in_row_order_whatever_the_sort_implementation(monkeypatch, strategy):
+    """Equal sort keys are broken by the row, not by numpy's sort (on AVX-512, x86-simd-sort
+    orders them otherwise), so a seed gives the same split on every CPU."""
+    monkeypatch.setattr(split.np.random, "default_rng", lambda seed: NoDraws())
+    n = 3000
+    rows = np.arange(n)
+    table = pa.table(
+        {
+            "user": pa.array(rows % 3, pa.int32()),
+            "item": pa.array(rows % 3, pa.int32()),
+            "rating": pa.array(np.full(n, 4.0), pa.float32()),
+            "timestamp": pa.array(np.zeros(n), pa.int64()),
+        }
+    )
+    is_test = split.STRATEGIES[strategy](table, 0.2, 0)
+    group_row = rows // 3  # the row's place among its user's (and item's) rows
+    if strategy == "item_random":
+        assert np.array_equal(is_test, group_row >= 800)  # the first 800 of each item's 1000 train
+    else:
+        assert np.array_equal(is_test, group_row < 200)  # the first 200 of each user's 1000 test
