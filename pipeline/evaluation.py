@@ -238,14 +238,16 @@ class Report(OfRatingModel, EaseParams):
     def run(self):
         from movielens_als import report  # matplotlib is slow to import, and only this task needs it
 
-        keys = self.split_keys.of(self.rating_model_id)
+        keys, chosen = self.split_keys.of(self.rating_model_id), self.rating_model()
         tuning = self.store.read_json(self.split_keys.tuning(self.als_tuning_id)) if self.tuned else None
         history = []
         for key, _ in self.store.list_files("evaluations/"):
             if key.endswith("/metrics.json"):
                 run = layout.Run.parse(key)
                 history.append(report.history_row(key, run.dataset, run.split, run.model, self.store.read_json(key)))
-        title = f"{self.dataset}: {keys.model} on the {keys.split} split"
+        title = f"{self.dataset}: {chosen.keys.model} on the {keys.split} split"
+        if chosen.choice:
+            title += f", chosen on validation over {' and '.join(chosen.choice['validation_rmse'])}"
         ranking = self.store.read_json(self.split_keys.of(self.ease_model_id).ranking(keys.model))
         metrics_key = keys.metrics_judged_by(self.relevant_rating)
         page = report.render(title, self.store.read_json(metrics_key), tuning, history, metrics_key, ranking=ranking)

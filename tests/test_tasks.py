@@ -23,7 +23,17 @@ import pytest
 from movielens_als import ease
 from movielens_als.ratings import rating_arrays
 from movielens_als.releases import read_ratings, release
-from pipeline import DownloadedZip, EvaluatedRMSE, Recommendations, TrainedEASE, TunedALS, TunedEASE, layout
+from pipeline import (
+    DownloadedZip,
+    EvaluatedRanking,
+    EvaluatedRMSE,
+    Recommendations,
+    Report,
+    TrainedEASE,
+    TunedALS,
+    TunedEASE,
+    layout,
+)
 from pipeline.download import DownloadError
 from tests.fakes import md5, release_zip
 
@@ -187,3 +197,24 @@ def test_recommendations_on_a_terminal_show_the_users_ranked_rate_and_time_left(
     users = len(set(train.column("user").to_pylist()))
     assert task.complete()
     assert re.search(r"users ranked: " + BAR_DONE.format(n=users, unit=" users"), shown)
+
+
+@pytest.mark.parametrize("bpmf_rmse, chosen", [(0.80, "bpmf-sweeps60"), (0.95, "als")])
+def test_ranking_and_serving_use_the_rating_model_tuned_chose(local_store, bpmf_rmse, chosen):
+    """With --tuned, EvaluatedRanking, Report and --recommender explicit judge or serve the model
+    validation chose, as EvaluatedRMSE does, the Bayesian one included."""
+    ranking, report = EvaluatedRanking(tuned=True), Report(tuned=True)
+    served = Recommendations(tuned=True, recommender="explicit")
+    store = ranking.store
+    store.create_root()
+    tuning = {"selected_by": "validation_rmse_calibrated", "best": {"validation_rmse_calibrated": 0.9}}
+    store.write_json(ranking.split_keys.tuning(ranking.als_tuning_id), tuning)
+    store.write_json(ranking.split_keys.of(ranking.bpmf_model_id).validation, {"validation_rmse": bpmf_rmse})
+
+    picked = {task.rating_model().keys.model for task in (ranking, report, served)}
+
+    assert picked == {"bpmf-sweeps60" if chosen != "als" else ranking.als_model_id}
+    for task in (ranking, report, served):
+        assert {"model", "bpmf", "bpmf_validation"} <= set(task.rating_model_requires())
+    assert ranking.key.endswith(f"/ranking-vs-{ranking.als_model_id}-or-bpmf-sweeps60.json")
+    assert f"/{ranking.als_model_id}-or-bpmf-sweeps60/" in served.key
