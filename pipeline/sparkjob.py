@@ -81,7 +81,7 @@ def als_blas_options() -> list[str]:
 def job_flags(store: Store, **options) -> list[str]:
     """A Spark job's arguments: the store, then `--name value` pairs (underscores become
     dashes), as spark_jobs.common.job_parser reads them."""
-    options = {"store_root": store.root, "s3_endpoint": store.s3_endpoint, "s3_region": store.s3_region, **options}
+    options = {**store.arguments(), **options}
     return [
         item
         for name, value in options.items()
