@@ -140,7 +140,7 @@ class S3Backend:
 
     def __init__(self, bucket: str, prefix: str, settings: S3Settings):
         self.bucket, self.prefix, self.settings = bucket, prefix, settings
-        self.endpoint = settings.endpoint
+        self.where = f"S3 at {settings.endpoint or 'AWS'} (bucket {bucket})"
 
     @property
     def client(self):
@@ -184,26 +184,25 @@ class S3Backend:
 
     def read_bytes(self, key: str, **get_options: str) -> bytes:
         """The object at `key` (the part `Range` names, if given); FileNotFoundError if it is missing."""
-        with self.errors():
-            try:
-                return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key), **get_options)[
-                    "Body"
-                ].read()
-            except ClientError as e:
-                if e.response["Error"]["Code"] in MISSING_CODES:
-                    raise FileNotFoundError(f"s3://{self.bucket}/{self.object_key(key)} does not exist") from None
-                raise
+        with self.errors(), self.missing_file(key):
+            response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key), **get_options)
+            return response["Body"].read()
 
     def open_input(self, key: str) -> io.RawIOBase:
         """The object at `key` as a seekable file whose reads are range requests."""
-        with self.errors():
-            try:
-                size = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))["ContentLength"]
-            except ClientError as e:
-                if e.response["Error"]["Code"] in MISSING_CODES:
-                    raise FileNotFoundError(f"s3://{self.bucket}/{self.object_key(key)} does not exist") from None
-                raise
+        with self.errors(), self.missing_file(key):
+            size = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))["ContentLength"]
         return _RangeReader(self, key, size)
+
+    @contextlib.contextmanager
+    def missing_file(self, key: str) -> Iterator[None]:
+        """A missing object (or bucket) read as a missing file is, as the local backend says it."""
+        try:
+            yield
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in MISSING_CODES:
+                raise
+            raise FileNotFoundError(f"s3://{self.bucket}/{self.object_key(key)} does not exist") from None
 
     def upload(self, key: str, chunks: Iterable[bytes]) -> None:
         # boto3 streams a multipart upload and aborts it on failure; pyarrow's S3 output
@@ -216,7 +215,7 @@ class S3Backend:
                 if e.response["Error"]["Code"] not in FULL_CODES:
                     raise
                 raise StoreError(
-                    f"S3 at {self.endpoint or 'AWS'} (bucket {self.bucket}) has no room left "
+                    f"{self.where} has no room left "
                     f"({e.response['Error'].get('Message', '')}) for {key}: nothing was stored, and what was stored "
                     "before is unchanged. Free space on the server's drives (movielens-als-clean removes the "
                     "pipeline's outputs) or set [store] root in luigi.cfg to a bucket elsewhere"
@@ -243,11 +242,11 @@ class S3Backend:
     def errors(self) -> Iterator[None]:
         """Turns an unreachable endpoint or refused credentials into one StoreError that
         names the endpoint and says what to check (botocore has already retried)."""
-        where = f"S3 at {self.endpoint or 'AWS'} (bucket {self.bucket})"
+        where = self.where
         try:
             yield
         except SSLError as e:
-            raise StoreError(self.tls_failure(where, str(e.kwargs.get("error", e)))) from None
+            raise StoreError(self.tls_failure(str(e.kwargs.get("error", e)))) from None
         except (EndpointConnectionError, ConnectTimeoutError) as e:
             raise StoreError(f"cannot reach {where}: {e}; check [s3] endpoint_url and that the server is up") from None
         except NoCredentialsError:
@@ -263,12 +262,12 @@ class S3Backend:
                 ) from None
             raise
 
-    def tls_failure(self, where: str, reason: str) -> str:
+    def tls_failure(self, reason: str) -> str:
         """What to do about a failed TLS handshake: an untrusted certificate names the CAs it
         was checked against and the settings that choose them."""
         if "CERTIFICATE_VERIFY_FAILED" not in reason:
             return (
-                f"TLS with {where} failed ({reason}): check that [s3] endpoint_url says https:// only for a "
+                f"TLS with {self.where} failed ({reason}): check that [s3] endpoint_url says https:// only for a "
                 "server that speaks TLS"
             )
         detail = reason.partition("certificate verify failed: ")[2].partition(" (_ssl")[0] or reason
@@ -279,7 +278,7 @@ class S3Backend:
         else:
             checked = "the default CAs"
         return (
-            f"the certificate of {where} is not trusted by {checked}: {detail}. Set [s3] verify in luigi.cfg "
+            f"the certificate of {self.where} is not trusted by {checked}: {detail}. Set [s3] verify in luigi.cfg "
             "(or AWS_CA_BUNDLE) to the CA bundle (PEM) that signed it, or [s3] verify = false to not check it"
         )
 

@@ -107,6 +107,12 @@ def test_an_untrusted_certificate_is_one_error_naming_verify(configure, tls_s3_e
             operation()
 
 
+def test_https_to_a_server_without_tls_says_to_check_the_scheme(configure, s3_endpoint):
+    endpoint = s3_endpoint.replace("http://", "https://")
+    with pytest.raises(StoreError, match=rf"^TLS with S3 at {endpoint} \(bucket .*\) failed \(.*\): check that \[s3\]"):
+        configure(endpoint_url=endpoint).create_root()
+
+
 def test_a_certificate_from_another_ca_names_the_bundle_it_was_checked_against(configure, tmp_path):
     other = write_tls_files(tmp_path)
     store = configure(verify=str(other.ca))
