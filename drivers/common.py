@@ -27,9 +27,12 @@ def job_parser(description: str | None) -> argparse.ArgumentParser:
     the store, the training ratings, the output, the seed, and the task's parameters for the
     record."""
     parser = argparse.ArgumentParser(description=description)
+    # storage.Store.arguments(), which Store.at takes back
     parser.add_argument("--store-root", required=True)
     parser.add_argument("--s3-endpoint")
     parser.add_argument("--s3-region")
+    parser.add_argument("--s3-verify", help="true, false, or the path of a CA bundle")
+    parser.add_argument("--s3-use-ssl", help="true or false")
     parser.add_argument("--train", required=True, help="key of the training ratings (Parquet)")
     parser.add_argument("--output", required=True, help="key of what the job writes")
     parser.add_argument("--seed", type=int, required=True)
@@ -40,7 +43,7 @@ def job_parser(description: str | None) -> argparse.ArgumentParser:
 
 
 def job_store(args: argparse.Namespace) -> Store:
-    return Store.at(args.store_root, args.s3_endpoint, args.s3_region)
+    return Store.at(args.store_root, args.s3_endpoint, args.s3_region, args.s3_verify, args.s3_use_ssl)
 
 
 def peak_memory() -> str | None:

@@ -40,7 +40,9 @@ class movielens(luigi.Config):
 
 
 def configured_store() -> Store:
-    """The store of luigi.cfg's [store] root, with [s3]'s endpoint and region."""
+    """The store of luigi.cfg's [store] root, reached as [s3] endpoint_url, region_name, verify
+    and use_ssl say: the one place they are read, for the store's client, luigi's targets and
+    (through the store's arguments) the drivers."""
     config = luigi.configuration.get_config()
     for key in CREDENTIAL_KEYS:
         if config.has_option("s3", key):
@@ -48,4 +50,5 @@ def configured_store() -> Store:
                 f"[s3] {key} is set in the luigi configuration; remove it and provide credentials "
                 "through the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or an AWS profile"
             )
-    return Store.at(store().root, config.get("s3", "endpoint_url", None), config.get("s3", "region_name", None))
+    s3 = {key: config.get("s3", key, None) for key in ("endpoint_url", "region_name", "verify", "use_ssl")}
+    return Store.at(store().root, s3["endpoint_url"], s3["region_name"], s3["verify"], s3["use_ssl"])

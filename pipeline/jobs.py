@@ -37,7 +37,7 @@ BLAS_THREADS = "OPENBLAS_NUM_THREADS"
 def job_flags(store: Store, **options) -> list[str]:
     """A driver's arguments: the store, then `--name value` pairs (underscores become dashes),
     as drivers.common.job_parser reads them."""
-    options = {"store_root": store.root, "s3_endpoint": store.s3_endpoint, "s3_region": store.s3_region, **options}
+    options = {**store.arguments(), **options}
     return [
         item
         for name, value in options.items()

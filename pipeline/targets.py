@@ -10,8 +10,8 @@ import functools
 import luigi
 from luigi.contrib.s3 import S3Client, S3FlagTarget, S3Target
 
-from storage import FLAG, Store
-from storage.s3 import S3Backend, boto_options
+from storage import FLAG, S3Settings, Store
+from storage.s3 import S3Backend
 
 
 def file_target(store: Store, key: str) -> luigi.Target:
@@ -37,14 +37,15 @@ class RootTarget(luigi.Target):
 
 
 @functools.cache
-def luigi_client(endpoint: str | None, region: str | None) -> S3Client:
-    """luigi's S3 client for the targets, reaching S3 as the store does."""
-    return S3Client(**boto_options(endpoint, region))
+def luigi_client(settings: S3Settings) -> S3Client:
+    """luigi's S3 client for the targets, reaching S3 as the store does: every boto3 option
+    given, since S3Client would otherwise pass [s3] verify and use_ssl to boto3 as strings."""
+    return S3Client(**settings.boto_options())
 
 
 class _S3FileTarget(S3Target):
     def __init__(self, store: Store, key: str, backend: S3Backend):
-        super().__init__(store.uri(key), client=luigi_client(backend.endpoint, backend.region))
+        super().__init__(store.uri(key), client=luigi_client(backend.settings))
         self.store, self.key = store, key
 
     def exists(self) -> bool:
@@ -53,7 +54,7 @@ class _S3FileTarget(S3Target):
 
 class _S3DirectoryTarget(S3FlagTarget):
     def __init__(self, store: Store, key: str, backend: S3Backend):
-        super().__init__(store.uri(key) + "/", client=luigi_client(backend.endpoint, backend.region), flag=FLAG)
+        super().__init__(store.uri(key) + "/", client=luigi_client(backend.settings), flag=FLAG)
         self.store, self.key = store, key
 
     def exists(self) -> bool:

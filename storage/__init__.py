@@ -3,6 +3,7 @@ as keys read and written atomically. The Luigi tasks and the Spark drivers both 
 imports neither (nor luigi), so a driver loads only what it reads and writes with."""
 
 from storage.errors import StoreError
+from storage.s3 import S3Settings
 from storage.store import FLAG, Store, utc_now
 
-__all__ = ["FLAG", "Store", "StoreError", "utc_now"]
+__all__ = ["FLAG", "S3Settings", "Store", "StoreError", "utc_now"]

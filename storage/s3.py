@@ -1,20 +1,33 @@
-"""The S3 backend of the store: boto3 for buckets, existence checks, listings, deletes and
-uploads, and pyarrow's S3 filesystem for reading. Unreachable endpoints and refused
-credentials become one StoreError that says what to check."""
+"""The S3 backend of the store: one boto3 client for everything (buckets, existence checks,
+listings, deletes, uploads and reads), so [s3] verify and use_ssl reach every request; pyarrow's
+S3 filesystem cannot turn certificate checks off and ignores AWS_CA_BUNDLE. Unreachable
+endpoints, untrusted certificates and refused credentials become one StoreError that says
+what to check."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import io
+import logging
+import os
+import ssl
+import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-import pyarrow.fs as pafs
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    SSLError,
+)
+from urllib3.exceptions import InsecureRequestWarning
 
 from storage.errors import StoreError
 
@@ -27,18 +40,111 @@ FULL_CODES = {"XMinioStorageFull"}
 BOTO_CONFIG = BotoConfig(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
 
 
+log = logging.getLogger(__name__)
+TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How the store reaches S3: luigi.cfg's [s3] endpoint_url, region_name, verify and use_ssl,
+    checked once by `parse`. `verify` is True (boto3's own trust: the CAs in AWS_CA_BUNDLE if
+    set, else its bundled ones), False (no certificate check) or the path of a CA bundle;
+    `use_ssl` is None when unset (the endpoint's scheme decides)."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    verify: bool | str = True
+    use_ssl: bool | None = None
+
+    @classmethod
+    def parse(
+        cls, endpoint: str | None, region: str | None, verify: bool | str | None, use_ssl: bool | str | None
+    ) -> S3Settings:
+        """The settings from the strings luigi.cfg (or a job's flags) holds, or StoreError naming
+        the [s3] key to fix."""
+        use_ssl = _boolean("use_ssl", use_ssl)
+        return cls(_endpoint(endpoint, use_ssl), region or None, _verify(verify), use_ssl)
+
+    def arguments(self) -> dict[str, str]:
+        """The settings as strings that `parse` takes back, those unset left out."""
+        values = {"endpoint": self.endpoint, "region": self.region, "verify": self.verify, "use_ssl": self.use_ssl}
+        return {k: str(v).lower() if isinstance(v, bool) else v for k, v in values.items() if v is not None}
+
+    def boto_options(self) -> dict[str, Any]:
+        """boto3's arguments for a client or resource, every one given: luigi's S3Client fills
+        the missing ones from [s3] as raw strings, and boto3 would take verify = "true" for the
+        path of a CA bundle. verify=None is boto3's own trust (verify=True would skip
+        AWS_CA_BUNDLE). Credentials come from boto3's own chain (environment, profile, role)."""
+        if self.verify is False:
+            _unverified(self.endpoint or "AWS")
+        return {
+            "endpoint_url": self.endpoint,
+            "region_name": self.region,
+            "use_ssl": self.use_ssl is not False,
+            "verify": None if self.verify is True else self.verify,
+            "config": BOTO_CONFIG,
+        }
+
+
+def _boolean(key: str, value: bool | str | None) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if value.strip().lower() in TRUE | FALSE:
+        return value.strip().lower() in TRUE
+    raise StoreError(f"[s3] {key} = {value} is neither true nor false: set it to one of them, or remove it")
+
+
+def _endpoint(endpoint: str | None, use_ssl: bool | None) -> str | None:
+    """The endpoint with its scheme: https:// for a bare host:port unless use_ssl is false."""
+    if not endpoint:
+        return None
+    if "://" not in endpoint:
+        return f"{'http' if use_ssl is False else 'https'}://{endpoint}"
+    if use_ssl is not None and (urlsplit(endpoint).scheme == "https") != use_ssl:
+        raise StoreError(
+            f"[s3] use_ssl = {str(use_ssl).lower()} contradicts [s3] endpoint_url = {endpoint}: boto3 follows the "
+            "endpoint's scheme; make the two agree, or remove use_ssl"
+        )
+    return endpoint
+
+
+def _verify(value: bool | str | None) -> bool | str:
+    if value is None or isinstance(value, bool) or value.strip().lower() in TRUE | FALSE:
+        return _boolean("verify", value) is not False
+    path = os.path.abspath(os.path.expanduser(value.strip()))
+    if not os.path.isfile(path):
+        raise StoreError(
+            f"[s3] verify = {value}: no such file ({path}); set it to the CA bundle (PEM) that signed the "
+            "endpoint's certificate, to true, or to false"
+        )
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError) as e:
+        raise StoreError(
+            f"[s3] verify = {value}: not a readable CA bundle in PEM ({e}); set it to the CA certificate(s) that "
+            "signed the endpoint's certificate"
+        ) from None
+    return path
+
+
+@functools.cache
+def _unverified(endpoint: str) -> None:
+    """Says once per process that certificates are not checked, instead of urllib3's
+    warning on every request."""
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    log.warning("[s3] verify = false: the certificate of S3 at %s is not checked", endpoint)
+
+
 class S3Backend:
     """The objects under `s3://bucket/prefix`; keys are relative to the prefix."""
 
-    def __init__(self, bucket: str, prefix: str, endpoint: str | None, region: str | None):
-        self.bucket, self.prefix, self.endpoint, self.region = bucket, prefix, endpoint, region
+    def __init__(self, bucket: str, prefix: str, settings: S3Settings):
+        self.bucket, self.prefix, self.settings = bucket, prefix, settings
+        self.where = f"S3 at {settings.endpoint or 'AWS'} (bucket {bucket})"
 
     @property
     def client(self):
-        return client(self.endpoint, self.region)
-
-    def filesystem(self) -> pafs.FileSystem:
-        return _filesystem(self.endpoint, self.region)
+        return client(self.settings)
 
     def object_key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -55,8 +161,9 @@ class S3Backend:
 
     def create_root(self) -> None:
         kwargs: dict[str, Any] = {}
-        if self.region and self.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        region = self.settings.region
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
         with self.errors():
             try:
                 self.client.create_bucket(Bucket=self.bucket, **kwargs)
@@ -75,6 +182,28 @@ class S3Backend:
                 raise
         return True
 
+    def read_bytes(self, key: str, **get_options: str) -> bytes:
+        """The object at `key` (the part `Range` names, if given); FileNotFoundError if it is missing."""
+        with self.errors(), self.missing_file(key):
+            response = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key), **get_options)
+            return response["Body"].read()
+
+    def open_input(self, key: str) -> io.RawIOBase:
+        """The object at `key` as a seekable file whose reads are range requests."""
+        with self.errors(), self.missing_file(key):
+            size = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))["ContentLength"]
+        return _RangeReader(self, key, size)
+
+    @contextlib.contextmanager
+    def missing_file(self, key: str) -> Iterator[None]:
+        """A missing object (or bucket) read as a missing file is, as the local backend says it."""
+        try:
+            yield
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in MISSING_CODES:
+                raise
+            raise FileNotFoundError(f"s3://{self.bucket}/{self.object_key(key)} does not exist") from None
+
     def upload(self, key: str, chunks: Iterable[bytes]) -> None:
         # boto3 streams a multipart upload and aborts it on failure; pyarrow's S3 output
         # stream would complete a partial object when it is closed after an error.
@@ -86,7 +215,7 @@ class S3Backend:
                 if e.response["Error"]["Code"] not in FULL_CODES:
                     raise
                 raise StoreError(
-                    f"S3 at {self.endpoint or 'AWS'} (bucket {self.bucket}) has no room left "
+                    f"{self.where} has no room left "
                     f"({e.response['Error'].get('Message', '')}) for {key}: nothing was stored, and what was stored "
                     "before is unchanged. Free space on the server's drives (movielens-als-clean removes the "
                     "pipeline's outputs) or set [store] root in luigi.cfg to a bucket elsewhere"
@@ -113,9 +242,11 @@ class S3Backend:
     def errors(self) -> Iterator[None]:
         """Turns an unreachable endpoint or refused credentials into one StoreError that
         names the endpoint and says what to check (botocore has already retried)."""
-        where = f"S3 at {self.endpoint or 'AWS'} (bucket {self.bucket})"
+        where = self.where
         try:
             yield
+        except SSLError as e:
+            raise StoreError(self.tls_failure(str(e.kwargs.get("error", e)))) from None
         except (EndpointConnectionError, ConnectTimeoutError) as e:
             raise StoreError(f"cannot reach {where}: {e}; check [s3] endpoint_url and that the server is up") from None
         except NoCredentialsError:
@@ -131,29 +262,30 @@ class S3Backend:
                 ) from None
             raise
 
-
-def boto_options(endpoint: str | None, region: str | None) -> dict[str, Any]:
-    """What boto3 needs to reach the store's S3: the endpoint, the region and the timeouts.
-    Credentials come from boto3's own chain (environment, profile, role)."""
-    options: dict[str, Any] = {k: v for k, v in (("endpoint_url", endpoint), ("region_name", region)) if v}
-    return {**options, "config": BOTO_CONFIG}
+    def tls_failure(self, reason: str) -> str:
+        """What to do about a failed TLS handshake: an untrusted certificate names the CAs it
+        was checked against and the settings that choose them."""
+        if "CERTIFICATE_VERIFY_FAILED" not in reason:
+            return (
+                f"TLS with {self.where} failed ({reason}): check that [s3] endpoint_url says https:// only for a "
+                "server that speaks TLS"
+            )
+        detail = reason.partition("certificate verify failed: ")[2].partition(" (_ssl")[0] or reason
+        if isinstance(self.settings.verify, str):
+            checked = f"the CA bundle [s3] verify names ({self.settings.verify})"
+        elif os.environ.get("AWS_CA_BUNDLE"):
+            checked = f"the CA bundle AWS_CA_BUNDLE names ({os.environ['AWS_CA_BUNDLE']})"
+        else:
+            checked = "the default CAs"
+        return (
+            f"the certificate of {self.where} is not trusted by {checked}: {detail}. Set [s3] verify in luigi.cfg "
+            "(or AWS_CA_BUNDLE) to the CA bundle (PEM) that signed it, or [s3] verify = false to not check it"
+        )
 
 
 @functools.cache
-def client(endpoint: str | None, region: str | None):
-    return boto3.client("s3", **boto_options(endpoint, region))
-
-
-@functools.cache
-def _filesystem(endpoint: str | None, region: str | None) -> pafs.FileSystem:
-    options: dict[str, Any] = {"region": region} if region else {}
-    if endpoint:
-        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        options.update(endpoint_override=parts.netloc, scheme=parts.scheme)
-    # Credentials come from the AWS default chain: environment variables, profile, role.
-    return pafs.S3FileSystem(
-        connect_timeout=5, request_timeout=60, retry_strategy=pafs.AwsStandardS3RetryStrategy(3), **options
-    )
+def client(settings: S3Settings):
+    return boto3.client("s3", **settings.boto_options())
 
 
 class _ChunkReader(io.RawIOBase):
@@ -176,3 +308,35 @@ class _ChunkReader(io.RawIOBase):
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
+
+
+class _RangeReader(io.RawIOBase):
+    """A read-only, seekable file over an S3 object of `size` bytes: each read is a range request."""
+
+    def __init__(self, backend: S3Backend, key: str, size: int):
+        self._backend, self._key, self._size, self._position = backend, key, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = offset + {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if position < 0:
+            raise OSError(f"seek to {position}, before the start of {self._key}")
+        self._position = position
+        return position
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self._size - self._position)
+        if n <= 0:
+            return 0
+        data = self._backend.read_bytes(self._key, Range=f"bytes={self._position}-{self._position + n - 1}")
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)

@@ -1,8 +1,8 @@
 """Where every output lives: one store root, a local folder or `s3://bucket[/prefix]`.
 
 A key such as `splits/ml-latest-small/user_random-0.2-seed42/train.parquet` (pipeline.layout
-builds them all) maps to a path in a `pyarrow.fs` filesystem for reading and to an atomic
-write, the same way on both backends, so tasks and Spark jobs never branch on the backend.
+builds them all) maps to a file to read and to an atomic write, the same way on both
+backends, so tasks and Spark jobs never branch on the backend.
 The Luigi targets of the same keys are in pipeline.targets.
 
 Writes keep one promise: nothing that looks complete is ever partial. A single-file output
@@ -22,18 +22,17 @@ import shutil
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from storage.errors import StoreError
-from storage.s3 import S3Backend
+from storage.s3 import S3Backend, S3Settings
 
 FLAG = "_SUCCESS"
 # A write that failed for want of space: the disk is full, or the user's quota on it is.
@@ -43,15 +42,23 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 @dataclass(frozen=True)
 class Store:
     root: str  # an absolute local path, or s3://bucket[/prefix] without a trailing slash
-    s3_endpoint: str | None = None
-    s3_region: str | None = None
+    s3: S3Settings = field(default_factory=S3Settings)  # how an s3:// root is reached; unused for a local one
 
     @classmethod
-    def at(cls, root: str, s3_endpoint: str | None = None, s3_region: str | None = None) -> Store:
+    def at(
+        cls,
+        root: str,
+        s3_endpoint: str | None = None,
+        s3_region: str | None = None,
+        s3_verify: bool | str | None = None,
+        s3_use_ssl: bool | str | None = None,
+    ) -> Store:
+        """The store at `root`; for an s3:// root, reached as luigi.cfg's [s3] endpoint_url,
+        region_name, verify and use_ssl say (strings as written there, checked here)."""
         if root.startswith("s3://"):
             if not urlsplit(root).netloc:
                 raise StoreError(f"[store] root {root!r} names no bucket; use s3://bucket or s3://bucket/prefix")
-            return cls(root.rstrip("/"), s3_endpoint or None, s3_region or None)
+            return cls(root.rstrip("/"), S3Settings.parse(s3_endpoint, s3_region, s3_verify, s3_use_ssl))
         if "://" in root:
             raise StoreError(f"[store] root {root!r}: only local folders and s3:// URLs are supported")
         return cls(str(Path(root).expanduser().resolve()))
@@ -64,15 +71,18 @@ class Store:
     def backend(self) -> S3Backend | LocalBackend:
         if self.is_s3:
             parts = urlsplit(self.root)
-            return S3Backend(parts.netloc, parts.path.strip("/"), self.s3_endpoint, self.s3_region)
+            return S3Backend(parts.netloc, parts.path.strip("/"), self.s3)
         return LocalBackend(self.root)
+
+    def arguments(self) -> dict[str, str]:
+        """What opens this store in another process, as strings named as the drivers' flags
+        (--store-root, --s3-endpoint, ...: pipeline.sparkjob.job_flags writes them, and
+        spark_jobs.common.job_store hands them back to `Store.at`)."""
+        s3 = self.s3.arguments() if self.is_s3 else {}
+        return {"store_root": self.root, **{f"s3_{name}": value for name, value in s3.items()}}
 
     def uri(self, key: str) -> str:
         return f"{self.root}/{key}"
-
-    def fs_path(self, key: str) -> str:
-        """The key's path in `filesystem()`."""
-        return self.uri(key).removeprefix("s3://")
 
     def key_of(self, uri: str) -> str:
         return uri.removeprefix(self.root + "/")
@@ -103,12 +113,8 @@ class Store:
 
     # -- reading and writing ----------------------------------------------------------------
 
-    def filesystem(self) -> pafs.FileSystem:
-        return self.backend.filesystem()
-
     def read_bytes(self, key: str) -> bytes:
-        with self.filesystem().open_input_stream(self.fs_path(key)) as f:
-            return f.read()
+        return self.backend.read_bytes(key)
 
     def upload(self, key: str, chunks: Iterable[bytes]) -> None:
         """Streams chunks into the object at `key`, which appears only if the iterator finishes:
@@ -127,7 +133,9 @@ class Store:
         self.write_bytes(key, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
     def read_parquet(self, key: str) -> pa.Table:
-        return pq.read_table(self.fs_path(key), filesystem=self.filesystem())
+        # One whole read: on S3 a single request, where Parquet's column-by-column reads would
+        # be one range request each.
+        return pq.read_table(pa.BufferReader(self.read_bytes(key)))
 
     def write_parquet(self, key: str, table: pa.Table, **options: Any) -> None:
         """`table` as Parquet at `key`; `options` are pyarrow.parquet.write_table's."""
@@ -161,11 +169,11 @@ class Store:
     def open_zip(self, key: str) -> Iterator[zipfile.ZipFile]:
         """The zip at `key`, read in place: zipfile seeks, and the buffer turns its small
         reads into few large ones (each read is an HTTP range request on S3)."""
-        with self.filesystem().open_input_file(self.fs_path(key)) as raw:
+        with self.backend.open_input(key) as raw:
             try:
                 archive = zipfile.ZipFile(io.BufferedReader(raw, buffer_size=8 << 20))
-            # A file too short to hold a zip's directory makes pyarrow's seek fail first.
-            except (zipfile.BadZipFile, pa.ArrowInvalid, OSError) as e:
+            # A file too short to hold a zip's directory makes the seek before its start fail first.
+            except (zipfile.BadZipFile, OSError) as e:
                 raise zipfile.BadZipFile(
                     f"{self.uri(key)} is not a readable zip ({e}): truncated or corrupt at the source; "
                     "remove it (movielens-als-clean) to download it again"
@@ -180,11 +188,14 @@ class LocalBackend:
     def __init__(self, root: str):
         self.root = root
 
-    def filesystem(self) -> pafs.FileSystem:
-        return pafs.LocalFileSystem()
-
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
+
+    def read_bytes(self, key: str) -> bytes:
+        return Path(self.path(key)).read_bytes()
+
+    def open_input(self, key: str) -> io.RawIOBase:
+        return open(self.path(key), "rb", buffering=0)
 
     def root_exists(self) -> bool:
         return os.path.isdir(self.root)

@@ -17,10 +17,13 @@ from tests.helpers import (
     REPO,
     TEST_SPARK,
     Mirror,
+    TlsFiles,
+    moto_over_tls,
     real_release_candidates,
     recording,
     serving,
     write_config,
+    write_tls_files,
 )
 
 
@@ -76,6 +79,19 @@ def s3_endpoint():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> TlsFiles:
+    return write_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def tls_s3_endpoint(s3_endpoint, tls_files) -> Iterator[str]:
+    """moto's S3 API over HTTPS, its certificate signed by `tls_files.ca`, with the same fake
+    credentials (and the same buckets) as `s3_endpoint`."""
+    with moto_over_tls(tls_files) as url:
+        yield url
 
 
 @pytest.fixture

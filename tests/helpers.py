@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import dataclasses
+import datetime
 import functools
 import http.server
+import ipaddress
 import json
 import os
 import re
@@ -25,9 +28,11 @@ from tests.fakes import md5
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# Fake credentials for moto: the secret-leak tests grep every output for this value.
+# Fake credentials for moto: the secret-leak tests grep every output for these values.
 FAKE_KEY_ID = "AKIAFAKEKEYID0000000"
 FAKE_SECRET = "fake-secret-5dQ8wZr1xPq7"
+FAKE_SESSION_TOKEN = "fake-session-token-Vb3kQ9mZ"
+FAKE_MINIO_PASSWORD = "fake-minio-password-Hs7Tq2Lx"
 # Spark for tests: two cores, tiny shuffles.
 TEST_SPARK = {"master": "local[2]", "conf": "spark.sql.shuffle.partitions=2|spark.ui.showConsoleProgress=false"}
 # [retcode] in luigi.cfg.
@@ -184,16 +189,20 @@ def background_process(
             reader.join(10)
 
 
-def run_command(command: list[str], config: Path, cwd: Path, timeout: float = COMMAND_TIMEOUT):
+def run_command(
+    command: list[str], config: Path, cwd: Path, timeout: float = COMMAND_TIMEOUT, env: dict[str, str] | None = None
+):
+    """`command` with this environment, `env` on top, and `config` as its luigi.cfg."""
     # The virtual environment is deliberately not on PATH, as for a user who runs
     # .venv/bin/luigi without activating it: spark-submit must still be found.
-    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
-    return run_to_end(command, timeout, cwd=cwd, env=env)
+    return run_to_end(command, timeout, cwd=cwd, env={**os.environ, **(env or {}), "LUIGI_CONFIG_PATH": str(config)})
 
 
-def run_luigi(args: list[str], config: Path, cwd: Path, timeout: float = COMMAND_TIMEOUT):
+def run_luigi(
+    args: list[str], config: Path, cwd: Path, timeout: float = COMMAND_TIMEOUT, env: dict[str, str] | None = None
+):
     """The real `luigi --module pipeline ...` command, as a user runs it."""
-    return run_command([str(BIN / "luigi"), "--module", "pipeline", *args], config, cwd, timeout)
+    return run_command([str(BIN / "luigi"), "--module", "pipeline", *args], config, cwd, timeout, env)
 
 
 def tasks_run(log: str) -> list[str]:
@@ -206,3 +215,89 @@ def luigid_api(port: int, method: str, **data) -> dict:
     query = urllib.parse.quote(json.dumps(data))
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/{method}?data={query}", timeout=30) as response:
         return json.load(response)["response"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsFiles:
+    """A private CA (ca.pem) and a certificate it signed for 127.0.0.1 (cert.pem, key.pem)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def write_tls_files(directory: Path) -> TlsFiles:
+    """A CA and a server certificate for 127.0.0.1, valid for a day, as PEM files in `directory`,
+    with the extensions a strict verifier wants (a CA with key identifiers; the IP in the SAN)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "movielens-als test CA")])
+
+    def certificate(subject: x509.Name, public_key) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        )
+
+    usage = dict.fromkeys(
+        ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement"), False
+    )
+    ca = (
+        certificate(ca_name, ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(**usage, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    server = (
+        certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), key.public_key())
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return files
+
+
+@contextlib.contextmanager
+def moto_over_tls(tls: TlsFiles) -> Iterator[str]:
+    """moto's S3 API over HTTPS on 127.0.0.1 with `tls`'s certificate, in a thread, sharing the
+    in-process state of every other moto server; yields its URL. ThreadedMotoServer takes no
+    certificate, so this is its server with werkzeug's TLS, as `moto_server -c cert -k key`."""
+    import ssl
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls.cert, tls.key)
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

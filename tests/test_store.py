@@ -12,7 +12,7 @@ import pytest
 from pipeline.config import configured_store
 from pipeline.jobs import job_flags
 from pipeline.targets import RootTarget, directory_target, file_target
-from storage import Store, StoreError
+from storage import S3Settings, Store, StoreError
 from tests.helpers import FAKE_KEY_ID, FAKE_SECRET
 
 
@@ -40,20 +40,19 @@ def test_a_local_root_is_made_absolute(tmp_path, monkeypatch):
     store = Store.at("data")
     assert store.root == str(tmp_path / "data")
     assert store.uri("splits/x/train.parquet") == f"{tmp_path}/data/splits/x/train.parquet"
-    assert store.fs_path("a") == f"{tmp_path}/data/a"
+    assert store.arguments() == {"store_root": str(tmp_path / "data")}
 
 
 def test_an_s3_root_maps_keys_into_its_bucket_and_prefix():
     store = Store.at("s3://bucket/some/prefix/", "http://127.0.0.1:9000", "eu-west-1")
     assert (store.is_s3, store.backend.bucket) == (True, "bucket")
     assert store.uri("k/v.json") == "s3://bucket/some/prefix/k/v.json"
-    assert store.fs_path("k/v.json") == "bucket/some/prefix/k/v.json"
     assert Store.at(*_reparse(job_flags(store))) == store
 
 
 def _reparse(args):
     values = dict(zip(args[::2], args[1::2], strict=True))
-    return values["--store-root"], values.get("--s3-endpoint"), values.get("--s3-region")
+    return [values.get(f"--{name}") for name in ("store-root", "s3-endpoint", "s3-region", "s3-verify", "s3-use-ssl")]
 
 
 @pytest.mark.parametrize(
@@ -75,7 +74,7 @@ def test_the_store_comes_from_the_luigi_config(luigi_config, tmp_path):
     luigi_config("store", "root", "s3://configured/pre")
     luigi_config("s3", "endpoint_url", "http://127.0.0.1:9000")
     luigi_config("s3", "region_name", "eu-west-1")
-    assert configured_store() == Store("s3://configured/pre", "http://127.0.0.1:9000", "eu-west-1")
+    assert configured_store() == Store("s3://configured/pre", S3Settings("http://127.0.0.1:9000", "eu-west-1"))
 
 
 def test_the_root_exists_only_once_created_and_creating_twice_is_fine(store):
@@ -118,7 +117,7 @@ def assert_no_leftovers(store):
     if store.is_s3:
         assert store.backend.client.list_multipart_uploads(Bucket=store.backend.bucket).get("Uploads", []) == []
     else:
-        assert not [f for f in os.listdir(store.fs_path("downloads")) if f.endswith(".partial")]
+        assert not [f for f in os.listdir(store.backend.path("downloads")) if f.endswith(".partial")]
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, whose writes fail with ENOSPC")
@@ -147,7 +146,7 @@ def test_a_full_disk_stores_nothing_and_says_what_to_free(tmp_path, monkeypatch,
     monkeypatch.undo()
     assert store.read_bytes("downloads/r.zip") == b"previous"
     assert not store.exists("downloads/new.zip")
-    assert sorted(os.listdir(store.fs_path("downloads"))) == ["r.zip"]
+    assert sorted(os.listdir(store.backend.path("downloads"))) == ["r.zip"]
 
 
 def test_a_directory_is_complete_only_with_its_flag(ready):
