@@ -52,7 +52,7 @@ def parse_crontab(text: str) -> list[Entry]:
             raise CrontabError(f"line {number}: expected 5 time fields and a command, got {line!r}")
         schedule = " ".join(parts[:5])
         try:
-            CronSim(schedule, dt.datetime.now(dt.timezone.utc))
+            CronSim(schedule, dt.datetime.now(dt.UTC))
         except CronSimError as e:  # it names the field: "Bad minute", "Bad day-of-month", ...
             raise CrontabError(f"line {number}: {str(e).lower()} in {schedule!r}") from None
         entries.append(Entry(schedule, parts[5]))
@@ -62,7 +62,7 @@ def parse_crontab(text: str) -> list[Entry]:
 
 
 def log(message: str) -> None:
-    print(f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} cron: {message}", flush=True)
+    print(f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} cron: {message}", flush=True)
 
 
 def run(entries: list[Entry]) -> None:
@@ -76,15 +76,15 @@ def run(entries: list[Entry]) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log(f"{len(entries)} entries; times are UTC")
-    next_minute = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    next_minute = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     while not stopping:
         # Wake at the next minute boundary (or sooner, to notice a signal and reap finished runs).
-        time.sleep(max(0.0, min(1.0, (next_minute - dt.datetime.now(dt.timezone.utc)).total_seconds())))
+        time.sleep(max(0.0, min(1.0, (next_minute - dt.datetime.now(dt.UTC)).total_seconds())))
         for index, process in list(running.items()):
             if process.poll() is not None:
                 log(f"entry {index + 1} finished with exit code {process.returncode}")
                 del running[index]
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         if stopping or now < next_minute:
             continue
         if now - next_minute >= dt.timedelta(minutes=1):

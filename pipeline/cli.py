@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,7 @@ def cron_main(argv: list[str] | None = None) -> int:
     options.log_file.parent.mkdir(parents=True, exist_ok=True)
     options.lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(options.log_file, "a") as log, open(options.lock_file, "a+") as lock:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -139,7 +139,7 @@ def cron_main(argv: list[str] | None = None) -> int:
         code = subprocess.run(
             [sys.executable, "-m", "pipeline.cli", *pipeline_args], stdout=log, stderr=subprocess.STDOUT, check=False
         ).returncode
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         print(f"{stamp} finished with exit code {code}", file=log, flush=True)
     return code
 

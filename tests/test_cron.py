@@ -20,7 +20,7 @@ spec.loader.exec_module(cron)
 
 
 def at(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def test_the_images_crontab_runs_nightly_at_02_15():

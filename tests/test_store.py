@@ -5,6 +5,7 @@ import os
 import socket
 import threading
 import zipfile
+from datetime import UTC
 
 import pyarrow as pa
 import pytest
@@ -269,13 +270,11 @@ def test_a_full_minio_is_one_error_saying_what_to_free(full_endpoint, s3_endpoin
 
 
 def test_record_time_stamps_follow_the_clock(monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import storage.store
 
-    times = iter(
-        [datetime(2026, 1, 1, 12, 0, 0, 999, timezone.utc), datetime(2026, 1, 1, 12, 0, 5, tzinfo=timezone.utc)]
-    )
+    times = iter([datetime(2026, 1, 1, 12, 0, 0, 999, UTC), datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)])
 
     class Clock:
         @staticmethod
