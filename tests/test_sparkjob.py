@@ -233,12 +233,12 @@ def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(mon
 def test_alss_per_rating_blas_calls_go_to_the_als_blas_else_the_reference_blas_where_the_machine_has_it(
     tmp_path, monkeypatch
 ):
-    from pipeline import sparkjob
+    from pipeline import blas
     from pipeline.tasks import TrainedALS, TrainedEASE, TunedALS
 
     reference, built = tmp_path / "blas" / "libblas.so.3", tmp_path / "venv" / "libalsblas.so"
-    monkeypatch.setattr(sparkjob, "REFERENCE_BLAS", reference)
-    monkeypatch.setattr(sparkjob, "ALS_BLAS", built)
+    monkeypatch.setattr(blas, "REFERENCE_BLAS", reference)
+    monkeypatch.setattr(blas, "ALS_BLAS", built)
     for als in (TrainedALS(), TunedALS()):  # neither: netlib loads the system's libblas.so.3
         assert "nativeLibPath" not in als.driver_java_options and "nativeLibPath" not in als.conf[EXECUTOR_JAVA]
     for library in (reference, built):  # the reference BLAS, then the library built beside it
@@ -250,6 +250,25 @@ def test_alss_per_rating_blas_calls_go_to_the_als_blas_else_the_reference_blas_w
             assert option in als.conf[EXECUTOR_JAVA].split()  # a cluster's executors
             assert als.driver_java_options.count("nativeLibPath") == 1
         assert option not in TrainedEASE().conf[EXECUTOR_JAVA] and option not in (ScriptJob().driver_java_options or "")
+
+
+def test_an_als_job_builds_its_blas_first_and_logs_why_it_could_not(tmp_path, monkeypatch, luigi_config, caplog):
+    from pipeline import sparkjob
+
+    luigi_config("spark_driver", "class_archive_dir", "")
+    script = tmp_path / "job.py"
+    script.write_text("print('done')\n")
+    monkeypatch.setattr(ScriptJob, "script", script)
+    monkeypatch.setattr(ScriptJob, "starts_spark_context", False)
+    builds = []
+    monkeypatch.setattr(sparkjob, "build_als_blas", lambda: builds.append("build") or "no C compiler (gcc)")
+    with caplog.at_level(logging.INFO, logger="luigi-interface"):
+        ScriptJob().run()  # not an ALS job: its BLAS is the system's
+        assert builds == []
+        monkeypatch.setattr(ScriptJob, "single_threaded_blas", True)
+        ScriptJob().run()
+    assert builds == ["build"]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == ["no C compiler (gcc)"]
 
 
 @pytest.mark.parametrize(
