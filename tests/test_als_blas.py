@@ -1,7 +1,8 @@
 """native/als_blas.c, the BLAS the ALS jobs name (pipeline/blas.py): built when it is missing or
 older than its source and the machine can build it, else a notice and the reference BLAS; built
 for real, its dspr and daxpy give bit for bit what Debian's reference BLAS gives, and every other
-routine is the reference BLAS's."""
+routine is the reference BLAS's. And what the ALS jobs say of the BLAS their executors loaded
+(spark_jobs/als.py, blas_report)."""
 
 import ctypes
 import os
@@ -13,6 +14,7 @@ import pytest
 
 from pipeline import blas
 from pipeline.blas import ALS_BLAS_BUILD, REFERENCE_BLAS, als_blas, build_als_blas, c_compiler
+from spark_jobs.als import blas_report
 
 INT, DOUBLE, POINTER = ctypes.c_int, ctypes.c_double, ctypes.POINTER(ctypes.c_double)
 
@@ -208,3 +210,38 @@ def test_every_other_routine_is_the_reference_blass(libraries):
         )
         == 20.0
     )
+
+
+DRIVER = ("JNIBLAS", "/opt/venv/lib/movielens-als/libalsblas.so")
+
+
+def test_executors_with_the_drivers_blas_are_reported_in_one_line_without_a_warning():
+    executors = {"worker-1/10.0.0.2 pid 41": DRIVER, "worker-2/10.0.0.3 pid 7": DRIVER}
+    assert blas_report(DRIVER, executors) == [
+        "executors' BLAS: JNIBLAS on /opt/venv/lib/movielens-als/libalsblas.so in 2 JVMs "
+        "(worker-1/10.0.0.2 pid 41, worker-2/10.0.0.3 pid 7)"
+    ]
+
+
+def test_an_executor_that_fell_back_to_javas_blas_is_warned_of_and_told_what_to_install():
+    executors = {"worker-1/10.0.0.2 pid 41": DRIVER, "worker-2/10.0.0.3 pid 7": ("VectorBLAS", DRIVER[1])}
+    report = blas_report(DRIVER, executors)
+    assert report[:2] == [
+        "executors' BLAS: JNIBLAS on /opt/venv/lib/movielens-als/libalsblas.so in 1 JVM (worker-1/10.0.0.2 pid 41)",
+        "executors' BLAS: VectorBLAS (netlib's Java BLAS; /opt/venv/lib/movielens-als/libalsblas.so did not load) "
+        "in 1 JVM (worker-2/10.0.0.3 pid 7)",
+    ]
+    [warning] = report[2:]
+    assert warning.startswith(
+        "warning: worker-2/10.0.0.3 pid 7 computes ALS with VectorBLAS (netlib's Java BLAS; "
+        "/opt/venv/lib/movielens-als/libalsblas.so did not load), not with JNIBLAS on "
+        "/opt/venv/lib/movielens-als/libalsblas.so as the driver names: install "
+        "/opt/venv/lib/movielens-als/libalsblas.so on their machines"
+    )
+    assert "-Ddev.ludovic.netlib.blas.nativeLibPath=/opt/venv/lib/movielens-als/libalsblas.so" in warning
+
+
+def test_an_executor_told_no_library_loads_the_systems_and_is_warned_of():
+    executors = {"w/10.0.0.2 pid 41": ("JNIBLAS", "libblas.so.3"), "w/10.0.0.2 pid 42": ("JNIBLAS", "libblas.so.3")}
+    [_, warning] = blas_report(DRIVER, executors)
+    assert warning.startswith("warning: w/10.0.0.2 pid 41, w/10.0.0.2 pid 42 compute ALS with JNIBLAS on libblas.so.3,")
