@@ -9,14 +9,16 @@ ARGS ?=
 SLOW_MARKERS := spark or e2e or browser or stack
 WHEELHOUSE := docker/wheelhouse
 STANDIN_WHEELS := tests/stack/wheels
+# ALS's BLAS (pipeline/blas.py, ALS_BLAS), built from native/als_blas.c.
+ALS_BLAS := $(VENV)/lib/movielens-als/libalsblas.so
 
-.PHONY: run test test-fast lint stack-test wheelhouse bench clean
+.PHONY: run test test-fast lint stack-test wheelhouse bench clean debian-blas
 
-run: $(VENV)/.installed-run $(VENV)/.native-blas
+run: $(VENV)/.installed-run $(ALS_BLAS)
 	$(BIN)/movielens-als --local-scheduler $(ARGS)
 
 # Every test but the container test of the compose stack, which is `make stack-test`.
-test: $(VENV)/.installed-test $(VENV)/.chromium $(VENV)/.native-blas
+test: $(VENV)/.installed-test $(VENV)/.chromium $(ALS_BLAS)
 	$(BIN)/python -m pytest -m "not stack" $(ARGS)
 
 test-fast: $(VENV)/.installed-test
@@ -95,21 +97,26 @@ $(VENV)/.chromium: | $(VENV)/.java-checked
 # faster than with its Java fallbacks (BENCHMARKS.md): Debian's OpenBLAS is the system's
 # libblas.so.3 and liblapack.so.3. ALS's per-rating calls go to Debian's reference BLAS
 # (libblas3), 1.16x faster, with its dspr and daxpy compiled for the CPU's vector units
-# (spark_jobs/als_blas.c, built into the environment; pipeline/sparkjob.py, ALS_BLAS), about
-# 1.2x faster again. Optional: without apt-get, root or sudo, or a C compiler, the reference
-# BLAS or the Java fallbacks serve ALS, and this says so.
-$(VENV)/.native-blas: Makefile spark_jobs/als_blas.c spark_jobs/build-als-blas | $(VENV)/.java-checked
+# (native/als_blas.c; pipeline/blas.py, ALS_BLAS), about 1.2x faster again. Optional: without
+# apt-get, root or passwordless sudo, or a C compiler, the reference BLAS or the Java fallbacks
+# serve ALS, and this says so. Nothing here is a stamp: what is missing is tried again at the
+# next `make run` or `make test` (and every ALS job builds the library too when it can).
+# A real file, so built when missing or older than its source; a failed build leaves none.
+$(ALS_BLAS): native/als_blas.c native/build-als-blas | debian-blas
+	@native/build-als-blas $@ || echo "could not build native/als_blas.c into $@: ALS's per-rating" \
+		"calls go to the reference BLAS if installed; the next make run, make test or ALS job tries again" >&2
+
+# Installs with apt-get what is missing, as root or with sudo that asks no password (never a prompt).
+debian-blas:
 	@lib=/usr/lib/$$(uname -m)-linux-gnu; \
-	[ -e $$lib/libblas.so.3 ] && [ -e $$lib/blas/libblas.so.3 ] && command -v $${CC:-gcc} >/dev/null \
+	[ -e $$lib/openblas-pthread/libblas.so.3 ] && [ -e $$lib/blas/libblas.so.3 ] && command -v $${CC:-gcc} >/dev/null \
 		|| ! command -v apt-get >/dev/null 2>&1 || { \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
 		echo "installing Debian's OpenBLAS, reference BLAS and C compiler for Spark's ALS (apt-get)"; \
 		{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			$$sudo apt-get install -y -qq libopenblas0-pthread libblas3 gcc libc6-dev >/dev/null; } \
-			|| echo "could not install libopenblas0-pthread, libblas3 and gcc: Spark's ALS may use its Java BLAS" >&2; }
-	@spark_jobs/build-als-blas $(VENV)/lib/movielens-als/libalsblas.so \
-		|| echo "could not build spark_jobs/als_blas.c: ALS's per-rating calls go to the reference BLAS if installed" >&2
-	touch $@
+			|| echo "could not install libopenblas0-pthread, libblas3 and gcc (root or passwordless sudo needed):" \
+				"Spark's ALS may use its Java BLAS" >&2; }
 
 clean:
 	rm -rf $(VENV) data $(WHEELHOUSE) $(STANDIN_WHEELS)

@@ -19,8 +19,8 @@ pipeline and Spark jobs, through PYTHONPATH) with luigi.cfg's settings and the n
 `--blas NAME=PATH` adds a variant NAME whose ALS computes with the BLAS library at PATH, e.g.
 one whose `dspr` does nothing, to see how much of the fit that routine is:
 
-    mkdir /tmp/noop && cp spark_jobs/build-als-blas /tmp/noop/   # it builds the als_blas.c beside it
-    sed 's/^void dspr_(.*{$/&\n    return;/' spark_jobs/als_blas.c > /tmp/noop/als_blas.c
+    mkdir /tmp/noop && cp native/build-als-blas /tmp/noop/   # it builds the als_blas.c beside it
+    sed 's/^void dspr_(.*{$/&\n    return;/' native/als_blas.c > /tmp/noop/als_blas.c
     /tmp/noop/build-als-blas /tmp/noop/libnoopdspr.so
     .venv/bin/python -m bench.fit_settings --zip path/to/10m/ml-25m.zip --runs 1 \
         --blas noop-dspr=/tmp/noop/libnoopdspr.so reference-blas noop-dspr
@@ -52,7 +52,7 @@ from bench.harness import (
     run_luigi,
     write_config,
 )
-from pipeline.sparkjob import NETLIB_BLAS_PATH, REFERENCE_BLAS
+from pipeline.blas import NETLIB_BLAS_PATH, REFERENCE_BLAS
 
 VECTOR = "--add-modules=jdk.incubator.vector"
 SYSTEM_BLAS = f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS.parent.parent / 'libblas.so.3'}"
@@ -75,9 +75,9 @@ VARIANTS: dict[str, tuple[list[str], list[str], dict[str, str]]] = {
     # LAPACK native.
     "vector-blas": ([], [VECTOR, *JAVA_BLAS[:2]], {"OPENBLAS_NUM_THREADS": "1"}),
     # The system's libblas.so.3 (Debian's OpenBLAS) for ALS's per-rating calls too, instead of
-    # the library the ALS jobs name (pipeline/sparkjob.py, als_blas).
+    # the library the ALS jobs name (pipeline/blas.py, als_blas).
     "openblas": ([], [SYSTEM_BLAS], {"OPENBLAS_NUM_THREADS": "1"}),
-    # Debian's reference BLAS as packaged, without spark_jobs/als_blas.c's dspr and daxpy.
+    # Debian's reference BLAS as packaged, without native/als_blas.c's dspr and daxpy.
     "reference-blas": ([], [f"{NETLIB_BLAS_PATH}={REFERENCE_BLAS}"], {"OPENBLAS_NUM_THREADS": "1"}),
 }
 

@@ -51,7 +51,7 @@ luigi_run(sys.argv[1:])
 WORKER_MEMORY = re.compile(r"luigi worker peak resident memory: (\d+) MiB")
 # Spark's netlib loads the system's libblas.so.3 and liblapack.so.3 when they exist (Debian:
 # libopenblas0, which `make run` installs), or the BLAS the ALS jobs name by path (the
-# reference BLAS, pipeline/sparkjob.py); these options make it fall back to its Java
+# reference BLAS, pipeline/blas.py); these options make it fall back to its Java
 # implementations, as on a machine without them.
 JAVA_BLAS = (
     "-Ddev.ludovic.netlib.blas.nativeLib=none",
@@ -215,7 +215,7 @@ def spark_blas() -> str:
     if not all(found):
         return "netlib's Java BLAS and LAPACK (no native libblas.so.3 and liblapack.so.3)"
     native = "native " + ", ".join(os.path.realpath(m[1]) for m in found if m)
-    from pipeline.sparkjob import als_blas
+    from pipeline.blas import als_blas
 
     return native + (f"; ALS's per-rating calls: {library}" if (library := als_blas()) else "")
 

@@ -16,7 +16,7 @@ release), on the ratings.csv extracted from the same zip beforehand. The user sc
 defines it: on the same machine with what `make run` installs (the system's libblas.so.3 and
 liblapack.so.3, Debian's OpenBLAS, serve it), and with its schema declared, as a user who knows
 Spark writes it. `--user chain-blas` gives it the BLAS library the chain's ALS jobs name as
-well (pipeline/sparkjob.py, als_blas), which no plain script would know of. The fit of the
+well (pipeline/blas.py, als_blas), which no plain script would know of. The fit of the
 chain is TrainedALS's (model.json's fit_seconds), of the user script `ALS.fit`. Prints the machine and a Markdown row.
 """
 
@@ -43,20 +43,20 @@ from bench.harness import (
     run_luigi,
     write_config,
 )
-from pipeline.sparkjob import NETLIB_BLAS_PATH, REFERENCE_BLAS, als_blas_options
+from pipeline.blas import NETLIB_BLAS_PATH, REFERENCE_BLAS, als_blas_options
 
 # How the user script runs: (what the table calls it, the script's flags, driver JVM options).
 CHAIN_BLAS = als_blas_options()
 USER_VARIANTS: dict[str, tuple[str, list[str], list[str]]] = {
     "as-installed": ("user script (the system's libblas.so.3, declared schema)", [], []),
-    # The native BLAS the chain's ALS computes with (pipeline/sparkjob.py, als_blas).
+    # The native BLAS the chain's ALS computes with (pipeline/blas.py, als_blas).
     "chain-blas": (
         "user script (the chain's ALS BLAS, declared schema)",
         [],
         ["--driver-java-options", " ".join(CHAIN_BLAS)] if CHAIN_BLAS else [],
     ),
     # Debian's reference BLAS as packaged: the footing of BENCHMARKS.md's series before
-    # spark_jobs/als_blas.c.
+    # native/als_blas.c.
     "reference-blas": (
         "user script (Debian's reference BLAS, declared schema)",
         [],

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from typing import Any
 
+from pipeline.blas import als_blas_options, build_als_blas
 from pipeline.data import SplitData
 from pipeline.groups import AlsGridParams, AlsParams, BpmfParams, SplitParams
 from pipeline.jobs import DRIVERS, DriverTask
-from pipeline.sparkjob import SPARK_JOBS, SparkJobTask, als_blas_options
+from pipeline.sparkjob import SPARK_JOBS, SparkJobTask
+
+logger = logging.getLogger("luigi-interface")
 
 
 class AlsJob(SparkJobTask):
@@ -21,6 +25,11 @@ class AlsJob(SparkJobTask):
 
     def jvm_options(self) -> list[str]:
         return [*super().jvm_options(), *als_blas_options()]
+
+    def run(self) -> None:
+        if notice := build_als_blas():
+            logger.warning(notice)
+        super().run()
 
 
 class TunedALS(SplitParams, AlsGridParams, AlsJob):

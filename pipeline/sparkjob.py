@@ -31,16 +31,6 @@ SECRET_CONF = re.compile(r"(?i)secret|password|token|access[.]?key")
 # recurse deep enough to overflow the JVM's default 1 MB thread stacks, at 15 iterations now and
 # then and at 40 every time. Thread stacks of 16 MB are address space, not memory, until used.
 THREAD_STACK = "-Xss16m"
-# Spark's ALS makes a rank-1 update (BLAS dspr) and an axpy per rating: a third of a fit at 10 M
-# ratings. Debian's reference BLAS (libblas3) makes them 1.16x faster than OpenBLAS does
-# (BENCHMARKS.md, "Which native BLAS"), whose level-2 calls have more overhead than work at
-# rank 32; OpenBLAS stays the system's libblas.so.3 and liblapack.so.3, whose LAPACK solves
-# faster. ALS_BLAS is the reference BLAS with those two routines compiled for the CPU's vector
-# units (spark_jobs/als_blas.c: bit-identical results, a fit 1.12-1.14x faster again), which
-# `make run` builds into the environment. The ALS jobs name the first of the two that exists.
-REFERENCE_BLAS = Path(f"/usr/lib/{os.uname().machine}-linux-gnu/blas/libblas.so.3")
-ALS_BLAS = Path(sys.prefix, "lib", "movielens-als", "libalsblas.so")
-NETLIB_BLAS_PATH = "-Ddev.ludovic.netlib.blas.nativeLibPath"
 # The driver's heap when [spark] driver_memory is not set: in local mode it holds ALS's cached
 # rating blocks and the local relation of the ratings the driver hands Spark. Measured
 # (BENCHMARKS.md): 25 M ratings fit 2 GB, 32 M ran out of it and fit 4 GB; so 1 GB plus
@@ -56,18 +46,6 @@ MIN_DRIVER_MEMORY_MB = 465
 # A size as the JVM's -Xmx takes it, which is what spark-submit makes of --driver-memory in
 # client mode: a whole number of bytes, or of k, m, g or t (either case); no fractions, no "mb".
 JVM_SIZE = re.compile(r"(\d+)([kmgt]?)", re.IGNORECASE)
-
-
-def als_blas() -> Path | None:
-    """The BLAS library the ALS jobs name: ALS_BLAS, else REFERENCE_BLAS, else none (netlib
-    loads the system's libblas.so.3)."""
-    return next((library for library in (ALS_BLAS, REFERENCE_BLAS) if library.exists()), None)
-
-
-def als_blas_options() -> list[str]:
-    """The JVM option that points netlib's BLAS at als_blas(), if there is one."""
-    library = als_blas()
-    return [f"{NETLIB_BLAS_PATH}={library}"] if library else []
 
 
 def sized_driver_memory(ratings: int, machine_bytes: int) -> str:

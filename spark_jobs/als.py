@@ -16,6 +16,11 @@ from movielens_als.arrays import distinct
 from movielens_als.columns import FEATURES, ID, ITEM, RATING, USER
 from movielens_als.model import damped_biases, factor_table
 
+# The JVM property that tells netlib which native BLAS to load (pipeline.blas names it), and
+# the class of its BLAS when a native library loaded.
+NATIVE_LIB_PATH = "dev.ludovic.netlib.blas.nativeLibPath"
+NATIVE_BLAS = "JNIBLAS"
+
 
 def fit(
     spark: SparkSession, train: pa.Table, model: str, rank: int, reg_param: float, max_iter: int, seed: int
@@ -74,7 +79,7 @@ def _with_biases(factors: pa.Table, ids: np.ndarray, bias: np.ndarray, count: np
 def linear_algebra(spark: SparkSession) -> str:
     """The BLAS and LAPACK Spark's ALS computes with, by class: JNIBLAS and JNILAPACK are native
     libraries (the system's libblas.so.3 and liblapack.so.3, or the BLAS the job names by
-    path: pipeline.sparkjob.als_blas); anything else is netlib's Java fallback, about
+    path: pipeline.blas.als_blas); anything else is netlib's Java fallback, about
     1.2x slower for ALS (BENCHMARKS.md)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None  # a live session's
@@ -87,4 +92,69 @@ def blas_library(spark: SparkSession) -> str:
     """Which native BLAS netlib was told to load: a path, or the system's libblas.so.3."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    return jvm.java.lang.System.getProperty("dev.ludovic.netlib.blas.nativeLibPath") or "libblas.so.3"
+    return jvm.java.lang.System.getProperty(NATIVE_LIB_PATH) or "libblas.so.3"
+
+
+def executors_blas(spark: SparkSession) -> dict[str, tuple[str, str]]:
+    """The BLAS each executor's JVM loaded, by JVM ("host/address pid N"): (netlib's BLAS class,
+    the native library it was told to load, else libblas.so.3). Executors run no Python, so the
+    JVMs are asked with Spark SQL's reflect, in one task per core: Spark's scheduler deals a
+    job's first tasks round every registered executor's free cores, so each runs at least one.
+    In local mode the one executor is the driver's own JVM."""
+    slots = spark.sparkContext.defaultParallelism
+    rows = (
+        spark.range(0, slots, 1, slots)
+        .selectExpr(
+            "reflect('java.net.InetAddress', 'getLocalHost') AS host",
+            "reflect('java.lang.ProcessHandle', 'current') AS pid",
+            "reflect('dev.ludovic.netlib.blas.BLAS', 'getInstance') AS blas",  # its class@hash
+            f"reflect('java.lang.System', 'getProperty', '{NATIVE_LIB_PATH}') AS library",
+        )
+        .collect()
+    )
+    return {
+        f"{row.host} pid {row.pid}": (
+            row.blas.split("@")[0].rsplit(".", 1)[-1],
+            row.library if row.library not in (None, "null") else "libblas.so.3",
+        )
+        for row in rows
+    }
+
+
+def blas_report(driver: tuple[str, str], executors: dict[str, tuple[str, str]]) -> list[str]:
+    """The lines that say which BLAS the executors loaded, one per kind, then a `warning:` line
+    for each kind that is not the one the driver named: (BLAS class, native library) each."""
+    by_kind: dict[tuple[str, str], list[str]] = {}
+    for executor, kind in sorted(executors.items()):
+        by_kind.setdefault(kind, []).append(executor)
+    lines = [
+        f"executors' BLAS: {_described(kind)} in {len(jvms)} JVM{'s' * (len(jvms) > 1)} ({', '.join(jvms)})"
+        for kind, jvms in sorted(by_kind.items())
+    ]
+    for kind, jvms in sorted(by_kind.items()):
+        if kind != driver:
+            hint = "every worker needs the same library at the same path"
+            if driver[1].startswith("/"):
+                hint = f"install {driver[1]} on their machines, and keep -D{NATIVE_LIB_PATH}={driver[1]} in "
+                hint += "spark.executor.extraJavaOptions if you set your own"
+            lines.append(
+                f"warning: {', '.join(jvms)} compute{'s' * (len(jvms) == 1)} ALS with {_described(kind)}, not with "
+                f"{_described(driver)} as the driver names: {hint} (docs/deployment.md, ALS's BLAS on a cluster)"
+            )
+    return lines
+
+
+def _described(kind: tuple[str, str]) -> str:
+    blas, library = kind
+    return f"{blas} on {library}" if blas == NATIVE_BLAS else f"{blas} (netlib's Java BLAS; {library} did not load)"
+
+
+def report_blas(spark: SparkSession) -> tuple[str, str]:
+    """Prints the driver's BLAS and LAPACK and the executors' BLAS, warning of any executor
+    whose BLAS is not the driver's (a missing library falls back to Java silently, 1.2x
+    slower); returns the driver's (linear_algebra, blas_library) for the model's record."""
+    algebra, library = linear_algebra(spark), blas_library(spark)
+    print(f"linear algebra: {algebra} (BLAS: {library})", flush=True)
+    for line in blas_report((algebra.split(", ")[0], library), executors_blas(spark)):
+        print(line, flush=True)
+    return algebra, library

@@ -43,8 +43,7 @@ def main(argv: list[str] | None = None) -> None:
             f"fitting {args.model} (rank {args.rank}, regParam {args.reg_param}, {args.max_iter} iterations) "
             f"on {train.num_rows} ratings",
         )
-        linear_algebra, blas_library = als.linear_algebra(spark), als.blas_library(spark)
-        print(f"linear algebra: {linear_algebra} (BLAS: {blas_library})", flush=True)
+        linear_algebra, blas_library = als.report_blas(spark)
         started = time.perf_counter()
         users, items, global_mean = als.fit(
             spark, train, args.model, args.rank, args.reg_param, args.max_iter, args.seed

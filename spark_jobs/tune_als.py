@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         def fit(table, rank, reg_param, max_iter):
             return als.fit(spark, table, args.model, rank, reg_param, max_iter, args.seed)
 
+        als.report_blas(spark)
         progress(5, f"{len(grid.points())} candidates on {fit_part.num_rows} ratings")
         result = selection.tune_als(
             fit, fit_part, validation, args.model, grid, (args.rating_min, args.rating_max), report

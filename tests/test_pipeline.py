@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import Recommendations
-from pipeline.sparkjob import als_blas
+from pipeline.blas import als_blas
 from tests.fakes import ratings_csv, ratings_rows, release_zip
 from tests.helpers import BIN, FAKE_KEY_ID, FAKE_SECRET, TASK_FAILED, run_command, run_luigi, tasks_run
 
@@ -96,7 +96,7 @@ def test_the_chain_on_the_local_store_then_a_rerun_does_nothing(real_release_zip
     # Native BLAS and LAPACK where the system has them (`make test` installs Debian's OpenBLAS).
     native = Path(f"/usr/lib/{os.uname().machine}-linux-gnu/libblas.so.3").exists()
     assert (model["als"]["linear_algebra"] == "JNIBLAS, JNILAPACK") == native, model["als"]
-    # ALS's per-rating calls go to the library the ALS jobs name (`make test` builds spark_jobs/als_blas.c).
+    # ALS's per-rating calls go to the library the ALS jobs name (`make test` builds native/als_blas.c).
     assert model["als"]["blas_library"] == str(als_blas() or "libblas.so.3")
 
     before = files_under(root)

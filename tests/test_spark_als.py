@@ -75,3 +75,17 @@ def test_fit_is_deterministic_for_a_seed(spark):
     first = als.fit(spark, train, "biased_als", rank=4, reg_param=0.1, max_iter=5, seed=1)
     again = als.fit(spark, train, "biased_als", rank=4, reg_param=0.1, max_iter=5, seed=1)
     assert first[0].equals(again[0]) and first[1].equals(again[1])
+
+
+def test_the_executors_blas_is_asked_of_their_jvms_and_in_local_mode_is_the_drivers(spark, capsys):
+    jvm = spark.sparkContext._jvm
+    driver_pid = jvm.java.lang.ProcessHandle.current().pid()
+    [(executor, (blas_class, library))] = als.executors_blas(spark).items()
+    assert executor.endswith(f" pid {driver_pid}")  # local mode: the driver's own JVM
+    assert blas_class == jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()
+    assert library == als.blas_library(spark)
+    assert als.report_blas(spark) == (als.linear_algebra(spark), library)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"linear algebra: {als.linear_algebra(spark)} (BLAS: {library})"
+    assert printed[1].startswith(f"executors' BLAS: {blas_class}") and printed[1].endswith(f"({executor})")
+    assert len(printed) == 2  # no warning

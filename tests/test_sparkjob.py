@@ -243,11 +243,11 @@ def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(mon
 def test_alss_per_rating_blas_calls_go_to_the_als_blas_else_the_reference_blas_where_the_machine_has_it(
     tmp_path, monkeypatch
 ):
-    from pipeline import TrainedALS, TunedALS, sparkjob
+    from pipeline import TrainedALS, TunedALS, blas
 
     reference, built = tmp_path / "blas" / "libblas.so.3", tmp_path / "venv" / "libalsblas.so"
-    monkeypatch.setattr(sparkjob, "REFERENCE_BLAS", reference)
-    monkeypatch.setattr(sparkjob, "ALS_BLAS", built)
+    monkeypatch.setattr(blas, "REFERENCE_BLAS", reference)
+    monkeypatch.setattr(blas, "ALS_BLAS", built)
     for als in (TrainedALS(), TunedALS()):  # neither: netlib loads the system's libblas.so.3
         assert "nativeLibPath" not in als.driver_java_options and "nativeLibPath" not in als.conf[EXECUTOR_JAVA]
     for library in (reference, built):  # the reference BLAS, then the library built beside it
@@ -259,6 +259,19 @@ def test_alss_per_rating_blas_calls_go_to_the_als_blas_else_the_reference_blas_w
             assert option in als.conf[EXECUTOR_JAVA].split()  # a cluster's executors
             assert als.driver_java_options.count("nativeLibPath") == 1
         assert option not in (ScriptJob().driver_java_options or "")
+
+
+def test_an_als_job_builds_its_blas_first_and_logs_why_it_could_not(monkeypatch, caplog):
+    from pipeline import TrainedALS, rating
+
+    events = []
+    monkeypatch.setattr(rating, "build_als_blas", lambda: events.append("build") or "no C compiler (gcc)")
+    monkeypatch.setattr(SparkJobTask, "run", lambda task: events.append(f"run {type(task).__name__}"))
+    with caplog.at_level(logging.INFO, logger="luigi-interface"):
+        ScriptJob().run()  # not an ALS job: its BLAS is the system's
+        TrainedALS().run()
+    assert events == ["run ScriptJob", "build", "run TrainedALS"]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == ["no C compiler (gcc)"]
 
 
 @pytest.mark.parametrize(

@@ -148,3 +148,34 @@ def test_the_nightly_cron_command_runs_the_chain_on_the_cluster_through_luigid(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name)["Contents"]}
     assert any(key.endswith("/metrics.json") for key in keys)
     assert not any(workdir.iterdir())
+
+
+def test_an_executor_whose_blas_library_is_missing_is_warned_of(spark_cluster, capsys):
+    """The driver here names no library; the executor's JVM option names one its machine lacks,
+    so netlib falls back to its Java BLAS there: the ALS jobs' report says so in a warning."""
+    from pyspark.sql import SparkSession
+
+    from spark_jobs import als
+    from spark_jobs.session import wait_for_executors
+
+    missing = "/nowhere/libalsblas.so"
+    spark = (
+        SparkSession.builder.master(spark_cluster[0])
+        .appName("executors-blas")
+        .config("spark.executor.extraJavaOptions", f"-D{als.NATIVE_LIB_PATH}={missing}")
+        .config("spark.executor.memory", "1g")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.movielens.executorWaitSeconds", "60")
+        .getOrCreate()
+    )
+    try:
+        wait_for_executors(spark)
+        als.report_blas(spark)
+    finally:
+        spark.stop()
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1, warnings
+    assert f"BLAS (netlib's Java BLAS; {missing} did not load), not with " in warnings[0]
+    assert "as the driver names" in warnings[0]

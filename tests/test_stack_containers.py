@@ -395,7 +395,7 @@ def test_the_readme_commands_bring_the_stack_up_and_run_the_chain_on_two_workers
     [model] = [k for k in keys if k.startswith("models/ml-latest-small/") and k.endswith("/model.json")]
     als = stack.s3_json(model)["als"]
     assert als["linear_algebra"] == "JNIBLAS, JNILAPACK"
-    assert als["blas_library"] == "/opt/venv/lib/movielens-als/libalsblas.so"  # spark_jobs/als_blas.c, in the image
+    assert als["blas_library"] == "/opt/venv/lib/movielens-als/libalsblas.so"  # native/als_blas.c, in the image
 
     # luigid, through its port on 127.0.0.1, shows the tasks done.
     done = {task["name"] for task in stack.luigid("task_list", status="DONE").values()}

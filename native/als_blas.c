@@ -1,5 +1,5 @@
 /*
- * The BLAS the ALS jobs' JVMs load (pipeline/sparkjob.py, ALS_BLAS): Debian's reference BLAS
+ * The BLAS the ALS jobs' JVMs load (pipeline/blas.py, ALS_BLAS): Debian's reference BLAS
  * with its dspr and daxpy compiled for the CPU's vector units.
  *
  * Spark's ALS calls dspr and daxpy once per rating per iteration on rank-wide vectors
@@ -13,7 +13,7 @@
  * The results are bit-identical to the reference BLAS's: every element gets the same multiply
  * and add (no fused multiply-add: build with -ffp-contract=off), and the same cases return
  * early. Every other routine is the reference BLAS's, which this library is linked against.
- * Built by spark_jobs/build-als-blas; tested against the reference in tests/test_als_blas.py.
+ * Built by native/build-als-blas; tested against the reference in tests/test_als_blas.py.
  */
 
 /* AP += alpha * x * x**T, AP's upper triangle packed by columns, unit stride. */
