@@ -10,7 +10,6 @@ import re
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from tests.helpers import (
     run_luigi,
     serving,
     tasks_run,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
@@ -98,15 +98,6 @@ def held_mirror(mirror) -> Iterator[tuple[HeldMirror, str]]:
             yield held, base_url
         finally:
             held.release.set()
-
-
-def wait_until(condition, what: str, watched: subprocess.Popen, seconds: float = 120) -> None:
-    """Polls `condition` until it holds; fails if `watched` exits first or time runs out."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert watched.poll() is None, f"{what}: the run exited first, with code {watched.returncode}"
-        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize(
