@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import pyarrow.parquet as pq
 import pyspark
 import pytest
 
@@ -24,6 +25,7 @@ from spark_jobs.session import EXECUTOR_WAIT_CONF
 from tests.fakes import release_zip
 from tests.helpers import (
     BIN,
+    COMMAND_TIMEOUT,
     REPO,
     TASK_FAILED,
     TEST_SPARK,
@@ -90,18 +92,14 @@ def standalone_worker(master: tuple[str, int], work_dir: Path) -> Iterator[subpr
         "--work-dir",
         str(work_dir),
     ]
-    alive_before = alive_workers(ui_port)
+    known = {worker["id"] for worker in master_state(ui_port)["workers"]}
     with open(log, "w") as output, process_group(command, env=spark_env(), stdout=output, stderr=output) as worker:
         wait_until(
-            lambda: alive_workers(ui_port) > alive_before,
+            lambda: any(w["id"] not in known and w["state"] == "ALIVE" for w in master_state(ui_port)["workers"]),
             f"the worker to register with {master_url} (its log: {log})",
             worker,
         )
         yield worker
-
-
-def alive_workers(ui_port: int) -> int:
-    return sum(worker["state"] == "ALIVE" for worker in master_state(ui_port)["workers"])
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +199,10 @@ def cluster_config(tmp_path, mirror, pipeline_config):
     """Writes a luigi.cfg for the cluster at `master_url`, with a local store and the mirror."""
     mirror.publish("ml-latest-small", release_zip())
 
-    def write(master_url: str) -> Path:
-        conf = f"{TEST_SPARK['conf']}|{EXECUTOR_WAIT_CONF}={EXECUTOR_WAIT}"
+    def write(master_url: str, store: str = "store", executor_wait: int = EXECUTOR_WAIT) -> Path:
+        conf = f"{TEST_SPARK['conf']}|{EXECUTOR_WAIT_CONF}={executor_wait}"
         return pipeline_config(
-            store={"root": tmp_path / "store"},
+            store={"root": tmp_path / store},
             movielens={"base_url": mirror.base_url},
             spark={"master": master_url, "conf": conf, "driver_memory": "1g", "executor_memory": "512m"},
         )
@@ -212,8 +210,8 @@ def cluster_config(tmp_path, mirror, pipeline_config):
     return write
 
 
-def model_flags(tmp_path: Path) -> list[Path]:
-    return list((tmp_path / "store" / "models").rglob("_SUCCESS"))
+def model_flags(tmp_path: Path, store: str = "store") -> list[Path]:
+    return list((tmp_path / store / "models").rglob("_SUCCESS"))
 
 
 def test_a_worker_killed_mid_fit_fails_the_job_in_bounded_time_and_a_rerun_completes(cluster_config, tmp_path, workdir):
@@ -248,3 +246,28 @@ def test_a_worker_killed_mid_fit_fails_the_job_in_bounded_time_and_a_rerun_compl
     assert rerun.returncode == 0, rerun.stderr[-5000:]
     [flag] = model_flags(tmp_path)
     assert (flag.parent / "model.json").is_file()
+
+
+def test_a_worker_back_within_the_wait_takes_the_fit_over_and_the_model_is_the_same(cluster_config, tmp_path, workdir):
+    """As when the compose stack's restart policy restarts a worker whose JVM died: the fit waits
+    for an executor, gets one on the new worker, and ends with the model an uninterrupted fit makes."""
+    with standalone_master() as master, standalone_worker(master, tmp_path / "worker-1") as worker:
+        reference = run_luigi(FIT, cluster_config(master[0], "reference", executor_wait=600), workdir)
+        assert reference.returncode == 0, reference.stderr[-5000:]
+        config = cluster_config(master[0], "resumed", executor_wait=600)
+        log = tmp_path / "resumed-run.log"
+        env = dict(os.environ, LUIGI_CONFIG_PATH=str(config), SPARK_LOCAL_IP="127.0.0.1")
+        luigi = [str(BIN / "luigi"), "--module", "pipeline", *FIT]
+        with open(log, "w") as output, process_group(luigi, cwd=workdir, env=env, stdout=output, stderr=output) as run:
+            wait_until(lambda: "progress: 20% fitting " in log.read_text(), "the fit to start", run, seconds=300)
+            worker.kill()
+            with standalone_worker(master, tmp_path / "worker-2"):
+                code = run.wait(COMMAND_TIMEOUT)
+    text = log.read_text()
+
+    assert code == 0, text[-5000:]
+    assert "NoExecutorError" not in text
+    [flag] = model_flags(tmp_path, "resumed")
+    [reference_flag] = model_flags(tmp_path, "reference")
+    for table in ("user_factors.parquet", "item_factors.parquet"):
+        assert pq.read_table(flag.parent / table).equals(pq.read_table(reference_flag.parent / table)), table
