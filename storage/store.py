@@ -77,7 +77,7 @@ class Store:
     def arguments(self) -> dict[str, str]:
         """What opens this store in another process, as strings named as the drivers' flags
         (--store-root, --s3-endpoint, ...: pipeline.sparkjob.job_flags writes them, and
-        spark_jobs.common.job_store hands them back to `Store.at`)."""
+        drivers.common.job_store hands them back to `Store.at`)."""
         s3 = self.s3.arguments() if self.is_s3 else {}
         return {"store_root": self.root, **{f"s3_{name}": value for name, value in s3.items()}}
 

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -187,6 +188,15 @@ def background_process(
         finally:
             stop_group(proc)
             reader.join(10)
+
+
+def wait_until(condition, what: str, watched: subprocess.Popen, seconds: float = 120) -> None:
+    """Polls `condition` until it holds; fails if `watched` exits first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert watched.poll() is None, f"{what}: the run exited first, with code {watched.returncode}"
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
+        time.sleep(0.2)
 
 
 def run_command(

@@ -7,21 +7,39 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
 import socket
 import threading
+import time
 import zipfile
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from movielens_als.releases import RELEASES
 from movielens_als.synthetic import synthetic_ratings, write_release
 from tests.fakes import md5, ratings_text, release_zip
-from tests.helpers import FAKE_KEY_ID, FAKE_SECRET, SCHEDULING_ERROR, TASK_FAILED, UNHANDLED, run_luigi, serving
+from tests.helpers import (
+    BIN,
+    COMMAND_TIMEOUT,
+    FAKE_KEY_ID,
+    FAKE_SECRET,
+    SCHEDULING_ERROR,
+    TASK_FAILED,
+    UNHANDLED,
+    process_group,
+    run_luigi,
+    serving,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
 ZIP_KEY = "downloads/ml-latest-small.zip"
+SPLIT = "splits/ml-latest-small/user_random-0.2-seed42"
 
 
 class Faulty(http.server.SimpleHTTPRequestHandler):
@@ -272,3 +290,112 @@ def test_an_s3_endpoint_that_is_down_or_refuses_is_one_clear_error(
     )
     assert result.stderr.count(f"StoreError: {expected}") == 1
     assert FAKE_SECRET not in result.stderr + result.stdout and FAKE_KEY_ID not in result.stderr + result.stdout
+
+
+class RestartingS3:
+    """moto's S3 API on one port, as a service that is restarted while a request is in
+    flight: `restart_at(method, suffix)` holds the first such request; once it arrives
+    (`reached`), `stop()` closes the port and `cut()` drops the held request's connection;
+    `start()` listens on the same port again. The buckets and objects survive, as a server's
+    drives do: moto keeps them in this process."""
+
+    def __init__(self):
+        self.app = DomainDispatcherApplication(create_backend_app)
+        self.port = closed_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.target: tuple[str, str] | None = None
+        self.reached, self._cut = threading.Event(), threading.Event()
+        self.server = None
+        self.thread = None
+
+    def __call__(self, environ, start_response):
+        if self.target and (environ["REQUEST_METHOD"], True) == (
+            self.target[0],
+            environ["PATH_INFO"].endswith(self.target[1]),
+        ):
+            self.target = None
+            self.reached.set()
+            self._cut.wait(60)
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)  # as the server's process dies
+            start_response("500 Internal Server Error", [("Content-Length", "0")])  # to a closed socket
+            return [b""]
+        return self.app(environ, start_response)
+
+    def start(self) -> None:
+        self.server = make_server("127.0.0.1", self.port, self, threaded=True, request_handler=MotoRequestHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    def cut(self) -> None:
+        self._cut.set()
+
+
+@pytest.fixture
+def restarting_s3(s3_endpoint):  # s3_endpoint: the fake credentials in the environment
+    server = RestartingS3()
+    server.start()
+    yield server
+    server.cut()
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "path, complete_flag",
+    [
+        ("/downloads/ml-latest-small.zip", "downloads/ml-latest-small.zip"),
+        (f"/{SPLIT}/test.parquet", f"{SPLIT}/_SUCCESS"),
+    ],
+    ids=["DownloadedZip", "SplitData"],
+)
+@pytest.mark.parametrize("back", ["before-the-retry", "after-the-run-failed"])
+def test_an_s3_service_restarted_mid_write_leaves_nothing_partial_and_the_run_or_its_rerun_completes(
+    mirror, pipeline_config, workdir, tmp_path, bucket_name, restarting_s3, path, complete_flag, back
+):
+    """The S3 service restarts while the zip or a split file is being written. Back before
+    botocore sends the write again, the run completes; back only after the run gave up, the
+    task has failed saying the endpoint cannot be reached, nothing that looks complete was
+    stored, and the rerun completes."""
+    data = release_zip()
+    mirror.publish("ml-latest-small", data)
+    config = pipeline_config(
+        store={"root": f"s3://{bucket_name}"},
+        s3={"endpoint_url": restarting_s3.endpoint, "region_name": "us-east-1"},
+        movielens={"base_url": mirror.base_url},
+    )
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
+    log = tmp_path / "restarted-run.log"
+    restarting_s3.target = ("PUT", path)
+    command = [str(BIN / "luigi"), "--module", "pipeline", "SplitData", "--local-scheduler"]
+    with open(log, "w") as output, process_group(command, cwd=workdir, env=env, stdout=output, stderr=output) as run:
+        wait_until(restarting_s3.reached.is_set, f"the PUT of {path}", run)
+        restarting_s3.stop()
+        if back == "before-the-retry":
+            restarting_s3.start()
+        restarting_s3.cut()
+        cut_at = time.monotonic()
+        code = run.wait(COMMAND_TIMEOUT)
+        print(f"the run ended {time.monotonic() - cut_at:.1f} s after the connection was cut, with code {code}")
+    text = log.read_text()
+    if back == "after-the-run-failed":
+        restarting_s3.start()
+    s3 = boto3.client("s3", endpoint_url=restarting_s3.endpoint, region_name="us-east-1")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name).get("Contents", [])}
+    assert not s3.list_multipart_uploads(Bucket=bucket_name).get("Uploads")
+
+    if back == "before-the-retry":  # botocore sent the request again, to the restarted server
+        assert code == 0, text[-5000:]
+    else:
+        assert code == TASK_FAILED, text[-5000:]
+        assert f"StoreError: cannot reach S3 at {restarting_s3.endpoint} (bucket {bucket_name})" in text
+        assert complete_flag not in keys
+        rerun = run_luigi(["SplitData", "--local-scheduler"], config, workdir)
+        assert rerun.returncode == 0, rerun.stderr[-5000:]
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket_name).get("Contents", [])}
+    assert {ZIP_KEY, f"{SPLIT}/_SUCCESS"} <= keys
+    stored_zip = s3.get_object(Bucket=bucket_name, Key=ZIP_KEY)["Body"].read()
+    assert md5(stored_zip) == md5(data)

@@ -8,6 +8,7 @@ import fcntl
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -28,12 +29,14 @@ from tests.helpers import (
     TASK_FAILED,
     QuietHandler,
     background_process,
+    free_port,
     luigid_api,
     process_group,
     run_command,
     run_luigi,
     serving,
     tasks_run,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
@@ -43,9 +46,10 @@ CHAIN = ["BucketReady", "DownloadedZip", "SplitData", "TrainedALS", "EvaluatedRM
 
 
 @contextlib.contextmanager
-def running_luigid(state_dir: Path, **config: dict[str, str]) -> Iterator[int]:
-    """luigid on 127.0.0.1 with `config` as its luigi.cfg sections; yields its port, stops it
-    cleanly, and checks it wrote its state as a clean shutdown does."""
+def running_luigid(state_dir: Path, port: int | None = None, **config: dict[str, str]) -> Iterator[int]:
+    """luigid on 127.0.0.1 (on `port`, else a free one) with `config` as its luigi.cfg
+    sections; yields its port, stops it cleanly, and checks it wrote its state as a clean
+    shutdown does."""
     state = state_dir / "luigid-state.pickle"
     luigid_config = state_dir / "luigid.cfg"
     parser = configparser.ConfigParser(interpolation=None)
@@ -54,11 +58,14 @@ def running_luigid(state_dir: Path, **config: dict[str, str]) -> Iterator[int]:
         parser.write(f)
     env = dict(os.environ, LUIGI_CONFIG_PATH=str(luigid_config))
     with background_process(
-        lambda port: [str(BIN / "luigid"), "--address", "127.0.0.1", "--port", str(port), "--state-path", str(state)],
+        lambda free: [
+            *(str(BIN / "luigid"), "--address", "127.0.0.1", "--port", str(port or free)),
+            *("--state-path", str(state)),
+        ],
         env,
         ready="Scheduler starting up",  # logged once its socket is bound
-    ) as port:
-        yield port
+    ) as free:
+        yield port or free
     assert state.exists()
 
 
@@ -98,15 +105,6 @@ def held_mirror(mirror) -> Iterator[tuple[HeldMirror, str]]:
             yield held, base_url
         finally:
             held.release.set()
-
-
-def wait_until(condition, what: str, watched: subprocess.Popen, seconds: float = 120) -> None:
-    """Polls `condition` until it holds; fails if `watched` exits first or time runs out."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert watched.poll() is None, f"{what}: the run exited first, with code {watched.returncode}"
-        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize(
@@ -312,3 +310,52 @@ def test_the_cron_entry_point_does_not_overlap_itself(tmp_path, workdir, pipelin
         )
     assert result.returncode == ALREADY_RUNNING
     assert log.read_text().rstrip().endswith(f"a previous run still holds {lock}; not starting")
+
+
+def test_luigid_restarted_while_a_chain_runs_the_run_carries_on_and_the_history_survives(
+    held_mirror, tmp_path, workdir, pipeline_config
+):
+    """luigid stopped (cleanly, as `docker compose restart` stops it) while the run's download is
+    in flight, and started again on its port before the download ends: the worker reports to the
+    new luigid, which read the old one's state, and the chain completes; the task history, a
+    SQLite file, holds the events of both."""
+    held, base_url = held_mirror
+    config = pipeline_config(store={"root": tmp_path / "store"}, movielens={"base_url": base_url})
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
+    history = tmp_path / "history.db"
+    luigid_config = {
+        "scheduler": {"record_task_history": "true"},
+        "task_history": {"db_connection": f"sqlite:///{history}"},
+    }
+    port = free_port()
+    log = tmp_path / "run.log"
+    command = [str(BIN / "movielens-als"), "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port)]
+    with contextlib.ExitStack() as first_luigid:
+        first_luigid.enter_context(running_luigid(tmp_path, port, **luigid_config))
+        with (
+            open(log, "w") as output,
+            process_group(command, cwd=workdir, env=env, stdout=output, stderr=output) as run,
+        ):
+            wait_until(held.reached.is_set, "the run never started its download", run)
+            first_luigid.close()
+            with running_luigid(tmp_path, port, **luigid_config):
+                held.release.set()
+                released_at = time.monotonic()
+                code = run.wait(COMMAND_TIMEOUT)
+                print(f"the run finished {time.monotonic() - released_at:.1f} s after the download was released")
+                done = {task["name"] for task in luigid_api(port, "task_list", status="DONE").values()}
+
+    text = log.read_text()
+    assert code == 0, text[-5000:]
+    assert "metrics.json: " in text
+    assert tasks_run(text) == CHAIN  # each task once: none was run again after the restart
+    assert {"DownloadedZip", "TrainedALS", "EvaluatedRMSE"} <= done
+    with sqlite3.connect(history) as db:
+        events = set(
+            db.execute(
+                "SELECT tasks.name, task_events.event_name FROM tasks "
+                "JOIN task_events ON task_events.task_id = tasks.id"
+            )
+        )
+    assert ("DownloadedZip", "RUNNING") in events  # recorded by the first luigid
+    assert {(name, "DONE") for name in CHAIN} <= events  # by the second
