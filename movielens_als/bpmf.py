@@ -15,8 +15,11 @@ ordinary movielens_als.model.Model (factor tables with biases), which every scor
 unseen users and items fall back to the biases as ALS's do. At most MAX_SAMPLES samples, evenly
 spaced, are laid side by side; the biases average every sweep after the burn-in.
 
-Pure numpy and scipy; the implicit vectors are drawn one user or item at a time (exact Gibbs),
-which costs a Python loop over users and items per sweep (see docs/models.md for the costs).
+Pure numpy and scipy. Each side's factors are conditionally independent given the other side,
+so they are drawn in blocks of entities on every core; each side's implicit vectors are drawn
+jointly (one Gibbs block, exact up to the solver's tolerance) by perturbation and conjugate
+gradients, with no loop over users or items. The noise is drawn per block from streams fixed by
+the seed and the data, so a seed gives the same fit whatever the number of threads.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ PRIORS = {"noise_and_bias_precision": "Gamma(1, 1)", "factors": "Normal-Wishart(
 # Ratings per block of entities whose factors one thread draws: its outer products take
 # rows × rank² × 8 bytes (26 MiB at rank 10), and the blocks are fixed by the data alone.
 BLOCK_ROWS = 1 << 15
+# The implicit vectors' joint draw is solved to this relative residual, in at most this many
+# conjugate-gradient iterations.
+CG_TOLERANCE, CG_ITERATIONS = 1e-4, 200
 _BETA0, _GAMMA_SHAPE, _GAMMA_RATE, _INIT_STD = 2.0, 1.0, 1.0, 0.1
 
 
@@ -144,32 +150,48 @@ def _implicit(entity: np.ndarray, other: np.ndarray, n_entity: int, n_other: int
 
 
 def _draw_implicit(y, outer, linear, matrix, transposed, alpha, prior: _Prior, rng) -> np.ndarray:
-    """Gibbs over the implicit vectors one at a time. Entity e's side vector is x_e + S_e, with
-    S = matrix @ y; outer[e] = Σ f fᵀ and linear[e] = Σ f (target − x_e·f) over e's ratings.
-    y_j's conditional: precision Λ + α Σ_e w_e² outer_e and linear term Λμ + α Σ_e w_e (linear_e −
-    outer_e S_e) + (precision − Λ) y_j, the sums over the entities e that j touches."""
+    """All of a side's implicit vectors at once from their joint conditional, given the rest.
+    Entity e's side vector is x_e + S_e, with S = W y (W = `matrix`); outer[e] = Σ f fᵀ over e's
+    ratings and linear[e] = Σ f (target − x_e·f + ε/√α), the targets already perturbed by
+    ε ~ N(0, 1). The conditional's precision A maps y to y Λ + α Wᵀ [outer_e S_e]_e, so
+    the solution of A y = Λμ + L ε' + α Wᵀ linear (Λ = L Lᵀ) is an exact draw from
+    N(A⁻¹ (Λμ + α Wᵀ Σ f·target), A⁻¹) (perturb then optimise; Papandreou & Yuille 2010), solved
+    by conjugate gradients from the current draw, each vector's own block of A as preconditioner."""
     mu, precision = prior
     rank = y.shape[1]
-    sums = matrix @ y
-    # What does not depend on the other implicit vectors, for all of them at once: the
-    # precisions, their inverses, the noise scaled by them, and the linear terms' fixed part.
     squared = transposed.copy()
     squared.data **= 2
-    precisions = precision + alpha * (squared @ outer.reshape(len(outer), rank * rank)).reshape(len(y), rank, rank)
-    inverse_factors = np.linalg.inv(np.linalg.cholesky(precisions))
-    covariances = np.swapaxes(inverse_factors, 1, 2) @ inverse_factors
-    noise = np.einsum("jki,jk->ji", inverse_factors, rng.standard_normal(y.shape))
-    fixed = precision @ mu + alpha * (transposed @ linear)
-    pulls = precisions - precision
-    for j in range(len(y)):
-        lo, hi = transposed.indptr[j], transposed.indptr[j + 1]
-        touched, weight = transposed.indices[lo:hi], transposed.data[lo:hi]
-        # Σ_e w_e outer_e S_e, with every outer_e symmetric
-        pulled = (weight[:, None] * sums[touched]).ravel() @ outer[touched].reshape(len(touched) * rank, rank)
-        new = covariances[j] @ (fixed[j] - alpha * pulled + pulls[j] @ y[j]) + noise[j]
-        sums[touched] += weight[:, None] * (new - y[j])
-        y[j] = new
-    return y
+    diagonal = precision + alpha * (squared @ outer.reshape(len(outer), rank * rank)).reshape(len(y), rank, rank)
+    preconditioner = np.linalg.inv(diagonal)
+    rhs = precision @ mu + rng.standard_normal(y.shape) @ np.linalg.cholesky(precision).T
+    rhs += alpha * (transposed @ linear)
+
+    def apply(vectors: np.ndarray) -> np.ndarray:
+        pulled = np.einsum("eij,ej->ei", outer, matrix @ vectors)
+        return vectors @ precision + alpha * (transposed @ pulled)
+
+    return _conjugate_gradients(apply, lambda r: np.einsum("jik,jk->ji", preconditioner, r), rhs, y)
+
+
+def _conjugate_gradients(apply, precondition, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The solution of apply(x) = rhs (symmetric positive definite) from `start`, to a
+    preconditioned residual CG_TOLERANCE times the right-hand side's, in at most CG_ITERATIONS."""
+    x = start.copy()
+    residual = rhs - apply(x)
+    z = precondition(residual)
+    direction, rz = z, float(np.vdot(residual, z))
+    bound = CG_TOLERANCE**2 * float(np.vdot(rhs, precondition(rhs)))
+    for _ in range(CG_ITERATIONS):
+        if rz <= bound:
+            break
+        applied = apply(direction)
+        step = rz / float(np.vdot(direction, applied))
+        x += step * direction
+        residual -= step * applied
+        z = precondition(residual)
+        rz, previous = float(np.vdot(residual, z)), rz
+        direction = z + (rz / previous) * direction
+    return x
 
 
 def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -338,10 +360,13 @@ def _draw_side(
     target = target[entities.order]
     prior = _normal_wishart(side.factors, rng)
     noise = rng.standard_normal(side.factors.shape)
+    stream = int(rng.integers(2**63))
     grams = _Grams(np.empty((len(entities.ids), RANK, RANK)), np.empty((len(entities.ids), RANK)))
 
     def draw(block: _Block) -> None:
-        _draw_block(block, side, rows[block.rows], target[block.rows], alpha, prior, noise, grams)
+        perturbation = np.random.default_rng((stream, block.lo)).standard_normal(block.rows.stop - block.rows.start)
+        perturbed = target[block.rows] + perturbation / np.sqrt(alpha)
+        _draw_block(block, side, rows[block.rows], target[block.rows], perturbed, alpha, prior, noise, grams)
 
     list(pool.map(draw, entities.blocks))
     implicit_prior = _normal_wishart(side.implicit, rng)
@@ -356,6 +381,7 @@ def _draw_block(
     side: _SideDraw,
     rows: np.ndarray,
     target: np.ndarray,
+    perturbed: np.ndarray,
     alpha: float,
     prior: _Prior,
     noise: np.ndarray,
@@ -375,7 +401,7 @@ def _draw_block(
     side.factors[entities] = factors
     grams.outer[entities] = outer
     grams.linear[entities] = _segment_sums(
-        rows * (target - _rowdot(rows, np.repeat(factors, counts, axis=0)))[:, None], block.starts
+        rows * (perturbed - _rowdot(rows, np.repeat(factors, counts, axis=0)))[:, None], block.starts
     )
 
 
