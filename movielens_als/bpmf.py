@@ -58,6 +58,8 @@ BLOCK_ROWS = 1 << 15
 # The implicit vectors' joint draw is solved to this relative residual, in at most this many
 # conjugate-gradient iterations.
 CG_TOLERANCE, CG_ITERATIONS = 1e-4, 200
+# Non-zeros per piece of the sparse products a thread computes in the conjugate gradients.
+PIECE_NONZEROS = 1 << 17
 _BETA0, _GAMMA_SHAPE, _GAMMA_RATE, _INIT_STD = 2.0, 1.0, 1.0, 0.1
 
 
@@ -149,28 +151,54 @@ def _implicit(entity: np.ndarray, other: np.ndarray, n_entity: int, n_other: int
     return matrix
 
 
-def _draw_implicit(y, outer, linear, matrix, transposed, alpha, prior: _Prior, rng) -> np.ndarray:
+def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, rng, pool) -> np.ndarray:
     """All of a side's implicit vectors at once from their joint conditional, given the rest.
-    Entity e's side vector is x_e + S_e, with S = W y (W = `matrix`); outer[e] = Σ f fᵀ over e's
+    Entity e's side vector is x_e + S_e, with S = W y (W = the entities' `neighbours`); outer[e] = Σ f fᵀ over e's
     ratings and linear[e] = Σ f (target − x_e·f + ε/√α), the targets already perturbed by
     ε ~ N(0, 1). The conditional's precision A maps y to y Λ + α Wᵀ [outer_e S_e]_e, so
     the solution of A y = Λμ + L ε' + α Wᵀ linear (Λ = L Lᵀ) is an exact draw from
     N(A⁻¹ (Λμ + α Wᵀ Σ f·target), A⁻¹) (perturb then optimise; Papandreou & Yuille 2010), solved
     by conjugate gradients from the current draw, each vector's own block of A as preconditioner."""
     mu, precision = prior
-    rank = y.shape[1]
-    squared = transposed.copy()
-    squared.data **= 2
-    diagonal = precision + alpha * (squared @ outer.reshape(len(outer), rank * rank)).reshape(len(y), rank, rank)
-    preconditioner = np.linalg.inv(diagonal)
+    flat = outer.reshape(len(outer), RANK * RANK)
+    preconditioner = np.empty((len(y), RANK, RANK))
     rhs = precision @ mu + rng.standard_normal(y.shape) @ np.linalg.cholesky(precision).T
-    rhs += alpha * (transposed @ linear)
+
+    def start(piece: _Piece) -> None:
+        diagonal = precision + alpha * (piece.matrix.power(2) @ flat).reshape(-1, RANK, RANK)
+        preconditioner[piece.rows] = np.linalg.inv(diagonal)
+        rhs[piece.rows] += alpha * (piece.matrix @ linear)
+
+    list(pool.map(start, entities.neighbours_t_pieces))
+    pulled, applied = np.empty((len(outer), RANK)), np.empty_like(y)
+
+    def pull(piece: _Piece, vectors: np.ndarray) -> None:
+        pulled[piece.rows] = np.einsum("eij,ej->ei", outer[piece.rows], piece.matrix @ vectors)
+
+    def push(piece: _Piece, vectors: np.ndarray) -> None:
+        applied[piece.rows] = vectors[piece.rows] @ precision + alpha * (piece.matrix @ pulled)
 
     def apply(vectors: np.ndarray) -> np.ndarray:
-        pulled = np.einsum("eij,ej->ei", outer, matrix @ vectors)
-        return vectors @ precision + alpha * (transposed @ pulled)
+        list(pool.map(lambda piece: pull(piece, vectors), entities.neighbours_pieces))
+        list(pool.map(lambda piece: push(piece, vectors), entities.neighbours_t_pieces))
+        return applied.copy()
 
     return _conjugate_gradients(apply, lambda r: np.einsum("jik,jk->ji", preconditioner, r), rhs, y)
+
+
+class _Piece(NamedTuple):
+    """Rows `rows` of a sparse matrix, as a matrix of their own."""
+
+    rows: slice
+    matrix: sparse.csr_matrix
+
+
+def _pieces(matrix: sparse.csr_matrix) -> tuple[_Piece, ...]:
+    """The matrix cut into consecutive rows of at most PIECE_NONZEROS non-zeros (or one row),
+    each a task of the thread pool: fixed by the data alone, so the products are the same
+    whatever the threads."""
+    cuts = _blocks(np.diff(matrix.indptr), PIECE_NONZEROS)
+    return tuple(_Piece(slice(c.lo, c.hi), matrix[c.lo : c.hi]) for c in cuts)
 
 
 def _conjugate_gradients(apply, precondition, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -239,7 +267,8 @@ class _Entities:
     other_index: np.ndarray
     blocks: tuple[_Block, ...]
     neighbours: sparse.csr_matrix
-    neighbours_t: sparse.csr_matrix
+    neighbours_pieces: tuple[_Piece, ...]
+    neighbours_t_pieces: tuple[_Piece, ...]
 
     @classmethod
     def of(cls, ids: np.ndarray, index: np.ndarray, other_index: np.ndarray, n_other: int) -> _Entities:
@@ -247,7 +276,8 @@ class _Entities:
         counts = np.bincount(index, minlength=len(ids))
         order = np.argsort(index, kind="stable")
         blocks = _blocks(counts, BLOCK_ROWS)
-        return cls(ids, index, counts, order, other_index[order], blocks, neighbours, neighbours.T.tocsr())
+        pieces, pieces_t = _pieces(neighbours), _pieces(neighbours.T.tocsr())
+        return cls(ids, index, counts, order, other_index[order], blocks, neighbours, pieces, pieces_t)
 
 
 @dataclass
@@ -370,9 +400,7 @@ def _draw_side(
 
     list(pool.map(draw, entities.blocks))
     implicit_prior = _normal_wishart(side.implicit, rng)
-    side.implicit = _draw_implicit(
-        side.implicit, *grams, entities.neighbours, entities.neighbours_t, alpha, implicit_prior, rng
-    )
+    side.implicit = _draw_implicit(side.implicit, *grams, entities, alpha, implicit_prior, rng, pool)
     side.implicit_sum = entities.neighbours @ side.implicit
 
 

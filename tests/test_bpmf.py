@@ -77,8 +77,9 @@ def test_the_rating_model_with_the_lower_validation_rmse_is_chosen_and_als_wins_
 
 
 def test_a_seed_gives_the_same_fit_whatever_the_number_of_threads(ratings, monkeypatch):
-    # Small blocks, so that both threads draw several of them in either order.
+    # Small blocks and pieces, so that the threads take several of each in any order.
     monkeypatch.setattr(bpmf, "BLOCK_ROWS", 200)
+    monkeypatch.setattr(bpmf, "PIECE_NONZEROS", 300)
     one, two, three = (bpmf.fit(ratings[0], sweeps=8, seed=5, rating_scale=SCALE, workers=n).model for n in (1, 2, 3))
     for other in (two, three):
         np.testing.assert_array_equal(one.users.factors, other.users.factors)
