@@ -15,20 +15,24 @@ ordinary movielens_als.model.Model (factor tables with biases), which every scor
 unseen users and items fall back to the biases as ALS's do. At most MAX_SAMPLES samples, evenly
 spaced, are laid side by side; the biases average every sweep after the burn-in.
 
-Pure numpy and scipy; the implicit vectors are drawn one user or item at a time (exact Gibbs),
-which costs a Python loop over users and items per sweep (see docs/models.md for the costs).
+Pure numpy and scipy. Each side's factors are conditionally independent given the other side,
+so they are drawn in blocks of entities on every core; each side's implicit vectors are drawn
+jointly (one Gibbs block, exact up to the solver's tolerance) by perturbation and conjugate
+gradients, with no loop over users or items. The noise is drawn per block from streams fixed by
+the seed and the data, so a seed gives the same fit whatever the number of threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
 
-from movielens_als.arrays import index_of
+from movielens_als.arrays import index_of, threads
 from movielens_als.model import Model, Side
 from movielens_als.ratings import Ratings
 
@@ -48,6 +52,14 @@ BURN_IN_FRACTION = 1 / 6
 MAX_SAMPLES = 125
 FORMULA = "mu + b_u + b_i + (p_u + |N(u)|^-1/2 sum_N(u) y_j).(q_i + |N(i)|^-1/2 sum_N(i) z_v), posterior mean"
 PRIORS = {"noise_and_bias_precision": "Gamma(1, 1)", "factors": "Normal-Wishart(mu0 0, beta0 2, nu0 rank, W0 I)"}
+# Ratings per block of entities whose factors one thread draws: its outer products take
+# rows × rank² × 8 bytes (26 MiB at rank 10), and the blocks are fixed by the data alone.
+BLOCK_ROWS = 1 << 15
+# The implicit vectors' joint draw is solved to this relative residual, in at most this many
+# conjugate-gradient iterations.
+CG_TOLERANCE, CG_ITERATIONS = 1e-4, 200
+# Non-zeros per piece of the sparse products a thread computes in the conjugate gradients.
+PIECE_NONZEROS = 1 << 17
 _BETA0, _GAMMA_SHAPE, _GAMMA_RATE, _INIT_STD = 2.0, 1.0, 1.0, 0.1
 
 
@@ -64,29 +76,36 @@ class Fit:
     samples: int
 
 
-class _Groups:
-    """The rating rows grouped by user (or item): per-group sums over their rows, as products
-    with a sparse (groups × rows) indicator, a bounded number of rows at a time."""
+@dataclass(frozen=True)
+class _Block:
+    """Entities [lo, hi) of a side, whose ratings are rows [starts[0], starts[-1]) of the ratings
+    sorted by that side; `starts` are each entity's first row, relative to the block."""
 
-    CHUNK_CELLS = 1 << 22  # rows × rank² per chunk of outer products: 32 MiB of float64
+    lo: int
+    hi: int
+    first_row: int
+    starts: np.ndarray
 
-    def __init__(self, index: np.ndarray, n: int):
-        self.counts = np.bincount(index, minlength=n)
-        self.n = n
-        rows = len(index)
-        self.indicator = sparse.csc_matrix((np.ones(rows), (index, np.arange(rows))), shape=(n, rows))
+    @property
+    def rows(self) -> slice:
+        return slice(self.first_row, self.first_row + int(self.starts[-1]))
 
-    def gram(self, rows: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(Σ f fᵀ, Σ f·target) over each group's rows; `rows` (N, k) aligned with the ratings."""
-        k = rows.shape[1]
-        outer = np.zeros((self.n, k * k))
-        step = max(1, self.CHUNK_CELLS // (k * k))
-        for lo in range(0, len(rows), step):
-            chunk = rows[lo : lo + step]
-            outer += self.indicator[:, lo : lo + step] @ np.einsum("ni,nj->nij", chunk, chunk).reshape(
-                len(chunk), k * k
-            )
-        return outer.reshape(self.n, k, k), self.indicator @ (rows * target[:, None])
+
+def _blocks(counts: np.ndarray, max_rows: int) -> tuple[_Block, ...]:
+    """Consecutive entities cut into blocks of at most `max_rows` ratings (an entity with more
+    has a block of its own): fixed by the data alone, so the draws do not depend on the threads."""
+    ends = np.concatenate(([0], np.cumsum(counts)))
+    blocks, lo = [], 0
+    while lo < len(counts):
+        hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] + max_rows, side="right")) - 1)
+        blocks.append(_Block(lo, hi, int(ends[lo]), ends[lo : hi + 1] - ends[lo]))
+        lo = hi
+    return tuple(blocks)
+
+
+def _segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of `values`' consecutive row segments beginning at starts[:-1] (none empty)."""
+    return np.add.reduceat(values, starts[:-1], axis=0)
 
 
 class _Prior(NamedTuple):
@@ -111,19 +130,11 @@ def _normal_wishart(x: np.ndarray, rng: np.random.Generator) -> _Prior:
     return _Prior(rng.multivariate_normal(n * mean / beta, np.linalg.inv(beta * precision)), precision)
 
 
-def _draw_gaussians(precision: np.ndarray, linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw from N(A⁻¹b, A⁻¹) for each (A, b) of the batch."""
+def _draw_gaussians(precision: np.ndarray, linear: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """One draw from N(A⁻¹b, A⁻¹) for each (A, b) of the batch, from standard normal `noise`."""
     lower = np.linalg.cholesky(precision)
     mean = np.linalg.solve(precision, linear[..., None])[..., 0]
-    noise = rng.standard_normal(linear.shape)
     return mean + np.linalg.solve(np.swapaxes(lower, -1, -2), noise[..., None])[..., 0]
-
-
-def _draw_factors(groups, rows, target, alpha, prior: _Prior, rng) -> np.ndarray:
-    """Every group's vector given the other side's `rows`: precision Λ + α Σ f fᵀ, mean from
-    Λμ + α Σ f·target."""
-    outer, linear = groups.gram(rows, target)
-    return _draw_gaussians(prior.precision + alpha * outer, prior.precision @ prior.mean + alpha * linear, rng)
 
 
 def _draw_bias(index, n, counts, residual, alpha, precision, rng) -> np.ndarray:
@@ -140,33 +151,75 @@ def _implicit(entity: np.ndarray, other: np.ndarray, n_entity: int, n_other: int
     return matrix
 
 
-def _draw_implicit(y, outer, linear, matrix, transposed, alpha, prior: _Prior, rng) -> np.ndarray:
-    """Gibbs over the implicit vectors one at a time. Entity e's side vector is x_e + S_e, with
-    S = matrix @ y; outer[e] = Σ f fᵀ and linear[e] = Σ f (target − x_e·f) over e's ratings.
-    y_j's conditional: precision Λ + α Σ_e w_e² outer_e and linear term Λμ + α Σ_e w_e (linear_e −
-    outer_e S_e) + (precision − Λ) y_j, the sums over the entities e that j touches."""
+def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, rng, pool) -> np.ndarray:
+    """All of a side's implicit vectors at once from their joint conditional, given the rest.
+    Entity e's side vector is x_e + S_e, with S = W y (W = the entities' `neighbours`); outer[e] = Σ f fᵀ over e's
+    ratings and linear[e] = Σ f (target − x_e·f + ε/√α), the targets already perturbed by
+    ε ~ N(0, 1). The conditional's precision A maps y to y Λ + α Wᵀ [outer_e S_e]_e, so
+    the solution of A y = Λμ + L ε' + α Wᵀ linear (Λ = L Lᵀ) is an exact draw from
+    N(A⁻¹ (Λμ + α Wᵀ Σ f·target), A⁻¹) (perturb then optimise; Papandreou & Yuille 2010), solved
+    by conjugate gradients from the current draw, each vector's own block of A as preconditioner."""
     mu, precision = prior
-    rank = y.shape[1]
-    sums = matrix @ y
-    # What does not depend on the other implicit vectors, for all of them at once: the
-    # precisions, their inverses, the noise scaled by them, and the linear terms' fixed part.
-    squared = transposed.copy()
-    squared.data **= 2
-    precisions = precision + alpha * (squared @ outer.reshape(len(outer), rank * rank)).reshape(len(y), rank, rank)
-    inverse_factors = np.linalg.inv(np.linalg.cholesky(precisions))
-    covariances = np.swapaxes(inverse_factors, 1, 2) @ inverse_factors
-    noise = np.einsum("jki,jk->ji", inverse_factors, rng.standard_normal(y.shape))
-    fixed = precision @ mu + alpha * (transposed @ linear)
-    pulls = precisions - precision
-    for j in range(len(y)):
-        lo, hi = transposed.indptr[j], transposed.indptr[j + 1]
-        touched, weight = transposed.indices[lo:hi], transposed.data[lo:hi]
-        # Σ_e w_e outer_e S_e, with every outer_e symmetric
-        pulled = (weight[:, None] * sums[touched]).ravel() @ outer[touched].reshape(len(touched) * rank, rank)
-        new = covariances[j] @ (fixed[j] - alpha * pulled + pulls[j] @ y[j]) + noise[j]
-        sums[touched] += weight[:, None] * (new - y[j])
-        y[j] = new
-    return y
+    flat = outer.reshape(len(outer), RANK * RANK)
+    preconditioner = np.empty((len(y), RANK, RANK))
+    rhs = precision @ mu + rng.standard_normal(y.shape) @ np.linalg.cholesky(precision).T
+
+    def start(piece: _Piece) -> None:
+        diagonal = precision + alpha * (piece.matrix.power(2) @ flat).reshape(-1, RANK, RANK)
+        preconditioner[piece.rows] = np.linalg.inv(diagonal)
+        rhs[piece.rows] += alpha * (piece.matrix @ linear)
+
+    list(pool.map(start, entities.neighbours_t_pieces))
+    pulled, applied = np.empty((len(outer), RANK)), np.empty_like(y)
+
+    def pull(piece: _Piece, vectors: np.ndarray) -> None:
+        pulled[piece.rows] = np.einsum("eij,ej->ei", outer[piece.rows], piece.matrix @ vectors)
+
+    def push(piece: _Piece, vectors: np.ndarray) -> None:
+        applied[piece.rows] = vectors[piece.rows] @ precision + alpha * (piece.matrix @ pulled)
+
+    def apply(vectors: np.ndarray) -> np.ndarray:
+        list(pool.map(lambda piece: pull(piece, vectors), entities.neighbours_pieces))
+        list(pool.map(lambda piece: push(piece, vectors), entities.neighbours_t_pieces))
+        return applied.copy()
+
+    return _conjugate_gradients(apply, lambda r: np.einsum("jik,jk->ji", preconditioner, r), rhs, y)
+
+
+class _Piece(NamedTuple):
+    """Rows `rows` of a sparse matrix, as a matrix of their own."""
+
+    rows: slice
+    matrix: sparse.csr_matrix
+
+
+def _pieces(matrix: sparse.csr_matrix) -> tuple[_Piece, ...]:
+    """The matrix cut into consecutive rows of at most PIECE_NONZEROS non-zeros (or one row),
+    each a task of the thread pool: fixed by the data alone, so the products are the same
+    whatever the threads."""
+    cuts = _blocks(np.diff(matrix.indptr), PIECE_NONZEROS)
+    return tuple(_Piece(slice(c.lo, c.hi), matrix[c.lo : c.hi]) for c in cuts)
+
+
+def _conjugate_gradients(apply, precondition, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The solution of apply(x) = rhs (symmetric positive definite) from `start`, to a
+    preconditioned residual CG_TOLERANCE times the right-hand side's, in at most CG_ITERATIONS."""
+    x = start.copy()
+    residual = rhs - apply(x)
+    z = precondition(residual)
+    direction, rz = z, float(np.vdot(residual, z))
+    bound = CG_TOLERANCE**2 * float(np.vdot(rhs, precondition(rhs)))
+    for _ in range(CG_ITERATIONS):
+        if rz <= bound:
+            break
+        applied = apply(direction)
+        step = rz / float(np.vdot(direction, applied))
+        x += step * direction
+        residual -= step * applied
+        z = precondition(residual)
+        rz, previous = float(np.vdot(residual, z)), rz
+        direction = z + (rz / previous) * direction
+    return x
 
 
 def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -202,20 +255,29 @@ class _Validation:
 @dataclass(frozen=True)
 class _Entities:
     """The users or the items of the training ratings, as the sampler meets them: their ids,
-    each rating's row among them (`index`), the ratings grouped by them, and the weights of
-    their implicit term, |N(e)|^-½ where entity e met one of the other side (`neighbours`,
-    entities × the other side's, and its transpose)."""
+    each rating's row among them (`index`) and their ratings' counts; the ratings sorted by them
+    (`order`, stable) with the other side's row of each (`other_index`, in that order), cut
+    into blocks; and the weights of their implicit term, |N(e)|^-½ where entity e met one of
+    the other side (`neighbours`, entities × the other side's, and its transpose)."""
 
     ids: np.ndarray
     index: np.ndarray
-    groups: _Groups
+    counts: np.ndarray
+    order: np.ndarray
+    other_index: np.ndarray
+    blocks: tuple[_Block, ...]
     neighbours: sparse.csr_matrix
-    neighbours_t: sparse.csr_matrix
+    neighbours_pieces: tuple[_Piece, ...]
+    neighbours_t_pieces: tuple[_Piece, ...]
 
     @classmethod
     def of(cls, ids: np.ndarray, index: np.ndarray, other_index: np.ndarray, n_other: int) -> _Entities:
         neighbours = _implicit(index, other_index, len(ids), n_other)
-        return cls(ids, index, _Groups(index, len(ids)), neighbours, neighbours.T.tocsr())
+        counts = np.bincount(index, minlength=len(ids))
+        order = np.argsort(index, kind="stable")
+        blocks = _blocks(counts, BLOCK_ROWS)
+        pieces, pieces_t = _pieces(neighbours), _pieces(neighbours.T.tocsr())
+        return cls(ids, index, counts, order, other_index[order], blocks, neighbours, pieces, pieces_t)
 
 
 @dataclass
@@ -260,7 +322,12 @@ def _start(users: _Entities, items: _Entities, ratings: np.ndarray, rng: np.rand
 
 
 def _sweep(
-    state: _ChainState, users: _Entities, items: _Entities, ratings: np.ndarray, rng: np.random.Generator
+    state: _ChainState,
+    users: _Entities,
+    items: _Entities,
+    ratings: np.ndarray,
+    rng: np.random.Generator,
+    pool: ThreadPoolExecutor,
 ) -> None:
     """One Gibbs sweep over every parameter, in place: α and μ, the biases, then the item side
     given the users' side vectors, and the user side given the items' new ones."""
@@ -271,9 +338,9 @@ def _sweep(
         _draw_biases(side, entities, residual, state.noise_precision, rng)
     target = residual + dot
     # q given the users' side vectors, then z (the item-side implicit term).
-    _draw_side(state.items, items, state.users.vectors[users.index], target, state.noise_precision, rng)
+    _draw_side(state.items, items, state.users.vectors, target, state.noise_precision, rng, pool)
     # p given the items' side vectors, then y (SVD++'s implicit term).
-    _draw_side(state.users, users, state.items.vectors[items.index], target, state.noise_precision, rng)
+    _draw_side(state.users, users, state.items.vectors, target, state.noise_precision, rng, pool)
 
 
 def _draw_noise_and_mean(state: _ChainState, residual: np.ndarray, rng: np.random.Generator) -> None:
@@ -291,35 +358,79 @@ def _draw_biases(
     """The side's biases given the rest, then their precision; `residual` is kept the ratings'
     residual, in place."""
     residual += side.bias[entities.index]
-    groups = entities.groups
-    side.bias[:] = _draw_bias(entities.index, groups.n, groups.counts, residual, alpha, side.bias_precision, rng)
+    n = len(entities.ids)
+    side.bias[:] = _draw_bias(entities.index, n, entities.counts, residual, alpha, side.bias_precision, rng)
     residual -= side.bias[entities.index]
-    side.bias_precision = float(
-        rng.gamma(_GAMMA_SHAPE + groups.n / 2, 1.0 / (_GAMMA_RATE + 0.5 * side.bias @ side.bias))
-    )
+    side.bias_precision = float(rng.gamma(_GAMMA_SHAPE + n / 2, 1.0 / (_GAMMA_RATE + 0.5 * side.bias @ side.bias)))
+
+
+class _Grams(NamedTuple):
+    """Per entity, over its ratings: Σ f fᵀ of the other side's vectors f (`outer`) and
+    Σ f·(target − x_e·f) with the entity's new factors x_e (`linear`), what its implicit term's
+    draw reads."""
+
+    outer: np.ndarray
+    linear: np.ndarray
 
 
 def _draw_side(
     side: _SideDraw,
     entities: _Entities,
-    rows: np.ndarray,
+    other_vectors: np.ndarray,
     target: np.ndarray,
     alpha: float,
     rng: np.random.Generator,
+    pool: ThreadPoolExecutor,
 ) -> None:
-    """The side's factors, then its implicit vectors, each given the rest; `rows` is the other
-    side's vector of each rating, `target` the ratings less μ and the biases."""
-    index = entities.index
-    residual_of_factors = target - _rowdot(rows, side.implicit_sum[index])
-    side.factors = _draw_factors(
-        entities.groups, rows, residual_of_factors, alpha, _normal_wishart(side.factors, rng), rng
-    )
-    outer, linear = entities.groups.gram(rows, target - _rowdot(rows, side.factors[index]))
-    prior = _normal_wishart(side.implicit, rng)
-    side.implicit = _draw_implicit(
-        side.implicit, outer, linear, entities.neighbours, entities.neighbours_t, alpha, prior, rng
-    )
+    """The side's factors, then its implicit vectors, each given the rest; `other_vectors` are
+    the other side's vectors, `target` the ratings less μ and the biases. The factors are
+    conditionally independent given the other side, so the blocks are drawn in parallel, each
+    from its slice of noise drawn beforehand: the same draws whatever the number of threads."""
+    rows = other_vectors[entities.other_index]
+    target = target[entities.order]
+    prior = _normal_wishart(side.factors, rng)
+    noise = rng.standard_normal(side.factors.shape)
+    stream = int(rng.integers(2**63))
+    grams = _Grams(np.empty((len(entities.ids), RANK, RANK)), np.empty((len(entities.ids), RANK)))
+
+    def draw(block: _Block) -> None:
+        perturbation = np.random.default_rng((stream, block.lo)).standard_normal(block.rows.stop - block.rows.start)
+        perturbed = target[block.rows] + perturbation / np.sqrt(alpha)
+        _draw_block(block, side, rows[block.rows], target[block.rows], perturbed, alpha, prior, noise, grams)
+
+    list(pool.map(draw, entities.blocks))
+    implicit_prior = _normal_wishart(side.implicit, rng)
+    side.implicit = _draw_implicit(side.implicit, *grams, entities, alpha, implicit_prior, rng, pool)
     side.implicit_sum = entities.neighbours @ side.implicit
+
+
+def _draw_block(
+    block: _Block,
+    side: _SideDraw,
+    rows: np.ndarray,
+    target: np.ndarray,
+    perturbed: np.ndarray,
+    alpha: float,
+    prior: _Prior,
+    noise: np.ndarray,
+    grams: _Grams,
+) -> None:
+    """The factors of the block's entities given the other side's vectors `rows` of their
+    ratings (precision Λ + α Σ f fᵀ, mean from Λμ + α Σ f·(target − f·implicit term)), and
+    the block's share of `grams`, all in place."""
+    entities, counts = slice(block.lo, block.hi), np.diff(block.starts)
+    outer = _segment_sums((rows[:, :, None] * rows[:, None, :]).reshape(len(rows), RANK * RANK), block.starts)
+    outer = outer.reshape(-1, RANK, RANK)
+    implicit = np.repeat(side.implicit_sum[entities], counts, axis=0)
+    linear = _segment_sums(rows * (target - _rowdot(rows, implicit))[:, None], block.starts)
+    factors = _draw_gaussians(
+        prior.precision + alpha * outer, prior.precision @ prior.mean + alpha * linear, noise[entities]
+    )
+    side.factors[entities] = factors
+    grams.outer[entities] = outer
+    grams.linear[entities] = _segment_sums(
+        rows * (perturbed - _rowdot(rows, np.repeat(factors, counts, axis=0)))[:, None], block.starts
+    )
 
 
 class _Posterior:
@@ -367,12 +478,8 @@ class _Posterior:
         users, items = self.users, self.items
         model = Model(
             global_mean=self.mean_total / self.kept,
-            users=Side(
-                users.ids, np.hstack(self.user_vectors) * scale, self.user_bias_total / self.kept, users.groups.counts
-            ),
-            items=Side(
-                items.ids, np.hstack(self.item_vectors) * scale, self.item_bias_total / self.kept, items.groups.counts
-            ),
+            users=Side(users.ids, np.hstack(self.user_vectors) * scale, self.user_bias_total / self.kept, users.counts),
+            items=Side(items.ids, np.hstack(self.item_vectors) * scale, self.item_bias_total / self.kept, items.counts),
             rating_scale=rating_scale,
         )
         return Fit(model, self.curve, len(self.user_vectors))
@@ -386,10 +493,12 @@ def fit(
     rating_scale: tuple[float, float],
     validation: Ratings | None = None,
     on_sweep: Callable[[int, int, float | None], None] | None = None,
+    workers: int | None = None,
 ) -> Fit:
     """The posterior-mean model of `train` after `sweeps` Gibbs sweeps. With `validation`,
     the running mean's RMSE on it is tracked (the curve); `on_sweep(done, sweeps, rmse)` is
-    told after each sweep."""
+    told after each sweep. The factors are drawn on `workers` threads (default: every core
+    this process may use); the fit is the same for a seed whatever their number."""
     rng = np.random.default_rng(seed)
     user_ids, user_index = np.unique(train.users, return_inverse=True)
     item_ids, item_index = np.unique(train.items, return_inverse=True)
@@ -399,11 +508,12 @@ def fit(
     state = _start(users, items, ratings, rng)
     tracker = _Validation(validation, user_ids, item_ids, rating_scale) if validation is not None else None
     posterior = _Posterior(sweeps, users, items, tracker)
-    for sweep in range(sweeps):
-        _sweep(state, users, items, ratings, rng)
-        rmse = posterior.add(sweep, state)
-        if on_sweep is not None:
-            on_sweep(sweep + 1, sweeps, rmse)
+    with ThreadPoolExecutor(workers or threads()) as pool:
+        for sweep in range(sweeps):
+            _sweep(state, users, items, ratings, rng, pool)
+            rmse = posterior.add(sweep, state)
+            if on_sweep is not None:
+                on_sweep(sweep + 1, sweeps, rmse)
     return posterior.fit(rating_scale)
 
 

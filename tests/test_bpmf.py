@@ -74,3 +74,33 @@ def test_the_rating_model_with_the_lower_validation_rmse_is_chosen_and_als_wins_
     assert selection.choose_rating_model({"als": 0.91, "bpmf": 0.88})["chosen"] == "bpmf"
     choice = selection.choose_rating_model({"als": 0.9, "bpmf": 0.9})
     assert choice == {"selected_by": "validation_rmse", "validation_rmse": {"als": 0.9, "bpmf": 0.9}, "chosen": "als"}
+
+
+def test_a_seed_gives_the_same_fit_whatever_the_number_of_threads(ratings, monkeypatch):
+    # Small blocks and pieces, so that the threads take several of each in any order.
+    monkeypatch.setattr(bpmf, "BLOCK_ROWS", 200)
+    monkeypatch.setattr(bpmf, "PIECE_NONZEROS", 300)
+    one, two, three = (bpmf.fit(ratings[0], sweeps=8, seed=5, rating_scale=SCALE, workers=n).model for n in (1, 2, 3))
+    for other in (two, three):
+        np.testing.assert_array_equal(one.users.factors, other.users.factors)
+        np.testing.assert_array_equal(one.items.factors, other.items.factors)
+        np.testing.assert_array_equal(one.users.bias, other.users.bias)
+
+
+def test_it_recovers_a_known_low_rank_structure():
+    # Ratings 3 + u·v with rank-2 tastes and noise of standard deviation 0.1, half of every
+    # user's and item's cells observed: the posterior mean predicts the other half nearly to
+    # the noise, where the biases alone cannot.
+    rng = np.random.default_rng(0)
+    users, items = rng.standard_normal((120, 2)) * 0.7, rng.standard_normal((90, 2)) * 0.7
+    user, item = (a.ravel() for a in np.meshgrid(np.arange(120), np.arange(90), indexing="ij"))
+    rating = 3 + _rowdot(users[user], items[item]) + rng.normal(0, 0.1, len(user))
+    seen = rng.random(len(user)) < 0.5
+    train, held_out = (Ratings(user[m], item[m], rating[m]) for m in (seen, ~seen))
+    fitted = bpmf.fit(train, sweeps=40, seed=1, rating_scale=(-10.0, 10.0), validation=held_out)
+    assert fitted.curve[-1]["validation_rmse"] < 0.15
+    assert float(np.std(held_out.ratings - held_out.ratings.mean())) > 0.5
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, b)
