@@ -1,10 +1,17 @@
 import zipfile
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 
+from movielens_als import ease, metrics
+from movielens_als.columns import GENRES, RATING, TIMESTAMP, TITLE
+from movielens_als.ease import TITLE_YEAR, Genres
+from movielens_als.ranking import ease_ranker, popularity_ranker
+from movielens_als.ratings import rating_arrays
 from movielens_als.releases import RELEASES, read_ratings
-from movielens_als.synthetic import main, synthetic_ratings
+from movielens_als.split import split_ratings
+from movielens_als.synthetic import main, synthetic_ratings, synthetic_release
 
 
 def test_is_deterministic_for_a_seed_and_has_distinct_pairs_on_the_scale():
@@ -40,3 +47,48 @@ def test_the_command_writes_a_release_the_pipeline_reads(tmp_path, layout, capsy
     assert table.num_rows == 5000 and report.duplicates_dropped == 0
     assert (path.parent / f"{layout}.zip.md5").read_text().startswith(f"MD5 ({layout}.zip) = ")
     assert "5000 ratings" in capsys.readouterr().out
+
+
+def test_movies_have_one_to_four_genres_at_real_frequencies_and_a_year_in_their_title():
+    movies = synthetic_release(2_000, 100, 3_000, seed=2).movies
+    genres = movies.column(GENRES).to_pylist()
+    assert {len(g) for g in genres} <= {1, 2, 3, 4}
+    drama = sum("Drama" in g for g in genres) / len(genres)
+    noir = sum("Film-Noir" in g for g in genres) / len(genres)
+    assert 0.35 < drama < 0.55 and noir < 0.03  # ml-latest-small: 45% and 0.9%
+    years = [int(TITLE_YEAR.search(t).group(1)) for t in movies.column(TITLE).to_pylist()]
+    assert min(years) >= 1902 and max(years) <= 2018 and 1990 <= np.median(years) <= 2005
+
+
+def test_a_users_liked_movies_share_genres_more_than_chance():
+    generated = synthetic_release(30_000, 300, 2_000, seed=5)
+    ratings = generated.ratings
+    liked = ratings.filter(pc.greater_equal(ratings.column(RATING), 4.0))
+    matrix = Genres.of(generated.movies).of_items(liked.column("movieId").to_numpy()).toarray()
+    users = liked.column("userId").to_numpy()
+    per_user = np.array([matrix[users == u].mean(axis=0) for u in np.unique(users)])
+    # The spread of genre shares between users beats that of the same ratings shuffled.
+    shuffled = np.random.default_rng(0).permutation(users)
+    by_chance = np.array([matrix[shuffled == u].mean(axis=0) for u in np.unique(users)])
+    assert per_user.std(axis=0).mean() > 1.5 * by_chance.std(axis=0).mean()
+
+
+def test_ease_beats_the_most_popular_movies_by_a_clear_margin():
+    generated = synthetic_release(30_000, 300, 2_000, seed=1)
+    train_table, test_table = split_ratings(
+        generated.ratings.rename_columns(["user", "item", RATING, TIMESTAMP]), "user_random", 0.2, 42
+    )
+    train, test = rating_arrays(train_table), rating_arrays(test_table)
+    judge = metrics.Judge(train, test, seed=42, relevant_rating=4.0)
+    [model] = ease.fit(*train, 4.0, [(200, 0)], 16384, None)
+    items, count = np.unique(train.items, return_counts=True)
+    assert (
+        judge(ease_ranker(model, judge.seen))["ndcg"]
+        > 1.4 * judge(popularity_ranker(items, count, judge.reach))["ndcg"]
+    )
+
+
+def test_the_help_says_that_seeds_give_other_files_than_before(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "Files changed" in capsys.readouterr().out
