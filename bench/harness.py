@@ -34,7 +34,7 @@ from movielens_als.releases import RELEASES
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_ZIP = REPO.parent / "shared" / "data" / "ml-latest-small.zip"
-TASK_TIME = re.compile(r"(\w+)\(.*\) finished in ([\d.]+) s")
+TASK_TIME = re.compile(r"(\w+)\(.*\) finished in ([\d.]+) s, CPU ([\d.]+) s")
 # What spark_jobs/ and bench/bare_als.py print at the end of a Spark application.
 PEAK_MEMORY = re.compile(r"driver peak resident memory: (?:JVM (\d+) MiB, )?Python (\d+) MiB")
 # The `luigi` command, printing on exit the peak resident memory of its own process, where the
@@ -172,9 +172,22 @@ def run_luigi(
     return {
         "seconds": seconds,
         "tasks": {m[1]: float(m[2]) for m in TASK_TIME.finditer(log)},
+        "task_details": task_details(log),
         "memory": peak_memory(log),
         "worker_memory": int(worker[1]) if worker else 0,
     }
+
+
+def task_details(log: str) -> dict[str, dict[str, float]]:
+    """Each task that ran: its wall and CPU seconds, and the JVM and Python peaks (MiB) its
+    driver printed (0 for a task that runs in the luigi worker), which come before its
+    `finished in` line."""
+    details, start = {}, 0
+    for m in TASK_TIME.finditer(log):
+        jvm, python = peak_memory(log[start : m.start()])
+        details[m[1]] = {"seconds": float(m[2]), "cpu": float(m[3]), "jvm": jvm, "python": python}
+        start = m.end()
+    return details
 
 
 def peak_memory(log: str) -> tuple[int, int]:

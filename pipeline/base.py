@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import sys
 from collections.abc import Iterator
 
@@ -33,9 +34,27 @@ def terminal_bar(**options) -> Iterator[tqdm]:
         yield bar
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process's threads and of the children it has waited for (a driver, and
+    a Spark driver's JVM with its executors in local mode), user and system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+_started_cpu: dict[str, float] = {}
+
+
+@luigi.Task.event_handler(luigi.Event.START)
+def _note_cpu(task: luigi.Task) -> None:
+    _started_cpu[task.task_id] = cpu_seconds()
+
+
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
 def _log_processing_time(task: luigi.Task, seconds: float) -> None:
-    logger.info("%s finished in %.1f s", task, seconds)
+    """The task's wall time and its CPU time over it: how many cores it kept busy (a task that
+    runs on a remote Spark cluster counts only what ran here)."""
+    cpu = cpu_seconds() - _started_cpu.pop(task.task_id, cpu_seconds())
+    logger.info("%s finished in %.1f s, CPU %.1f s (%.2f cores busy)", task, seconds, cpu, cpu / max(seconds, 1e-9))
 
 
 class StoreTask(Params):

@@ -6,6 +6,7 @@ application, whose start alone would take longer than the scoring."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from movielens_als.ranking import (
     recommend,
     with_titles,
 )
-from movielens_als.ratings import rating_arrays
+from movielens_als.ratings import Ratings, rating_arrays
 from movielens_als.releases import read_movies, release
 from pipeline import layout
 from pipeline.base import StoreTask, terminal_bar
@@ -54,13 +55,26 @@ def load_ease(store: Store, keys: layout.Run) -> ease.Ease:
 
 class OfRatingModel(SplitParams, RatingModelParams, StoreTask):
     """A task about the rating model: TrainedALS's, or with `tuned` TunedALS's best or the
-    Bayesian model, whichever has the lower RMSE on the same validation ratings."""
+    Bayesian model, whichever has the lower RMSE on the same validation ratings. The choice
+    needs only the two validations; the chosen model alone is then trained, a dependency the
+    task's run yields (`trained_rating_model`), so the other is never fitted on everything."""
 
     def rating_model_requires(self) -> dict:
-        deps = {"model": self.clone(TrainedALS), "split": self.clone(SplitData)}
-        if self.weighs_bpmf:
-            deps |= {"bpmf_validation": self.clone(ValidatedBPMF), "bpmf": self.clone(TrainedBPMF)}
-        return deps
+        if not self.weighs_bpmf:
+            return {"model": self.clone(TrainedALS), "split": self.clone(SplitData)}
+        return {
+            "tuning": self.clone(TunedALS),
+            "bpmf_validation": self.clone(ValidatedBPMF),
+            "split": self.clone(SplitData),
+        }
+
+    def trained_rating_model(self) -> StoreTask:
+        """The task that fits the rating model this task judges or serves on all the training
+        ratings: run() yields it, since with `tuned` which one it is is known only once both
+        validations are stored."""
+        if self.weighs_bpmf and self.rating_model().kind == BPMF:
+            return self.clone(TrainedBPMF)
+        return self.clone(TrainedALS)
 
     def rating_model(self) -> RatingModel:
         als = RatingModel(self.split_keys.of(self.als_model_id), self.model)
@@ -91,6 +105,7 @@ class EvaluatedRMSE(OfRatingModel, RelevanceParams):
         return self.split_keys.of(self.rating_model_id).metrics_judged_by(self.relevant_rating)
 
     def run(self):
+        yield self.trained_rating_model()
         chosen = self.rating_model()
         keys = chosen.keys
         self.show_progress(5, f"reading {self.store.uri(keys.test)} and the model at {self.store.uri(keys.model_dir)}")
@@ -133,6 +148,7 @@ class EvaluatedRanking(OfRatingModel, EaseParams):
         return self.split_keys.of(self.ease_model_id).ranking(self.rating_model_id)
 
     def run(self):
+        yield self.trained_rating_model()
         chosen, ease_keys = self.rating_model(), self.split_keys.of(self.ease_model_id)
         self.show_progress(5, "reading the split and both models")
         train, test = self.store.read_parquet(chosen.keys.train), self.store.read_parquet(chosen.keys.test)
@@ -200,11 +216,22 @@ class Recommendations(OfRatingModel, EaseParams):
         return self.split_keys.of(model).recommendations(self.top_n)
 
     def run(self):
-        train = rating_arrays(self.store.read_parquet(self.split_keys.train))
+        # The rating model is a dependency run() yields (OfRatingModel), so only that path is a
+        # generator: luigi runs a run() that returns one as it runs one that is.
         if self.recommender == EASE_MODEL:
-            ranker = ease_ranker(load_ease(self.store, self.split_keys.of(self.ease_model_id)), train)
-        else:
-            ranker = explicit_ranker(self.rating_model().load(self.store))
+            return self.serve(
+                lambda train: ease_ranker(load_ease(self.store, self.split_keys.of(self.ease_model_id)), train)
+            )
+        return self.serve_rating_model()
+
+    def serve_rating_model(self):
+        yield self.trained_rating_model()
+        model = self.rating_model().load(self.store)
+        self.serve(lambda train: explicit_ranker(model))
+
+    def serve(self, ranker_of: Callable[[Ratings], Ranker]) -> None:
+        train = rating_arrays(self.store.read_parquet(self.split_keys.train))
+        ranker = ranker_of(train)
         with self.store.open_zip(layout.download(self.dataset)) as archive:
             movies = read_movies(archive, release(self.dataset))
         self.show_progress(30, f"ranking the unseen items of every user ({self.recommender})")

@@ -119,12 +119,25 @@ class ValidatedBPMF(BayesianJob):
 
 
 class TrainedBPMF(BayesianJob):
-    """The Bayesian rating model sampled on all the training ratings: the same factor tables
-    and model.json as TrainedALS's, so every scorer reads it alike."""
+    """The Bayesian rating model sampled on all the training ratings for as many sweeps, and
+    with the burn-in, ValidatedBPMF's validation chose (at most --bpmf-sweeps): the same factor
+    tables and model.json as TrainedALS's, so every scorer reads it alike."""
 
     is_directory = True
     command = "train"
 
+    def requires(self):
+        return {"split": self.clone(SplitData), "validation": self.clone(ValidatedBPMF)}
+
     @property
     def key(self) -> str:
         return self.split_keys.of(self.bpmf_model_id).model_dir
+
+    def driver_options(self) -> dict[str, Any]:
+        validation = self.split_keys.of(self.bpmf_model_id).validation
+        chosen = self.store.read_json(validation)
+        return super().driver_options() | {
+            "sweeps": chosen["sweeps_chosen"],
+            "burn_in": chosen["burn_in"],
+            "validation": validation,
+        }

@@ -15,19 +15,24 @@ import luigi
 import pytest
 
 import pipeline
+from pipeline.evaluation import OfRatingModel
 
 PINS = json.loads((Path(__file__).parent / "pinned_keys.json").read_text())
 
 
 def keys_of_graph(task: luigi.Task) -> dict[str, list[str]]:
-    """The keys of `task` and of every task it requires, by task family (BucketReady has none)."""
+    """The keys of `task` and of every task it requires, by task family (BucketReady has none);
+    with --tuned, both rating models one of which run() yields once validation has chosen."""
     keys: dict[str, set[str]] = {}
     stack = [task]
     while stack:
         t = stack.pop()
         if t.task_family != "BucketReady":
             keys.setdefault(t.task_family, set()).add(t.key)
-        stack.extend(luigi.task.flatten(t.requires()))
+        requires = t.requires()
+        stack.extend(luigi.task.flatten(requires))
+        if isinstance(t, OfRatingModel) and "bpmf_validation" in requires:
+            stack.extend((t.clone(pipeline.TrainedALS), t.clone(pipeline.TrainedBPMF)))
     return {family: sorted(found) for family, found in sorted(keys.items())}
 
 

@@ -121,4 +121,4 @@ def test_the_bayesian_models_tasks_need_a_sweep_and_say_what_0_means():
     with pytest.raises(ValueError, match="--bpmf-sweeps must be a whole number from 0 to 100000, not -1"):
         EvaluatedRMSE(tuned=True, bpmf_sweeps=-1)
     assert EvaluatedRMSE(tuned=True, bpmf_sweeps=0).requires().keys() == {"model", "split"}
-    assert EvaluatedRMSE(tuned=True).requires().keys() == {"model", "split", "bpmf_validation", "bpmf"}
+    assert EvaluatedRMSE(tuned=True).requires().keys() == {"tuning", "bpmf_validation", "split"}

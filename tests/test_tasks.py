@@ -29,6 +29,8 @@ from pipeline import (
     EvaluatedRMSE,
     Recommendations,
     Report,
+    TrainedALS,
+    TrainedBPMF,
     TrainedEASE,
     TunedALS,
     TunedEASE,
@@ -215,6 +217,8 @@ def test_ranking_and_serving_use_the_rating_model_tuned_chose(local_store, bpmf_
 
     assert picked == {"bpmf-sweeps60" if chosen != "als" else ranking.als_model_id}
     for task in (ranking, report, served):
-        assert {"model", "bpmf", "bpmf_validation"} <= set(task.rating_model_requires())
+        # The choice needs both validations; only the chosen model is trained, yielded by run().
+        assert set(task.rating_model_requires()) == {"tuning", "bpmf_validation", "split"}
+        assert type(task.trained_rating_model()) is (TrainedBPMF if chosen != "als" else TrainedALS)
     assert ranking.key.endswith(f"/ranking-vs-{ranking.als_model_id}-or-bpmf-sweeps60.json")
     assert f"/{ranking.als_model_id}-or-bpmf-sweeps60/" in served.key
