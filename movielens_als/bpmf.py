@@ -15,10 +15,12 @@ ordinary movielens_als.model.Model (factor tables with biases), which every scor
 unseen users and items fall back to the biases as ALS's do. At most MAX_SAMPLES samples, evenly
 spaced, are laid side by side; the biases average every sweep after the burn-in.
 
-Pure numpy and scipy. Each side's factors are conditionally independent given the other side,
-so they are drawn in blocks of entities on every core; each side's implicit vectors are drawn
+numpy and scipy, with the sums over ratings (each entity's Gram matrix, its linear terms, the
+conjugate gradients' products) and the small Gaussian draws compiled by numba
+(movielens_als.bpmf_kernels). Each side's factors are conditionally independent given the other
+side, so they are drawn in blocks of entities on every core; each side's implicit vectors are drawn
 jointly (one Gibbs block, exact up to the solver's tolerance) by perturbation and conjugate
-gradients, with no loop over users or items. The noise is drawn per block from streams fixed by
+gradients, with no Python loop over users or items. The noise is drawn per block from streams fixed by
 the seed and the data, so a seed gives the same fit whatever the number of threads.
 """
 
@@ -32,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import sparse
 
+from movielens_als import bpmf_kernels
 from movielens_als.arrays import index_of, threads
 from movielens_als.model import Model, Side
 from movielens_als.ratings import Ratings
@@ -52,8 +55,8 @@ BURN_IN_FRACTION = 1 / 6
 MAX_SAMPLES = 125
 FORMULA = "mu + b_u + b_i + (p_u + |N(u)|^-1/2 sum_N(u) y_j).(q_i + |N(i)|^-1/2 sum_N(i) z_v), posterior mean"
 PRIORS = {"noise_and_bias_precision": "Gamma(1, 1)", "factors": "Normal-Wishart(mu0 0, beta0 2, nu0 rank, W0 I)"}
-# Ratings per block of entities whose factors one thread draws: its outer products take
-# rows × rank² × 8 bytes (26 MiB at rank 10), and the blocks are fixed by the data alone.
+# Ratings per block of entities whose factors one thread draws (a task of the thread pool);
+# the blocks are fixed by the data alone.
 BLOCK_ROWS = 1 << 15
 # The implicit vectors' joint draw is solved to this relative residual, in at most this many
 # conjugate-gradient iterations.
@@ -103,11 +106,6 @@ def _blocks(counts: np.ndarray, max_rows: int) -> tuple[_Block, ...]:
     return tuple(blocks)
 
 
-def _segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Sums of `values`' consecutive row segments beginning at starts[:-1] (none empty)."""
-    return np.add.reduceat(values, starts[:-1], axis=0)
-
-
 class _Prior(NamedTuple):
     """A factor group's hyper-parameters, drawn anew every sweep: the mean μ and precision Λ
     of its vectors' Normal prior."""
@@ -128,13 +126,6 @@ def _normal_wishart(x: np.ndarray, rng: np.random.Generator) -> _Prior:
     scale = np.linalg.inv(scale_inv)
     precision = np.atleast_2d(stats.wishart.rvs(df=rank + n, scale=(scale + scale.T) / 2, random_state=rng))
     return _Prior(rng.multivariate_normal(n * mean / beta, np.linalg.inv(beta * precision)), precision)
-
-
-def _draw_gaussians(precision: np.ndarray, linear: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """One draw from N(A⁻¹b, A⁻¹) for each (A, b) of the batch, from standard normal `noise`."""
-    lower = np.linalg.cholesky(precision)
-    mean = np.linalg.solve(precision, linear[..., None])[..., 0]
-    return mean + np.linalg.solve(np.swapaxes(lower, -1, -2), noise[..., None])[..., 0]
 
 
 def _draw_bias(index, n, counts, residual, alpha, precision, rng) -> np.ndarray:
@@ -173,10 +164,12 @@ def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, 
     pulled, applied = np.empty((len(outer), RANK)), np.empty_like(y)
 
     def pull(piece: _Piece, vectors: np.ndarray) -> None:
-        pulled[piece.rows] = np.einsum("eij,ej->ei", outer[piece.rows], piece.matrix @ vectors)
+        m = piece.matrix
+        bpmf_kernels.pull(m.indptr, m.indices, m.data, vectors, outer, piece.rows.start, pulled)
 
     def push(piece: _Piece, vectors: np.ndarray) -> None:
-        applied[piece.rows] = vectors[piece.rows] @ precision + alpha * (piece.matrix @ pulled)
+        m = piece.matrix
+        bpmf_kernels.push(m.indptr, m.indices, m.data, pulled, vectors, precision, alpha, piece.rows.start, applied)
 
     def apply(vectors: np.ndarray) -> np.ndarray:
         list(pool.map(lambda piece: pull(piece, vectors), entities.neighbours_pieces))
@@ -331,7 +324,7 @@ def _sweep(
 ) -> None:
     """One Gibbs sweep over every parameter, in place: α and μ, the biases, then the item side
     given the users' side vectors, and the user side given the items' new ones."""
-    dot = _rowdot(state.users.vectors[users.index], state.items.vectors[items.index])
+    dot = bpmf_kernels.rowdots(state.users.vectors, users.index, state.items.vectors, items.index)
     residual = ratings - state.mean - state.users.bias[users.index] - state.items.bias[items.index] - dot
     _draw_noise_and_mean(state, residual, rng)
     for side, entities in ((state.users, users), (state.items, items)):
@@ -386,7 +379,6 @@ def _draw_side(
     the other side's vectors, `target` the ratings less μ and the biases. The factors are
     conditionally independent given the other side, so the blocks are drawn in parallel, each
     from its slice of noise drawn beforehand: the same draws whatever the number of threads."""
-    rows = other_vectors[entities.other_index]
     target = target[entities.order]
     prior = _normal_wishart(side.factors, rng)
     noise = rng.standard_normal(side.factors.shape)
@@ -396,7 +388,7 @@ def _draw_side(
     def draw(block: _Block) -> None:
         perturbation = np.random.default_rng((stream, block.lo)).standard_normal(block.rows.stop - block.rows.start)
         perturbed = target[block.rows] + perturbation / np.sqrt(alpha)
-        _draw_block(block, side, rows[block.rows], target[block.rows], perturbed, alpha, prior, noise, grams)
+        _draw_block(block, side, entities, other_vectors, target, perturbed, alpha, prior, noise, grams)
 
     list(pool.map(draw, entities.blocks))
     implicit_prior = _normal_wishart(side.implicit, rng)
@@ -407,7 +399,8 @@ def _draw_side(
 def _draw_block(
     block: _Block,
     side: _SideDraw,
-    rows: np.ndarray,
+    entities: _Entities,
+    other_vectors: np.ndarray,
     target: np.ndarray,
     perturbed: np.ndarray,
     alpha: float,
@@ -415,22 +408,16 @@ def _draw_block(
     noise: np.ndarray,
     grams: _Grams,
 ) -> None:
-    """The factors of the block's entities given the other side's vectors `rows` of their
-    ratings (precision Λ + α Σ f fᵀ, mean from Λμ + α Σ f·(target − f·implicit term)), and
-    the block's share of `grams`, all in place."""
-    entities, counts = slice(block.lo, block.hi), np.diff(block.starts)
-    outer = _segment_sums((rows[:, :, None] * rows[:, None, :]).reshape(len(rows), RANK * RANK), block.starts)
-    outer = outer.reshape(-1, RANK, RANK)
-    implicit = np.repeat(side.implicit_sum[entities], counts, axis=0)
-    linear = _segment_sums(rows * (target - _rowdot(rows, implicit))[:, None], block.starts)
-    factors = _draw_gaussians(
-        prior.precision + alpha * outer, prior.precision @ prior.mean + alpha * linear, noise[entities]
-    )
-    side.factors[entities] = factors
-    grams.outer[entities] = outer
-    grams.linear[entities] = _segment_sums(
-        rows * (perturbed - _rowdot(rows, np.repeat(factors, counts, axis=0)))[:, None], block.starts
-    )
+    """The factors of the block's entities given the other side's vectors f of their ratings
+    (precision Λ + α Σ f fᵀ, mean from Λμ + α Σ f·(target − f·implicit term)), and the block's
+    share of `grams`, all in place. The sums over ratings are compiled loops (bpmf_kernels)."""
+    rows, span = block.rows, slice(block.lo, block.hi)
+    outer, linear = grams.outer[span], np.empty((block.hi - block.lo, RANK))
+    other = entities.other_index[rows]
+    bpmf_kernels.gram_sums(other_vectors, other, block.starts, target[rows], side.implicit_sum[span], outer, linear)
+    factors, prior_linear = side.factors[span], prior.precision @ prior.mean
+    bpmf_kernels.draw_gaussians(prior.precision, prior_linear, alpha, outer, linear, noise[span], factors)
+    bpmf_kernels.linear_sums(other_vectors, other, block.starts, perturbed, factors, grams.linear[span])
 
 
 class _Posterior:
