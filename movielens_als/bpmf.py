@@ -34,7 +34,6 @@ from typing import NamedTuple
 import numpy as np
 from scipy import sparse
 
-from movielens_als import bpmf_kernels
 from movielens_als.arrays import index_of, threads
 from movielens_als.model import Model, Side
 from movielens_als.ratings import Ratings
@@ -64,6 +63,14 @@ CG_TOLERANCE, CG_ITERATIONS = 1e-4, 200
 # Non-zeros per piece of the sparse products a thread computes in the conjugate gradients.
 PIECE_NONZEROS = 1 << 17
 _BETA0, _GAMMA_SHAPE, _GAMMA_RATE, _INIT_STD = 2.0, 1.0, 1.0, 0.1
+
+
+def _kernels():
+    """movielens_als.bpmf_kernels, imported when first sampled: numba takes a third of a second
+    to import, which every luigi command (which reads SWEEPS) would pay."""
+    from movielens_als import bpmf_kernels
+
+    return bpmf_kernels
 
 
 def burn_in(sweeps: int) -> int:
@@ -165,11 +172,11 @@ def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, 
 
     def pull(piece: _Piece, vectors: np.ndarray) -> None:
         m = piece.matrix
-        bpmf_kernels.pull(m.indptr, m.indices, m.data, vectors, outer, piece.rows.start, pulled)
+        _kernels().pull(m.indptr, m.indices, m.data, vectors, outer, piece.rows.start, pulled)
 
     def push(piece: _Piece, vectors: np.ndarray) -> None:
         m = piece.matrix
-        bpmf_kernels.push(m.indptr, m.indices, m.data, pulled, vectors, precision, alpha, piece.rows.start, applied)
+        _kernels().push(m.indptr, m.indices, m.data, pulled, vectors, precision, alpha, piece.rows.start, applied)
 
     def apply(vectors: np.ndarray) -> np.ndarray:
         list(pool.map(lambda piece: pull(piece, vectors), entities.neighbours_pieces))
@@ -324,7 +331,7 @@ def _sweep(
 ) -> None:
     """One Gibbs sweep over every parameter, in place: α and μ, the biases, then the item side
     given the users' side vectors, and the user side given the items' new ones."""
-    dot = bpmf_kernels.rowdots(state.users.vectors, users.index, state.items.vectors, items.index)
+    dot = _kernels().rowdots(state.users.vectors, users.index, state.items.vectors, items.index)
     residual = ratings - state.mean - state.users.bias[users.index] - state.items.bias[items.index] - dot
     _draw_noise_and_mean(state, residual, rng)
     for side, entities in ((state.users, users), (state.items, items)):
@@ -414,10 +421,10 @@ def _draw_block(
     rows, span = block.rows, slice(block.lo, block.hi)
     outer, linear = grams.outer[span], np.empty((block.hi - block.lo, RANK))
     other = entities.other_index[rows]
-    bpmf_kernels.gram_sums(other_vectors, other, block.starts, target[rows], side.implicit_sum[span], outer, linear)
+    _kernels().gram_sums(other_vectors, other, block.starts, target[rows], side.implicit_sum[span], outer, linear)
     factors, prior_linear = side.factors[span], prior.precision @ prior.mean
-    bpmf_kernels.draw_gaussians(prior.precision, prior_linear, alpha, outer, linear, noise[span], factors)
-    bpmf_kernels.linear_sums(other_vectors, other, block.starts, perturbed, factors, grams.linear[span])
+    _kernels().draw_gaussians(prior.precision, prior_linear, alpha, outer, linear, noise[span], factors)
+    _kernels().linear_sums(other_vectors, other, block.starts, perturbed, factors, grams.linear[span])
 
 
 class _Posterior:
