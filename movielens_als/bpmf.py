@@ -45,8 +45,16 @@ RANK = 10
 # (mean of u1-u5: 48 sweeps 0.8871, 60 0.8861, 80 0.8857, 100 0.8861, 150 0.8872, 300 0.8882;
 # ml-latest-small: 48 0.8242, 60 0.8247, 80 0.8260, 100 0.8270); see docs/models.md.
 SWEEPS = 60
-# The first sixth of the sweeps are burn-in: the chain's early samples are poor.
+# The first sixth of the sweeps are burn-in: the chain's early samples are poor. With validation
+# ratings, `sweeps` is the most the chain may run and the burn-in is a sixth of that, decided
+# before the stop is known.
 BURN_IN_FRACTION = 1 / 6
+# With validation ratings the chain stops once the running mean's validation RMSE has not fallen
+# by STOP_TOLERANCE below its best for STOP_PATIENCE sweeps; the sweeps chosen are the best one's.
+# STOP_TOLERANCE / STOP_PATIENCE (5e-5 a sweep) sits between ml-100k's fall at 48-60 sweeps
+# (8e-5 a sweep) and at 60-80 (2e-5), so ml-100k and ml-latest-small stop near 60 (see
+# docs/models.md), while a curve that flattens soon after the burn-in stops soon after it.
+STOP_TOLERANCE, STOP_PATIENCE = 5e-4, 10
 # At most this many samples are laid side by side, evenly spaced (every sample past the burn-in
 # at the default sweeps). More samples, a truer mean: at 300 sweeps, ml-100k's u2 gave test
 # RMSE 0.8812 with 50 samples, 0.8803 with 125 and 0.8799 with all 250 (the running mean), at
@@ -77,13 +85,21 @@ def burn_in(sweeps: int) -> int:
     return int(sweeps * BURN_IN_FRACTION)
 
 
+_default_burn_in = burn_in  # fit's argument `burn_in` hides it there
+
+
 @dataclass(frozen=True)
 class Fit:
     model: Model
-    # Validation RMSE of the running posterior mean over the sweeps past the burn-in, after every
-    # tenth of them and the last: [{"sweep": n, "validation_rmse": x}, ...]; empty without validation.
+    # Validation RMSE of the running posterior mean after every sweep past the burn-in:
+    # [{"sweep": n, "validation_rmse": x}, ...]; empty without validation.
     curve: list[dict]
     samples: int
+    # The sweeps to replay (fit(..., sweeps=chosen, burn_in=burn_in)): with validation those of the
+    # running mean's lowest RMSE up to the stop, else the sweeps run. `stopped_at` is the sweeps run.
+    chosen: int
+    burn_in: int
+    stopped_at: int
 
 
 @dataclass(frozen=True)
@@ -432,11 +448,11 @@ class _Posterior:
     the side vectors of evenly spaced sweeps (at most MAX_SAMPLES), and with validation ratings
     the running mean's RMSE on them (the curve)."""
 
-    def __init__(self, sweeps: int, users: _Entities, items: _Entities, tracker: _Validation | None):
-        self.sweeps, self.users, self.items, self.tracker = sweeps, users, items, tracker
-        self.first = burn_in(sweeps)
-        self.kept = sweeps - self.first
-        thin = max(1, -(-self.kept // MAX_SAMPLES))
+    def __init__(self, sweeps: int, first: int, users: _Entities, items: _Entities, tracker: _Validation | None):
+        self.sweeps, self.first, self.users, self.items, self.tracker = sweeps, first, users, items, tracker
+        self.kept = 0
+        # Thinned by the most sweeps the chain may run: a chain stopped early keeps fewer.
+        thin = max(1, -(-(sweeps - first) // MAX_SAMPLES))
         self.sampled = [s for s in range(self.first, sweeps) if (sweeps - 1 - s) % thin == 0]
         self.user_vectors: list[np.ndarray] = []
         self.item_vectors: list[np.ndarray] = []
@@ -446,12 +462,16 @@ class _Posterior:
             np.zeros(len(items.ids)),
         )
         self.curve: list[dict] = []
+        # The sweep of the lowest RMSE so far, and the last sweep that fell by STOP_TOLERANCE
+        # below the one before it that did (`improved`, at `reference`).
+        self.best, self.best_rmse, self.improved, self.reference = sweeps, np.inf, 0, np.inf
 
     def add(self, sweep: int, state: _ChainState) -> float | None:
         """Counts sweep `sweep`'s draw if it is past the burn-in; the running mean's validation
         RMSE when it is and validation ratings are tracked, else None."""
         if sweep < self.first:
             return None
+        self.kept += 1
         self.mean_total += state.mean
         self.user_bias_total += state.users.bias
         self.item_bias_total += state.items.bias
@@ -462,11 +482,19 @@ class _Posterior:
         if self.tracker is None:
             return None
         rmse = self.tracker.add(state.mean, state.users.bias, state.items.bias, user_side, item_side)
-        if self.tracker.sweeps % 10 == 0 or sweep == self.sweeps - 1:
-            self.curve.append({"sweep": sweep + 1, "validation_rmse": round(rmse, 6)})
+        self.curve.append({"sweep": sweep + 1, "validation_rmse": round(rmse, 6)})
+        if rmse < self.best_rmse:
+            self.best, self.best_rmse = sweep + 1, rmse
+        if rmse <= self.reference - STOP_TOLERANCE or self.reference == np.inf:
+            self.improved, self.reference = sweep + 1, rmse
         return rmse
 
-    def fit(self, rating_scale: tuple[float, float]) -> Fit:
+    def stop(self, done: int) -> bool:
+        """Whether the chain stops after `done` sweeps: with validation ratings, when the running
+        mean's RMSE has not fallen by STOP_TOLERANCE below its best for STOP_PATIENCE sweeps."""
+        return self.tracker is not None and done > self.first and done - self.improved >= STOP_PATIENCE
+
+    def fit(self, rating_scale: tuple[float, float], done: int) -> Fit:
         """The posterior-mean model: the biases averaged, the sampled side vectors side by side."""
         scale = 1.0 / np.sqrt(len(self.user_vectors))
         users, items = self.users, self.items
@@ -476,7 +504,8 @@ class _Posterior:
             items=Side(items.ids, np.hstack(self.item_vectors) * scale, self.item_bias_total / self.kept, items.counts),
             rating_scale=rating_scale,
         )
-        return Fit(model, self.curve, len(self.user_vectors))
+        chosen = min(self.best, done) if self.tracker is not None else done
+        return Fit(model, self.curve, len(self.user_vectors), chosen, self.first, done)
 
 
 def fit(
@@ -485,14 +514,21 @@ def fit(
     sweeps: int,
     seed: int,
     rating_scale: tuple[float, float],
+    burn_in: int | None = None,
     validation: Ratings | None = None,
     on_sweep: Callable[[int, int, float | None], None] | None = None,
     workers: int | None = None,
 ) -> Fit:
-    """The posterior-mean model of `train` after `sweeps` Gibbs sweeps. With `validation`,
-    the running mean's RMSE on it is tracked (the curve); `on_sweep(done, sweeps, rmse)` is
-    told after each sweep. The factors are drawn on `workers` threads (default: every core
-    this process may use); the fit is the same for a seed whatever their number."""
+    """The posterior-mean model of `train` after `sweeps` Gibbs sweeps, the first `burn_in`
+    (default: burn_in(sweeps)) not counted. With `validation`, the running mean's RMSE on it is
+    tracked (the curve) and `sweeps` is the most: the chain stops early when it stops falling
+    (STOP_TOLERANCE, STOP_PATIENCE), and Fit.chosen, Fit.burn_in are what to replay on all the
+    ratings without validation. `on_sweep(done, sweeps, rmse)` is told after each sweep. The
+    factors are drawn on `workers` threads (default: every core this process may use); the fit
+    is the same for a seed whatever their number."""
+    first = _default_burn_in(sweeps) if burn_in is None else burn_in
+    if not 0 <= first < sweeps:
+        raise ValueError(f"burn-in {first} must be at least 0 and fewer than the {sweeps} sweeps")
     rng = np.random.default_rng(seed)
     user_ids, user_index = np.unique(train.users, return_inverse=True)
     item_ids, item_index = np.unique(train.items, return_inverse=True)
@@ -501,14 +537,16 @@ def fit(
     ratings = np.asarray(train.ratings, dtype=np.float64)
     state = _start(users, items, ratings, rng)
     tracker = _Validation(validation, user_ids, item_ids, rating_scale) if validation is not None else None
-    posterior = _Posterior(sweeps, users, items, tracker)
+    posterior = _Posterior(sweeps, first, users, items, tracker)
+    done = 0
     with ThreadPoolExecutor(workers or threads()) as pool:
-        for sweep in range(sweeps):
+        while done < sweeps and not posterior.stop(done):
             _sweep(state, users, items, ratings, rng, pool)
-            rmse = posterior.add(sweep, state)
+            rmse = posterior.add(done, state)
+            done += 1
             if on_sweep is not None:
-                on_sweep(sweep + 1, sweeps, rmse)
-    return posterior.fit(rating_scale)
+                on_sweep(done, sweeps, rmse)
+    return posterior.fit(rating_scale, done)
 
 
 def describe(fitted: Fit, rating_scale: tuple[float, float], sweeps: int, **record) -> dict:
@@ -523,7 +561,7 @@ def describe(fitted: Fit, rating_scale: tuple[float, float], sweeps: int, **reco
         "bpmf": {
             "rank": RANK,
             "sweeps": sweeps,
-            "burn_in": burn_in(sweeps),
+            "burn_in": fitted.burn_in,
             "samples_side_by_side": fitted.samples,
             "priors": PRIORS,
         },
