@@ -174,14 +174,14 @@ def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, 
     N(A⁻¹ (Λμ + α Wᵀ Σ f·target), A⁻¹) (perturb then optimise; Papandreou & Yuille 2010), solved
     by conjugate gradients from the current draw, each vector's own block of A as preconditioner."""
     mu, precision = prior
-    flat = outer.reshape(len(outer), RANK * RANK)
     preconditioner = np.empty((len(y), RANK, RANK))
     rhs = precision @ mu + rng.standard_normal(y.shape) @ np.linalg.cholesky(precision).T
 
     def start(piece: _Piece) -> None:
-        diagonal = precision + alpha * (piece.matrix.power(2) @ flat).reshape(-1, RANK, RANK)
-        preconditioner[piece.rows] = np.linalg.inv(diagonal)
-        rhs[piece.rows] += alpha * (piece.matrix @ linear)
+        m = piece.matrix
+        _kernels().preconditioner(
+            m.indptr, m.indices, m.data, outer, linear, precision, alpha, piece.rows.start, preconditioner, rhs
+        )
 
     list(pool.map(start, entities.neighbours_t_pieces))
     pulled, applied = np.empty((len(outer), RANK)), np.empty_like(y)

@@ -145,3 +145,30 @@ def rowdots(left, left_index, right, right_index):  # pragma: no cover - compile
             total += u[a] * v[a]
         out[r] = total
     return out
+
+
+@njit(cache=True, nogil=True)
+def preconditioner(indptr, indices, weights, outer, linear, precision, alpha, first, inverse, rhs):  # pragma: no cover
+    """For row j of a CSR piece of the implicit weights' transpose (implicit vector first + j):
+    inverse[first + j] = (Λ + α Σ_k weights[k]² outer[indices[k]])⁻¹, the conjugate gradients'
+    block preconditioner, and rhs[first + j] += α Σ_k weights[k] linear[indices[k]]. Only the
+    lower triangle of the sum is accumulated."""
+    rank = precision.shape[0]
+    block = np.empty((rank, rank))
+    total = np.empty(rank)
+    for j in range(len(indptr) - 1):
+        block[:] = 0.0
+        total[:] = 0.0
+        for k in range(indptr[j], indptr[j + 1]):
+            w, e = weights[k], indices[k]
+            square = w * w
+            for a in range(rank):
+                total[a] += w * linear[e, a]
+                for b in range(a + 1):
+                    block[a, b] += square * outer[e, a, b]
+        for a in range(rank):
+            rhs[first + j, a] += alpha * total[a]
+            for b in range(a + 1):
+                block[a, b] = precision[a, b] + alpha * block[a, b]
+                block[b, a] = block[a, b]
+        inverse[first + j] = np.linalg.inv(block)
