@@ -6,7 +6,12 @@ logs and progress the pipeline gives them; like EASE's, they start no SparkConte
 sampler is numpy in one process, see docs/models.md).
 
     python -m drivers.bpmf_jobs validate --train K --output K --sweeps N --strategy S ...
-    python -m drivers.bpmf_jobs train    --train K --output K --sweeps N ...
+    python -m drivers.bpmf_jobs train    --train K --output K --sweeps N [--burn-in B] ...
+
+`validate` runs at most N sweeps, stopping when the running mean's validation RMSE stops
+falling (movielens_als.bpmf.STOP_TOLERANCE, STOP_PATIENCE), and writes the sweeps it chose
+(`sweeps_chosen`, the running mean's best) and the burn-in, which `train` replays:
+--sweeps sweeps_chosen --burn-in burn_in.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ from storage import Store, utc_now
 def parse_args(argv: list[str]):
     parser = job_parser(__doc__)
     parser.add_argument("command", choices=("validate", "train"))
-    parser.add_argument("--sweeps", type=int, required=True, help="Gibbs sweeps, the first sixth burn-in")
+    parser.add_argument(
+        "--sweeps", type=int, required=True, help="Gibbs sweeps (validate: the most), the first sixth burn-in"
+    )
+    parser.add_argument(
+        "--burn-in", type=int, help="sweeps of burn-in (train; default a sixth of --sweeps), as validation.json's"
+    )
     parser.add_argument("--rating-min", type=float, required=True)
     parser.add_argument("--rating-max", type=float, required=True)
     parser.add_argument("--strategy", help="how the test split was made, to carve validation alike (validate)")
@@ -73,7 +83,9 @@ def validate(args, store: Store) -> None:
             "params": args.params,
             "validation": selection.validation_record(args.strategy, args.seed, fit_part, validation),
             "sweeps": args.sweeps,
-            "burn_in": bpmf.burn_in(args.sweeps),
+            "sweeps_chosen": fitted.chosen,
+            "burn_in": fitted.burn_in,
+            "stopped_at": fitted.stopped_at,
             "samples_side_by_side": fitted.samples,
             "validation_rmse": rmse,
             "curve": fitted.curve,
@@ -81,7 +93,11 @@ def validate(args, store: Store) -> None:
             "validated_at": utc_now(),
         },
     )
-    progress(100, f"validation RMSE {rmse:.4f} after {args.sweeps} sweeps ({seconds:.0f} s)")
+    progress(
+        100,
+        f"validation RMSE {rmse:.4f} after {fitted.stopped_at} of at most {args.sweeps} sweeps; "
+        f"{fitted.chosen} chosen ({seconds:.0f} s)",
+    )
 
 
 def train(args, store: Store) -> None:
@@ -91,7 +107,12 @@ def train(args, store: Store) -> None:
     progress(5, f"sampling {args.sweeps} sweeps on {table.num_rows} ratings")
     started = time.perf_counter()
     fitted = bpmf.fit(
-        rating_arrays(table), sweeps=args.sweeps, seed=args.seed, rating_scale=scale, on_sweep=Reporter(5, 90)
+        rating_arrays(table),
+        sweeps=args.sweeps,
+        burn_in=args.burn_in,
+        seed=args.seed,
+        rating_scale=scale,
+        on_sweep=Reporter(5, 90),
     )
     seconds = time.perf_counter() - started
     progress(96, f"sampled in {seconds:.0f} s; writing {store.uri(args.output)}")

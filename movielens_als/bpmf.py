@@ -15,10 +15,12 @@ ordinary movielens_als.model.Model (factor tables with biases), which every scor
 unseen users and items fall back to the biases as ALS's do. At most MAX_SAMPLES samples, evenly
 spaced, are laid side by side; the biases average every sweep after the burn-in.
 
-Pure numpy and scipy. Each side's factors are conditionally independent given the other side,
-so they are drawn in blocks of entities on every core; each side's implicit vectors are drawn
+numpy and scipy, with the sums over ratings (each entity's Gram matrix, its linear terms, the
+conjugate gradients' products) and the small Gaussian draws compiled by numba
+(movielens_als.bpmf_kernels). Each side's factors are conditionally independent given the other
+side, so they are drawn in blocks of entities on every core; each side's implicit vectors are drawn
 jointly (one Gibbs block, exact up to the solver's tolerance) by perturbation and conjugate
-gradients, with no loop over users or items. The noise is drawn per block from streams fixed by
+gradients, with no Python loop over users or items. The noise is drawn per block from streams fixed by
 the seed and the data, so a seed gives the same fit whatever the number of threads.
 """
 
@@ -43,8 +45,16 @@ RANK = 10
 # (mean of u1-u5: 48 sweeps 0.8871, 60 0.8861, 80 0.8857, 100 0.8861, 150 0.8872, 300 0.8882;
 # ml-latest-small: 48 0.8242, 60 0.8247, 80 0.8260, 100 0.8270); see docs/models.md.
 SWEEPS = 60
-# The first sixth of the sweeps are burn-in: the chain's early samples are poor.
+# The first sixth of the sweeps are burn-in: the chain's early samples are poor. With validation
+# ratings, `sweeps` is the most the chain may run and the burn-in is a sixth of that, decided
+# before the stop is known.
 BURN_IN_FRACTION = 1 / 6
+# With validation ratings the chain stops once the running mean's validation RMSE has not fallen
+# by STOP_TOLERANCE below its best for STOP_PATIENCE sweeps; the sweeps chosen are the best one's.
+# STOP_TOLERANCE / STOP_PATIENCE (5e-5 a sweep) sits between ml-100k's fall at 48-60 sweeps
+# (8e-5 a sweep) and at 60-80 (2e-5), so ml-100k and ml-latest-small stop near 60 (see
+# docs/models.md), while a curve that flattens soon after the burn-in stops soon after it.
+STOP_TOLERANCE, STOP_PATIENCE = 5e-4, 10
 # At most this many samples are laid side by side, evenly spaced (every sample past the burn-in
 # at the default sweeps). More samples, a truer mean: at 300 sweeps, ml-100k's u2 gave test
 # RMSE 0.8812 with 50 samples, 0.8803 with 125 and 0.8799 with all 250 (the running mean), at
@@ -52,8 +62,8 @@ BURN_IN_FRACTION = 1 / 6
 MAX_SAMPLES = 125
 FORMULA = "mu + b_u + b_i + (p_u + |N(u)|^-1/2 sum_N(u) y_j).(q_i + |N(i)|^-1/2 sum_N(i) z_v), posterior mean"
 PRIORS = {"noise_and_bias_precision": "Gamma(1, 1)", "factors": "Normal-Wishart(mu0 0, beta0 2, nu0 rank, W0 I)"}
-# Ratings per block of entities whose factors one thread draws: its outer products take
-# rows × rank² × 8 bytes (26 MiB at rank 10), and the blocks are fixed by the data alone.
+# Ratings per block of entities whose factors one thread draws (a task of the thread pool);
+# the blocks are fixed by the data alone.
 BLOCK_ROWS = 1 << 15
 # The implicit vectors' joint draw is solved to this relative residual, in at most this many
 # conjugate-gradient iterations.
@@ -63,17 +73,33 @@ PIECE_NONZEROS = 1 << 17
 _BETA0, _GAMMA_SHAPE, _GAMMA_RATE, _INIT_STD = 2.0, 1.0, 1.0, 0.1
 
 
+def _kernels():
+    """movielens_als.bpmf_kernels, imported when first sampled: numba takes a third of a second
+    to import, which every luigi command (which reads SWEEPS) would pay."""
+    from movielens_als import bpmf_kernels
+
+    return bpmf_kernels
+
+
 def burn_in(sweeps: int) -> int:
     return int(sweeps * BURN_IN_FRACTION)
+
+
+_default_burn_in = burn_in  # fit's argument `burn_in` hides it there
 
 
 @dataclass(frozen=True)
 class Fit:
     model: Model
-    # Validation RMSE of the running posterior mean over the sweeps past the burn-in, after every
-    # tenth of them and the last: [{"sweep": n, "validation_rmse": x}, ...]; empty without validation.
+    # Validation RMSE of the running posterior mean after every sweep past the burn-in:
+    # [{"sweep": n, "validation_rmse": x}, ...]; empty without validation.
     curve: list[dict]
     samples: int
+    # The sweeps to replay (fit(..., sweeps=chosen, burn_in=burn_in)): with validation those of the
+    # running mean's lowest RMSE up to the stop, else the sweeps run. `stopped_at` is the sweeps run.
+    chosen: int
+    burn_in: int
+    stopped_at: int
 
 
 @dataclass(frozen=True)
@@ -103,11 +129,6 @@ def _blocks(counts: np.ndarray, max_rows: int) -> tuple[_Block, ...]:
     return tuple(blocks)
 
 
-def _segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Sums of `values`' consecutive row segments beginning at starts[:-1] (none empty)."""
-    return np.add.reduceat(values, starts[:-1], axis=0)
-
-
 class _Prior(NamedTuple):
     """A factor group's hyper-parameters, drawn anew every sweep: the mean μ and precision Λ
     of its vectors' Normal prior."""
@@ -128,13 +149,6 @@ def _normal_wishart(x: np.ndarray, rng: np.random.Generator) -> _Prior:
     scale = np.linalg.inv(scale_inv)
     precision = np.atleast_2d(stats.wishart.rvs(df=rank + n, scale=(scale + scale.T) / 2, random_state=rng))
     return _Prior(rng.multivariate_normal(n * mean / beta, np.linalg.inv(beta * precision)), precision)
-
-
-def _draw_gaussians(precision: np.ndarray, linear: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """One draw from N(A⁻¹b, A⁻¹) for each (A, b) of the batch, from standard normal `noise`."""
-    lower = np.linalg.cholesky(precision)
-    mean = np.linalg.solve(precision, linear[..., None])[..., 0]
-    return mean + np.linalg.solve(np.swapaxes(lower, -1, -2), noise[..., None])[..., 0]
 
 
 def _draw_bias(index, n, counts, residual, alpha, precision, rng) -> np.ndarray:
@@ -160,23 +174,25 @@ def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, 
     N(A⁻¹ (Λμ + α Wᵀ Σ f·target), A⁻¹) (perturb then optimise; Papandreou & Yuille 2010), solved
     by conjugate gradients from the current draw, each vector's own block of A as preconditioner."""
     mu, precision = prior
-    flat = outer.reshape(len(outer), RANK * RANK)
     preconditioner = np.empty((len(y), RANK, RANK))
     rhs = precision @ mu + rng.standard_normal(y.shape) @ np.linalg.cholesky(precision).T
 
     def start(piece: _Piece) -> None:
-        diagonal = precision + alpha * (piece.matrix.power(2) @ flat).reshape(-1, RANK, RANK)
-        preconditioner[piece.rows] = np.linalg.inv(diagonal)
-        rhs[piece.rows] += alpha * (piece.matrix @ linear)
+        m = piece.matrix
+        _kernels().preconditioner(
+            m.indptr, m.indices, m.data, outer, linear, precision, alpha, piece.rows.start, preconditioner, rhs
+        )
 
     list(pool.map(start, entities.neighbours_t_pieces))
     pulled, applied = np.empty((len(outer), RANK)), np.empty_like(y)
 
     def pull(piece: _Piece, vectors: np.ndarray) -> None:
-        pulled[piece.rows] = np.einsum("eij,ej->ei", outer[piece.rows], piece.matrix @ vectors)
+        m = piece.matrix
+        _kernels().pull(m.indptr, m.indices, m.data, vectors, outer, piece.rows.start, pulled)
 
     def push(piece: _Piece, vectors: np.ndarray) -> None:
-        applied[piece.rows] = vectors[piece.rows] @ precision + alpha * (piece.matrix @ pulled)
+        m = piece.matrix
+        _kernels().push(m.indptr, m.indices, m.data, pulled, vectors, precision, alpha, piece.rows.start, applied)
 
     def apply(vectors: np.ndarray) -> np.ndarray:
         list(pool.map(lambda piece: pull(piece, vectors), entities.neighbours_pieces))
@@ -331,7 +347,7 @@ def _sweep(
 ) -> None:
     """One Gibbs sweep over every parameter, in place: α and μ, the biases, then the item side
     given the users' side vectors, and the user side given the items' new ones."""
-    dot = _rowdot(state.users.vectors[users.index], state.items.vectors[items.index])
+    dot = _kernels().rowdots(state.users.vectors, users.index, state.items.vectors, items.index)
     residual = ratings - state.mean - state.users.bias[users.index] - state.items.bias[items.index] - dot
     _draw_noise_and_mean(state, residual, rng)
     for side, entities in ((state.users, users), (state.items, items)):
@@ -386,7 +402,6 @@ def _draw_side(
     the other side's vectors, `target` the ratings less μ and the biases. The factors are
     conditionally independent given the other side, so the blocks are drawn in parallel, each
     from its slice of noise drawn beforehand: the same draws whatever the number of threads."""
-    rows = other_vectors[entities.other_index]
     target = target[entities.order]
     prior = _normal_wishart(side.factors, rng)
     noise = rng.standard_normal(side.factors.shape)
@@ -396,7 +411,7 @@ def _draw_side(
     def draw(block: _Block) -> None:
         perturbation = np.random.default_rng((stream, block.lo)).standard_normal(block.rows.stop - block.rows.start)
         perturbed = target[block.rows] + perturbation / np.sqrt(alpha)
-        _draw_block(block, side, rows[block.rows], target[block.rows], perturbed, alpha, prior, noise, grams)
+        _draw_block(block, side, entities, other_vectors, target, perturbed, alpha, prior, noise, grams)
 
     list(pool.map(draw, entities.blocks))
     implicit_prior = _normal_wishart(side.implicit, rng)
@@ -407,7 +422,8 @@ def _draw_side(
 def _draw_block(
     block: _Block,
     side: _SideDraw,
-    rows: np.ndarray,
+    entities: _Entities,
+    other_vectors: np.ndarray,
     target: np.ndarray,
     perturbed: np.ndarray,
     alpha: float,
@@ -415,22 +431,16 @@ def _draw_block(
     noise: np.ndarray,
     grams: _Grams,
 ) -> None:
-    """The factors of the block's entities given the other side's vectors `rows` of their
-    ratings (precision Λ + α Σ f fᵀ, mean from Λμ + α Σ f·(target − f·implicit term)), and
-    the block's share of `grams`, all in place."""
-    entities, counts = slice(block.lo, block.hi), np.diff(block.starts)
-    outer = _segment_sums((rows[:, :, None] * rows[:, None, :]).reshape(len(rows), RANK * RANK), block.starts)
-    outer = outer.reshape(-1, RANK, RANK)
-    implicit = np.repeat(side.implicit_sum[entities], counts, axis=0)
-    linear = _segment_sums(rows * (target - _rowdot(rows, implicit))[:, None], block.starts)
-    factors = _draw_gaussians(
-        prior.precision + alpha * outer, prior.precision @ prior.mean + alpha * linear, noise[entities]
-    )
-    side.factors[entities] = factors
-    grams.outer[entities] = outer
-    grams.linear[entities] = _segment_sums(
-        rows * (perturbed - _rowdot(rows, np.repeat(factors, counts, axis=0)))[:, None], block.starts
-    )
+    """The factors of the block's entities given the other side's vectors f of their ratings
+    (precision Λ + α Σ f fᵀ, mean from Λμ + α Σ f·(target − f·implicit term)), and the block's
+    share of `grams`, all in place. The sums over ratings are compiled loops (bpmf_kernels)."""
+    rows, span = block.rows, slice(block.lo, block.hi)
+    outer, linear = grams.outer[span], np.empty((block.hi - block.lo, RANK))
+    other = entities.other_index[rows]
+    _kernels().gram_sums(other_vectors, other, block.starts, target[rows], side.implicit_sum[span], outer, linear)
+    factors, prior_linear = side.factors[span], prior.precision @ prior.mean
+    _kernels().draw_gaussians(prior.precision, prior_linear, alpha, outer, linear, noise[span], factors)
+    _kernels().linear_sums(other_vectors, other, block.starts, perturbed, factors, grams.linear[span])
 
 
 class _Posterior:
@@ -438,11 +448,11 @@ class _Posterior:
     the side vectors of evenly spaced sweeps (at most MAX_SAMPLES), and with validation ratings
     the running mean's RMSE on them (the curve)."""
 
-    def __init__(self, sweeps: int, users: _Entities, items: _Entities, tracker: _Validation | None):
-        self.sweeps, self.users, self.items, self.tracker = sweeps, users, items, tracker
-        self.first = burn_in(sweeps)
-        self.kept = sweeps - self.first
-        thin = max(1, -(-self.kept // MAX_SAMPLES))
+    def __init__(self, sweeps: int, first: int, users: _Entities, items: _Entities, tracker: _Validation | None):
+        self.sweeps, self.first, self.users, self.items, self.tracker = sweeps, first, users, items, tracker
+        self.kept = 0
+        # Thinned by the most sweeps the chain may run: a chain stopped early keeps fewer.
+        thin = max(1, -(-(sweeps - first) // MAX_SAMPLES))
         self.sampled = [s for s in range(self.first, sweeps) if (sweeps - 1 - s) % thin == 0]
         self.user_vectors: list[np.ndarray] = []
         self.item_vectors: list[np.ndarray] = []
@@ -452,12 +462,16 @@ class _Posterior:
             np.zeros(len(items.ids)),
         )
         self.curve: list[dict] = []
+        # The sweep of the lowest RMSE so far, and the last sweep that fell by STOP_TOLERANCE
+        # below the one before it that did (`improved`, at `reference`).
+        self.best, self.best_rmse, self.improved, self.reference = sweeps, np.inf, 0, np.inf
 
     def add(self, sweep: int, state: _ChainState) -> float | None:
         """Counts sweep `sweep`'s draw if it is past the burn-in; the running mean's validation
         RMSE when it is and validation ratings are tracked, else None."""
         if sweep < self.first:
             return None
+        self.kept += 1
         self.mean_total += state.mean
         self.user_bias_total += state.users.bias
         self.item_bias_total += state.items.bias
@@ -468,11 +482,19 @@ class _Posterior:
         if self.tracker is None:
             return None
         rmse = self.tracker.add(state.mean, state.users.bias, state.items.bias, user_side, item_side)
-        if self.tracker.sweeps % 10 == 0 or sweep == self.sweeps - 1:
-            self.curve.append({"sweep": sweep + 1, "validation_rmse": round(rmse, 6)})
+        self.curve.append({"sweep": sweep + 1, "validation_rmse": round(rmse, 6)})
+        if rmse < self.best_rmse:
+            self.best, self.best_rmse = sweep + 1, rmse
+        if rmse <= self.reference - STOP_TOLERANCE or self.reference == np.inf:
+            self.improved, self.reference = sweep + 1, rmse
         return rmse
 
-    def fit(self, rating_scale: tuple[float, float]) -> Fit:
+    def stop(self, done: int) -> bool:
+        """Whether the chain stops after `done` sweeps: with validation ratings, when the running
+        mean's RMSE has not fallen by STOP_TOLERANCE below its best for STOP_PATIENCE sweeps."""
+        return self.tracker is not None and done > self.first and done - self.improved >= STOP_PATIENCE
+
+    def fit(self, rating_scale: tuple[float, float], done: int) -> Fit:
         """The posterior-mean model: the biases averaged, the sampled side vectors side by side."""
         scale = 1.0 / np.sqrt(len(self.user_vectors))
         users, items = self.users, self.items
@@ -482,7 +504,8 @@ class _Posterior:
             items=Side(items.ids, np.hstack(self.item_vectors) * scale, self.item_bias_total / self.kept, items.counts),
             rating_scale=rating_scale,
         )
-        return Fit(model, self.curve, len(self.user_vectors))
+        chosen = min(self.best, done) if self.tracker is not None else done
+        return Fit(model, self.curve, len(self.user_vectors), chosen, self.first, done)
 
 
 def fit(
@@ -491,14 +514,21 @@ def fit(
     sweeps: int,
     seed: int,
     rating_scale: tuple[float, float],
+    burn_in: int | None = None,
     validation: Ratings | None = None,
     on_sweep: Callable[[int, int, float | None], None] | None = None,
     workers: int | None = None,
 ) -> Fit:
-    """The posterior-mean model of `train` after `sweeps` Gibbs sweeps. With `validation`,
-    the running mean's RMSE on it is tracked (the curve); `on_sweep(done, sweeps, rmse)` is
-    told after each sweep. The factors are drawn on `workers` threads (default: every core
-    this process may use); the fit is the same for a seed whatever their number."""
+    """The posterior-mean model of `train` after `sweeps` Gibbs sweeps, the first `burn_in`
+    (default: burn_in(sweeps)) not counted. With `validation`, the running mean's RMSE on it is
+    tracked (the curve) and `sweeps` is the most: the chain stops early when it stops falling
+    (STOP_TOLERANCE, STOP_PATIENCE), and Fit.chosen, Fit.burn_in are what to replay on all the
+    ratings without validation. `on_sweep(done, sweeps, rmse)` is told after each sweep. The
+    factors are drawn on `workers` threads (default: every core this process may use); the fit
+    is the same for a seed whatever their number."""
+    first = _default_burn_in(sweeps) if burn_in is None else burn_in
+    if not 0 <= first < sweeps:
+        raise ValueError(f"burn-in {first} must be at least 0 and fewer than the {sweeps} sweeps")
     rng = np.random.default_rng(seed)
     user_ids, user_index = np.unique(train.users, return_inverse=True)
     item_ids, item_index = np.unique(train.items, return_inverse=True)
@@ -507,14 +537,16 @@ def fit(
     ratings = np.asarray(train.ratings, dtype=np.float64)
     state = _start(users, items, ratings, rng)
     tracker = _Validation(validation, user_ids, item_ids, rating_scale) if validation is not None else None
-    posterior = _Posterior(sweeps, users, items, tracker)
+    posterior = _Posterior(sweeps, first, users, items, tracker)
+    done = 0
     with ThreadPoolExecutor(workers or threads()) as pool:
-        for sweep in range(sweeps):
+        while done < sweeps and not posterior.stop(done):
             _sweep(state, users, items, ratings, rng, pool)
-            rmse = posterior.add(sweep, state)
+            rmse = posterior.add(done, state)
+            done += 1
             if on_sweep is not None:
-                on_sweep(sweep + 1, sweeps, rmse)
-    return posterior.fit(rating_scale)
+                on_sweep(done, sweeps, rmse)
+    return posterior.fit(rating_scale, done)
 
 
 def describe(fitted: Fit, rating_scale: tuple[float, float], sweeps: int, **record) -> dict:
@@ -529,7 +561,7 @@ def describe(fitted: Fit, rating_scale: tuple[float, float], sweeps: int, **reco
         "bpmf": {
             "rank": RANK,
             "sweeps": sweeps,
-            "burn_in": burn_in(sweeps),
+            "burn_in": fitted.burn_in,
             "samples_side_by_side": fitted.samples,
             "priors": PRIORS,
         },

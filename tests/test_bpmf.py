@@ -4,6 +4,8 @@ falls back to the biases where it knows nobody; and the choice between it and AL
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,8 @@ def test_the_stored_model_scores_exactly_the_mean_of_the_samples_it_keeps(rating
     assert fitted.model.users.factors.shape == (len(np.unique(train.users)), bpmf.RANK * 25)
     scored = metrics.rmse(fitted.model.predict(held_out.users, held_out.items), held_out.ratings)
     assert scored == pytest.approx(fitted.curve[-1]["validation_rmse"], abs=1e-6)
-    assert [point["sweep"] for point in fitted.curve] == [15, 25, 30]
+    assert [point["sweep"] for point in fitted.curve] == list(range(6, 31))
+    assert (fitted.burn_in, fitted.stopped_at) == (5, 30)
 
 
 def test_it_keeps_at_most_max_samples_evenly_spaced_and_the_last(ratings, monkeypatch):
@@ -85,6 +88,75 @@ def test_a_seed_gives_the_same_fit_whatever_the_number_of_threads(ratings, monke
         np.testing.assert_array_equal(one.users.factors, other.users.factors)
         np.testing.assert_array_equal(one.items.factors, other.items.factors)
         np.testing.assert_array_equal(one.users.bias, other.users.bias)
+
+
+def test_a_seed_gives_the_same_stop_whatever_the_number_of_threads(ratings, monkeypatch):
+    monkeypatch.setattr(bpmf, "BLOCK_ROWS", 200)
+    monkeypatch.setattr(bpmf, "PIECE_NONZEROS", 300)
+    train, held_out = ratings
+    one, two = (bpmf.fit(train, sweeps=60, seed=5, rating_scale=SCALE, validation=held_out, workers=n) for n in (1, 2))
+    assert (one.chosen, one.stopped_at, one.curve) == (two.chosen, two.stopped_at, two.curve)
+    np.testing.assert_array_equal(one.model.users.factors, two.model.users.factors)
+
+
+class _Scripted:
+    """A validation tracker whose running mean's RMSE follows a script."""
+
+    def __init__(self, curve: list[float]) -> None:
+        self.curve = iter(curve)
+
+    def add(self, *_) -> float:
+        return next(self.curve)
+
+
+def _run_rule(curve: list[float], sweeps: int, first: int) -> int:
+    """Sweeps a chain runs under the stopping rule when its running mean's RMSE follows `curve`."""
+    entities = SimpleNamespace(ids=np.arange(2))
+    side = SimpleNamespace(bias=np.zeros(2), vectors=np.zeros((2, 1)))
+    state = SimpleNamespace(mean=3.0, users=side, items=side)
+    posterior = bpmf._Posterior(sweeps, first, entities, entities, _Scripted(curve))
+    done = 0
+    while done < sweeps and not posterior.stop(done):
+        posterior.add(done, state)
+        done += 1
+    return done
+
+
+def test_the_chain_stops_when_the_running_mean_stops_falling_and_not_while_it_falls():
+    tolerance, patience, first = bpmf.STOP_TOLERANCE, bpmf.STOP_PATIENCE, 10
+    # Flat after the burn-in: the first sample is the best, and the chain stops `patience` later.
+    assert _run_rule([0.9] * 200, 200, first) == first + 1 + patience
+    # Falling by the tolerance every sweep: it runs to the end.
+    assert _run_rule([0.9 - 1.01 * tolerance * k for k in range(200)], 200, first) == 200
+    # Falling by a fifth of it: a fall of the tolerance every five sweeps, within the patience.
+    assert _run_rule([0.9 - tolerance / 5 * k for k in range(200)], 200, first) == 200
+    # Falling by a twentieth (half the tolerance within the patience): it stops.
+    assert _run_rule([0.9 - tolerance / 20 * k for k in range(200)], 200, first) < 200
+    # Falling, then rising: it stops `patience` sweeps after the last fall by the tolerance.
+    curve = [0.9 - 2 * tolerance * k for k in range(30)] + [0.9 - 2 * tolerance * (29 - k) for k in range(200)]
+    assert _run_rule(curve, 200, first) == first + 30 + patience
+
+
+def test_with_validation_it_stops_early_and_replaying_the_choice_gives_the_best_running_mean(ratings, monkeypatch):
+    # Every sample laid side by side, so the replayed model is exactly the running mean at the choice.
+    monkeypatch.setattr(bpmf, "MAX_SAMPLES", 1000)
+    train, held_out = ratings
+    validated = bpmf.fit(train, sweeps=300, seed=4, rating_scale=SCALE, validation=held_out)
+    assert validated.burn_in == bpmf.burn_in(300) == 50
+    assert validated.stopped_at < 300 and len(validated.curve) == validated.stopped_at - 50
+    best = min(validated.curve, key=lambda point: point["validation_rmse"])
+    assert validated.chosen == best["sweep"] <= validated.stopped_at
+    replay = bpmf.fit(train, sweeps=validated.chosen, burn_in=validated.burn_in, seed=4, rating_scale=SCALE)
+    assert (replay.burn_in, replay.samples, replay.stopped_at) == (50, validated.chosen - 50, validated.chosen)
+    scored = metrics.rmse(replay.model.predict(held_out.users, held_out.items), held_out.ratings)
+    assert scored == pytest.approx(best["validation_rmse"], abs=1e-6)
+
+
+def test_an_explicit_burn_in_is_honoured_and_checked(ratings):
+    fitted = bpmf.fit(ratings[0], sweeps=12, burn_in=2, seed=5, rating_scale=SCALE)
+    assert (fitted.burn_in, fitted.samples, fitted.chosen) == (2, 10, 12)
+    with pytest.raises(ValueError):
+        bpmf.fit(ratings[0], sweeps=12, burn_in=12, seed=5, rating_scale=SCALE)
 
 
 def test_it_recovers_a_known_low_rank_structure():
