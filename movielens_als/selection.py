@@ -170,24 +170,62 @@ def tune_als(
     grid: AlsGrid,
     rating_scale: tuple[float, float],
     on_candidate: OnCandidate | None = None,
+    *,
+    stop_ranks: bool = True,
 ) -> dict:
-    """Every (rank, reg_param, max_iter) of `grid` fitted on `fit_part` and scored by RMSE on
-    `validation`. Biased ALS also gets calibration weights fitted on the validation ratings,
-    and is ranked by its calibrated RMSE."""
+    """(rank, reg_param, max_iter) candidates of `grid` fitted on `fit_part` and scored by RMSE
+    on `validation`. Biased ALS also gets calibration weights fitted on the validation ratings,
+    and is ranked by its calibrated RMSE.
+
+    A search, not every point: the ranks from the lowest, and for each a Climb over (regParam,
+    maxIter) from the previous rank's best (the middles for the first): a bracket along
+    regParam when one maxIter is given. With `stop_ranks`, the ranks stop growing once a
+    rank's best is no better than the previous rank's. Every candidate fitted is listed;
+    `skipped` lists the grid's points that were not. Ties go to the lower rank, regParam and
+    maxIter, as they did when every point was fitted. `on_candidate` is told the most
+    candidates there can be."""
     selected_by = "validation_rmse_calibrated" if model == "biased_als" else "validation_rmse"
-    points = grid.points()
-    candidates = []
-    for point in points:
-        started = time.perf_counter()
-        users, items, global_mean = fit(fit_part, point["rank"], point["reg_param"], point["max_iter"])
-        description = {"model": model, "global_mean": global_mean, "rating_scale": list(rating_scale)}
-        candidate = point | score_als(description, users, items, validation)
-        candidate["seconds"] = round(time.perf_counter() - started, 2)
-        candidates.append(candidate)
-        if on_candidate:
-            on_candidate(len(candidates), len(points), candidate)
-    return {"selected_by": selected_by, "candidates": candidates} | choose(
-        candidates, lambda c: (-c[selected_by], -c["rank"]), grid.axes
+    most = len(grid.points())
+    candidates: list[dict] = []
+    start: tuple[float, ...] | None = None
+    rank_best: float | None = None
+    for rank in sorted(set(grid.ranks)):
+        climb = Climb([grid.reg_params, grid.max_iters], start=start)
+        for reg_param, max_iter in climb:
+            started = time.perf_counter()
+            users, items, global_mean = fit(fit_part, rank, reg_param, int(max_iter))
+            description = {"model": model, "global_mean": global_mean, "rating_scale": list(rating_scale)}
+            point = {"rank": rank, "reg_param": reg_param, "max_iter": max_iter}
+            candidate = point | score_als(description, users, items, validation)
+            candidate["seconds"] = round(time.perf_counter() - started, 2)
+            candidates.append(candidate)
+            climb.tell((reg_param, max_iter), -candidate[selected_by])
+            if on_candidate:
+                on_candidate(len(candidates), most, candidate)
+        start = climb.best
+        best_score = -max(climb.scores.values())
+        if stop_ranks and rank_best is not None and best_score >= rank_best:
+            break
+        rank_best = best_score
+    tried = {_als_point(c) for c in candidates}
+    return {
+        "selected_by": selected_by,
+        "search": _als_search_described(stop_ranks),
+        "skipped": [list(p) for p in sorted(map(_als_point, grid.points())) if p not in tried],
+        "candidates": candidates,
+    } | choose(candidates, lambda c: (-c[selected_by], *(-v for v in _als_point(c))), grid.axes)
+
+
+def _als_point(candidate: Mapping[str, Any]) -> tuple:
+    return candidate["rank"], candidate["reg_param"], candidate["max_iter"]
+
+
+def _als_search_described(stop_ranks: bool) -> str:
+    """tune_als's search in words, for tuning.json."""
+    ranks = "the ranks from the lowest" + (", stopping once a rank's best is no better than the last's" * stop_ranks)
+    return (
+        f"{ranks}; for each, a bracket along reg_param (and max_iter) from the last rank's best "
+        "(the middles for the first), until neither neighbour of the best is better"
     )
 
 
