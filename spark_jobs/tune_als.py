@@ -1,6 +1,7 @@
 """TunedALS's driver: searches rank x regParam x maxIter in one Spark application on a
-validation split carved from the training ratings only (the test ratings are never read), and
-writes tuning.json: every candidate fitted with its validation RMSE, the grid's points the search
+validation split carved from the training ratings only (the test ratings are never read; from a
+sample of whole users when there are more than selection.TUNING_RATINGS), and writes
+tuning.json: every candidate fitted with its validation RMSE, the grid's points the search
 skipped, the winner, and the parameters whose winning value is at an end of the grid. The
 search is movielens_als.selection.tune_als; this script gives it Spark's ALS to fit with.
 """

@@ -189,6 +189,41 @@ def test_the_ranks_stop_growing_once_one_is_no_better_and_ties_go_low(flat):
     assert (tie["best"]["rank"], tie["best"]["reg_param"], tie["best"]["max_iter"]) == (8, 0.05, 15)
 
 
+def test_large_training_ratings_are_sampled_by_whole_users_before_the_carve(train):
+    cap = 1000
+    fit_part, validation = selection.validation_split(train, "user_random", seed=7, max_ratings=cap)
+    sample = pa.concat_tables([fit_part, validation])
+    users = set(sample.column("user").to_pylist())
+    # Every rating of each user kept, and only theirs.
+    assert pairs(sample) == {p for p in pairs(train) if p[0] in users} and not pairs(fit_part) & pairs(validation)
+    counts = np.bincount(train.column("user").to_numpy())
+    assert sample.num_rows <= cap and sample.num_rows + counts.max() > cap  # about the cap
+    assert 0 < len(users) < len(set(train.column("user").to_pylist()))
+    again = selection.validation_split(train, "user_random", seed=7, max_ratings=cap)
+    assert pairs(again[0]) == pairs(fit_part) and pairs(again[1]) == pairs(validation)
+    other = selection.validation_split(train, "user_random", seed=8, max_ratings=cap)
+    assert set(pa.concat_tables(other).column("user").to_pylist()) != users
+    record = selection.validation_record("user_random", 7, fit_part, validation)
+    assert record["sample"] == {
+        "max_ratings": cap,
+        "users": len(users),
+        "of_users": len(set(train.column("user").to_pylist())),
+        "ratings": sample.num_rows,
+        "of_ratings": train.num_rows,
+    }
+    assert record["fit"]["rows"] + record["validation"]["rows"] == sample.num_rows
+
+
+def test_training_ratings_within_the_cap_are_carved_whole(train):
+    whole = selection.validation_split(train, "user_random", seed=7, max_ratings=None)
+    at_cap = selection.validation_split(train, "user_random", seed=7, max_ratings=train.num_rows)
+    default = selection.validation_split(train, "user_random", seed=7)
+    assert train.num_rows < selection.TUNING_RATINGS
+    for fit_part, validation in (at_cap, default):
+        assert fit_part.equals(whole[0]) and validation.equals(whole[1])
+    assert selection.validation_record("user_random", 7, *default)["sample"] is None
+
+
 def test_thresholds_that_like_the_same_ratings_are_one():
     whole_stars = np.array([1.0, 2, 3, 4, 5])
     assert selection.distinct_thresholds(whole_stars, [0.5, 1.0, 3.5, 4.0, 4.5]) == {
