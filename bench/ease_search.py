@@ -62,7 +62,9 @@ def main() -> None:
         genres = ease.Genres.of(read_movies(archive, RELEASES[name]))
     train_table, test_table = split_ratings(ratings, args.strategy, args.test_fraction, args.seed)
     train, test = rating_arrays(train_table), rating_arrays(test_table)
-    fit_part, validation = (rating_arrays(t) for t in selection.validation_split(train_table, args.strategy, args.seed))
+    fit_part, validation = (
+        rating_arrays(t) for t in selection.validation_split(train_table, args.strategy, args.seed, None)
+    )
     judge = metrics.Judge(train, test, seed=args.seed, relevant_rating=args.relevant_rating)
     print(f"{name}, {args.strategy} {args.test_fraction} seed {args.seed}, relevant ≥ {args.relevant_rating:g}\n")
     print("| search | tuned on items | seconds | judged | winner (liked ≥, λ, genre weight, β) | validation | test |")

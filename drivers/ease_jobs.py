@@ -72,7 +72,10 @@ def tune(args, store: Store) -> None:
     (movielens_als.selection.tune_ease); the test ratings are never read. tuning.json holds
     every candidate fitted and the winner."""
     search = selection.EaseSearch(**args.search)
-    fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
+    # Every training user: EASE's best λ grows with the users, so a sample would choose another.
+    fit_part, validation = selection.validation_split(
+        store.read_parquet(args.train), args.strategy, args.seed, max_ratings=None
+    )
     result = selection.tune_ease(
         rating_arrays(fit_part),
         rating_arrays(validation),

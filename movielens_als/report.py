@@ -123,7 +123,8 @@ def rating_distribution(metrics: dict) -> Figure:
 
 
 def tuning_heatmap(tuning: dict) -> Figure:
-    """Validation RMSE over rank x regParam (the best over iteration counts)."""
+    """Validation RMSE over rank x regParam (the best over iteration counts); a cell the search
+    did not fit (tuning.json's "skipped") is left blank."""
     measure = tuning["selected_by"]
     ranks = sorted({c["rank"] for c in tuning["candidates"]})
     regs = sorted({c["reg_param"] for c in tuning["candidates"]})
@@ -135,6 +136,8 @@ def tuning_heatmap(tuning: dict) -> Figure:
     image = ax.imshow(grid, cmap="viridis_r", aspect="auto")
     middle = np.nanmean([np.nanmin(grid), np.nanmax(grid)])
     for (i, j), value in np.ndenumerate(grid):
+        if np.isnan(value):
+            continue
         ax.text(
             j, i, f"{value:.4f}", ha="center", va="center", fontsize=8, color="black" if value < middle else "white"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 
 from movielens_als import ease, metrics
-from movielens_als.arrays import distinct
+from movielens_als.arrays import count_distinct, distinct
+from movielens_als.columns import USER
 from movielens_als.model import fit_calibration, model_from_tables
 from movielens_als.ranking import Ranker, ease_ranker
 from movielens_als.ratings import Ratings, rating_arrays
@@ -28,6 +30,16 @@ from movielens_als.split import STRATEGIES, describe, split_ratings
 
 # The share of the training ratings held out to judge the candidates.
 VALIDATION_FRACTION = 0.2
+# Past this many training ratings, the rating models' validation carve (TunedALS, ValidatedBPMF)
+# is made from a sample of whole users holding about this many (validation_split). TunedALS's
+# search on 2 M generated ratings, in process, on two cores shared with other work: 9
+# candidates in 580 s with a 1 M cap (load average 7-16; rank 64's fits 67-166 s), 139 s with
+# 500,000 (load 4.5), 200 s with 250,000 (load 9): below about 500,000 a candidate's fixed cost
+# (some 8-10 s for rank 16 at either size) is most of it, above it the ratings are.
+# ml-100k and ml-latest-small (80,000 training ratings) are far below it.
+TUNING_RATINGS = 500_000
+# Where validation_split leaves the sample's record, in the fitting part's schema metadata.
+SAMPLE_KEY = b"movielens_als.tuning_sample"
 # TunedEASE judges its candidates on at most this many validation users unless told otherwise
 # (--tuning-users), a seeded sample beyond (tuning.json's "judged"; each candidate's NDCG has
 # its standard error, "ndcg_se": 0.0025 at 10 M ratings): ranking them is most of a
@@ -111,12 +123,49 @@ def _as_tuples(search: object, names: Sequence[str]) -> None:
         object.__setattr__(search, name, values)
 
 
-def validation_split(train: pa.Table, strategy: str, seed: int) -> tuple[pa.Table, pa.Table]:
+def validation_split(
+    train: pa.Table, strategy: str, seed: int, max_ratings: int | None = TUNING_RATINGS
+) -> tuple[pa.Table, pa.Table]:
     """(the ratings candidates are fitted on, the ratings they are judged on): VALIDATION_FRACTION
     of `train` carved the way the test split was made (a release's own folds, which are random
-    cuts: at random), with a seed of its own so the validation split is not the test split's twin."""
+    cuts: at random), with a seed of its own so the validation split is not the test split's twin.
+
+    When `train` holds more than `max_ratings` ratings, the carve is made from a seeded random
+    sample of whole users (every rating of each, so their histories stay complete) holding
+    about `max_ratings` of them (tuning_sample; the fitting part's schema metadata records
+    it for validation_record). The rating models' tuning (TunedALS, ValidatedBPMF) is judged
+    on the sample and their winner refitted on everything; TunedEASE passes None, as EASE's
+    best λ grows with the users."""
     carve = strategy if strategy in STRATEGIES else "random"
-    return split_ratings(train, carve, VALIDATION_FRACTION, validation_seed(seed))
+    sample = train
+    if max_ratings is not None and train.num_rows > max_ratings:
+        sample = tuning_sample(train, max_ratings, validation_seed(seed))
+    fit_part, validation = split_ratings(sample, carve, VALIDATION_FRACTION, validation_seed(seed))
+    if sample is not train:
+        record = {
+            "max_ratings": max_ratings,
+            "users": count_distinct(sample.column(USER).to_numpy()),
+            "of_users": count_distinct(train.column(USER).to_numpy()),
+            "ratings": sample.num_rows,
+            "of_ratings": train.num_rows,
+        }
+        fit_part = fit_part.replace_schema_metadata(
+            {**(fit_part.schema.metadata or {}), SAMPLE_KEY: json.dumps(record)}
+        )
+    return fit_part, validation
+
+
+def tuning_sample(train: pa.Table, max_ratings: int, seed: int) -> pa.Table:
+    """The ratings of whole users of `train`, in a seeded random order, taken while their
+    ratings total at most `max_ratings` (at least one user), in `train`'s row order."""
+    users = train.column(USER).to_numpy()
+    ids, index = distinct(users)
+    counts = np.bincount(index, minlength=len(ids))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    taken = max(1, int(np.searchsorted(np.cumsum(counts[order]), max_ratings, side="right")))
+    keep = np.zeros(len(ids), dtype=bool)
+    keep[order[:taken]] = True
+    return train.filter(pa.array(keep[index]))
 
 
 def validation_seed(seed: int) -> int:
@@ -124,11 +173,14 @@ def validation_seed(seed: int) -> int:
 
 
 def validation_record(strategy: str, seed: int, fit_part: pa.Table, validation: pa.Table) -> dict:
-    """How the validation split was made and what it holds, for tuning.json."""
+    """How the validation split was made and what it holds, for tuning.json: `sample` is the
+    sample of users it was carved from (validation_split) or None, when from every rating."""
+    sample = (fit_part.schema.metadata or {}).get(SAMPLE_KEY)
     return {
         "strategy": strategy,
         "fraction": VALIDATION_FRACTION,
         "seed": validation_seed(seed),
+        "sample": json.loads(sample) if sample else None,
         "fit": describe(fit_part),
         "validation": describe(validation),
     }
@@ -170,24 +222,62 @@ def tune_als(
     grid: AlsGrid,
     rating_scale: tuple[float, float],
     on_candidate: OnCandidate | None = None,
+    *,
+    stop_ranks: bool = True,
 ) -> dict:
-    """Every (rank, reg_param, max_iter) of `grid` fitted on `fit_part` and scored by RMSE on
-    `validation`. Biased ALS also gets calibration weights fitted on the validation ratings,
-    and is ranked by its calibrated RMSE."""
+    """(rank, reg_param, max_iter) candidates of `grid` fitted on `fit_part` and scored by RMSE
+    on `validation`. Biased ALS also gets calibration weights fitted on the validation ratings,
+    and is ranked by its calibrated RMSE.
+
+    A search, not every point: the ranks from the lowest, and for each a Climb over (regParam,
+    maxIter) from the previous rank's best (the middles for the first): a bracket along
+    regParam when one maxIter is given. With `stop_ranks`, the ranks stop growing once a
+    rank's best is no better than the previous rank's. Every candidate fitted is listed;
+    `skipped` lists the grid's points that were not. Ties go to the lower rank, regParam and
+    maxIter, as they did when every point was fitted. `on_candidate` is told the most
+    candidates there can be."""
     selected_by = "validation_rmse_calibrated" if model == "biased_als" else "validation_rmse"
-    points = grid.points()
-    candidates = []
-    for point in points:
-        started = time.perf_counter()
-        users, items, global_mean = fit(fit_part, point["rank"], point["reg_param"], point["max_iter"])
-        description = {"model": model, "global_mean": global_mean, "rating_scale": list(rating_scale)}
-        candidate = point | score_als(description, users, items, validation)
-        candidate["seconds"] = round(time.perf_counter() - started, 2)
-        candidates.append(candidate)
-        if on_candidate:
-            on_candidate(len(candidates), len(points), candidate)
-    return {"selected_by": selected_by, "candidates": candidates} | choose(
-        candidates, lambda c: (-c[selected_by], -c["rank"]), grid.axes
+    most = len(grid.points())
+    candidates: list[dict] = []
+    start: tuple[float, ...] | None = None
+    rank_best: float | None = None
+    for rank in sorted(set(grid.ranks)):
+        climb = Climb([grid.reg_params, grid.max_iters], start=start)
+        for reg_param, max_iter in climb:
+            started = time.perf_counter()
+            users, items, global_mean = fit(fit_part, rank, reg_param, int(max_iter))
+            description = {"model": model, "global_mean": global_mean, "rating_scale": list(rating_scale)}
+            point = {"rank": rank, "reg_param": reg_param, "max_iter": max_iter}
+            candidate = point | score_als(description, users, items, validation)
+            candidate["seconds"] = round(time.perf_counter() - started, 2)
+            candidates.append(candidate)
+            climb.tell((reg_param, max_iter), -candidate[selected_by])
+            if on_candidate:
+                on_candidate(len(candidates), most, candidate)
+        start = climb.best
+        best_score = -max(climb.scores.values())
+        if stop_ranks and rank_best is not None and best_score >= rank_best:
+            break
+        rank_best = best_score
+    tried = {_als_point(c) for c in candidates}
+    return {
+        "selected_by": selected_by,
+        "search": _als_search_described(stop_ranks),
+        "skipped": [list(p) for p in sorted(map(_als_point, grid.points())) if p not in tried],
+        "candidates": candidates,
+    } | choose(candidates, lambda c: (-c[selected_by], *(-v for v in _als_point(c))), grid.axes)
+
+
+def _als_point(candidate: Mapping[str, Any]) -> tuple:
+    return candidate["rank"], candidate["reg_param"], candidate["max_iter"]
+
+
+def _als_search_described(stop_ranks: bool) -> str:
+    """tune_als's search in words, for tuning.json."""
+    ranks = "the ranks from the lowest" + (", stopping once a rank's best is no better than the last's" * stop_ranks)
+    return (
+        f"{ranks}; for each, a bracket along reg_param (and max_iter) from the last rank's best "
+        "(the middles for the first), until neither neighbour of the best is better"
     )
 
 

@@ -7,10 +7,12 @@ movielens_als.model does it with numpy from the factor tables.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 from pyspark.ml.recommendation import ALS
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from movielens_als.arrays import distinct
 from movielens_als.columns import FEATURES, ID, ITEM, RATING, USER
@@ -22,12 +24,21 @@ NATIVE_LIB_PATH = "dev.ludovic.netlib.blas.nativeLibPath"
 NATIVE_BLAS = "JNIBLAS"
 
 
-def fit(
-    spark: SparkSession, train: pa.Table, model: str, rank: int, reg_param: float, max_iter: int, seed: int
-) -> tuple[pa.Table, pa.Table, float]:
-    """(user factor table, item factor table, global mean) of `model` fitted on `train`
-    (columns user, item, rating): plain ALS on the ratings, or biased ALS on what the damped
-    biases leave of them."""
+@dataclass(frozen=True)
+class Prepared:
+    """Training ratings ready for ALS: the Spark frame of what ALS fits (the ratings, or for
+    biased ALS what the damped biases leave of them), and each side's ids, biases and counts."""
+
+    model: str
+    frame: DataFrame
+    users: tuple[np.ndarray, np.ndarray, np.ndarray]
+    items: tuple[np.ndarray, np.ndarray, np.ndarray]
+    global_mean: float
+
+
+def prepare(spark: SparkSession, train: pa.Table, model: str, cache: bool = False) -> Prepared:
+    """`train` (columns user, item, rating) ready for `model`'s fits. With `cache`, Spark keeps
+    the frame once it is first read, for several fits (TunedALS's candidates); `release` it."""
     users, items = train.column(USER).to_numpy(), train.column(ITEM).to_numpy()
     ratings = train.column(RATING).to_numpy().astype(np.float64)
     global_mean = float(ratings.mean())
@@ -39,6 +50,30 @@ def fit(
     target = ratings
     if model == "biased_als":
         target = ratings - global_mean - user_bias[distinct(users)[1]] - item_bias[distinct(items)[1]]
+    # Below 48 MB of Arrow (4 M ratings) Spark would make the ratings a LocalRelation, rows
+    # inside the query plan: ALS's queries then spend a quarter of the fit transforming that
+    # plan and serialising it into tasks (a Java Flight Recording at 1 M ratings). As an RDD
+    # they cost nothing to plan: fits 1.38x faster at 1 M ratings (BENCHMARKS.md).
+    spark.conf.set("spark.sql.execution.arrow.localRelationThreshold", "0")
+    frame = spark.createDataFrame(pa.table({USER: users, ITEM: items, "target": target.astype(np.float32)}))
+    if cache:
+        frame = frame.cache()
+    return Prepared(model, frame, (user_ids, user_bias, user_count), (item_ids, item_bias, item_count), global_mean)
+
+
+def fit(
+    spark: SparkSession, train: pa.Table, model: str, rank: int, reg_param: float, max_iter: int, seed: int
+) -> tuple[pa.Table, pa.Table, float]:
+    """(user factor table, item factor table, global mean) of `model` fitted on `train`
+    (columns user, item, rating): plain ALS on the ratings, or biased ALS on what the damped
+    biases leave of them."""
+    return fit_prepared(spark, prepare(spark, train, model), rank, reg_param, max_iter, seed)
+
+
+def fit_prepared(
+    spark: SparkSession, prepared: Prepared, rank: int, reg_param: float, max_iter: int, seed: int
+) -> tuple[pa.Table, pa.Table, float]:
+    """fit's result on ratings already `prepare`d."""
     blocks = spark.sparkContext.defaultParallelism
     als = ALS(
         rank=rank,
@@ -53,17 +88,11 @@ def fit(
         numUserBlocks=blocks,
         numItemBlocks=blocks,
     )
-    # Below 48 MB of Arrow (4 M ratings) Spark would make the ratings a LocalRelation, rows
-    # inside the query plan: ALS's queries then spend a quarter of the fit transforming that
-    # plan and serialising it into tasks (a Java Flight Recording at 1 M ratings). As an RDD
-    # they cost nothing to plan: fits 1.38x faster at 1 M ratings (BENCHMARKS.md).
-    spark.conf.set("spark.sql.execution.arrow.localRelationThreshold", "0")
-    frame = spark.createDataFrame(pa.table({USER: users, ITEM: items, "target": target.astype(np.float32)}))
-    fitted = als.fit(frame)
+    fitted = als.fit(prepared.frame)
     return (
-        _with_biases(fitted.userFactors.toArrow(), user_ids, user_bias, user_count, rank),
-        _with_biases(fitted.itemFactors.toArrow(), item_ids, item_bias, item_count, rank),
-        global_mean,
+        _with_biases(fitted.userFactors.toArrow(), *prepared.users, rank),
+        _with_biases(fitted.itemFactors.toArrow(), *prepared.items, rank),
+        prepared.global_mean,
     )
 
 

@@ -1,8 +1,9 @@
 """TunedALS's driver: searches rank x regParam x maxIter in one Spark application on a
-validation split carved from the training ratings only (the test ratings are never read),
-and writes tuning.json: every candidate's validation RMSE, the winner, and the parameters
-whose winning value is at an end of the grid. The search is movielens_als.selection.tune_als;
-this script gives it Spark's ALS to fit with.
+validation split carved from the training ratings only (the test ratings are never read; from a
+sample of whole users when there are more than selection.TUNING_RATINGS), and writes
+tuning.json: every candidate fitted with its validation RMSE, the grid's points the search
+skipped, the winner, and the parameters whose winning value is at an end of the grid. The
+search is movielens_als.selection.tune_als; this script gives it Spark's ALS to fit with.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def report(done: int, total: int, candidate: dict) -> None:
     score = candidate.get("validation_rmse_calibrated", candidate["validation_rmse"])
     progress(
         5 + 90 * done // total,
-        f"candidate {done} of {total}: rank {candidate['rank']}, regParam {candidate['reg_param']}, "
+        f"candidate {done} of at most {total}: rank {candidate['rank']}, regParam {candidate['reg_param']}, "
         f"{candidate['max_iter']} iterations: validation RMSE {score:.4f} ({candidate['seconds']:.1f} s)",
     )
 
@@ -44,11 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     with spark_session() as spark:
         fit_part, validation = selection.validation_split(store.read_parquet(args.train), args.strategy, args.seed)
 
+        # Every candidate is fitted on the same ratings: Spark keeps them after the first fit.
+        prepared = als.prepare(spark, fit_part, args.model, cache=True)
+
         def fit(table, rank, reg_param, max_iter):
-            return als.fit(spark, table, args.model, rank, reg_param, max_iter, args.seed)
+            assert table is fit_part
+            return als.fit_prepared(spark, prepared, rank, reg_param, max_iter, args.seed)
 
         als.report_blas(spark)
-        progress(5, f"{len(grid.points())} candidates on {fit_part.num_rows} ratings")
+        progress(5, f"at most {len(grid.points())} candidates on {fit_part.num_rows} ratings")
         result = selection.tune_als(
             fit, fit_part, validation, args.model, grid, (args.rating_min, args.rating_max), report
         )

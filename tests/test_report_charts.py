@@ -255,6 +255,15 @@ def test_tuning_heatmap_is_readable():
     assert_readable(report.tuning_heatmap(tuning()))
 
 
+def test_a_searched_tuning_heatmap_leaves_the_points_not_fitted_blank():
+    searched = tuning()
+    searched["candidates"] = [c for c in searched["candidates"] if c["reg_param"] != 1.0 or c["rank"] == 8]
+    fig = report.tuning_heatmap(searched)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 3 * 4 + 1 and "nan" not in texts
+    assert_readable(fig)
+
+
 @pytest.mark.parametrize("n", [1, 2, 15])
 def test_history_chart_is_readable(n):
     runs = history(n)

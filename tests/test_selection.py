@@ -67,7 +67,7 @@ def numpy_als(table: pa.Table, rank: int, reg_param: float, max_iter: int):
     )
 
 
-def test_tune_als_scores_every_candidate_and_flags_a_winner_at_the_grids_edge(train):
+def test_tune_als_scores_its_candidates_and_flags_a_winner_at_the_grids_edge(train):
     fit_part, validation = selection.validation_split(train, "user_random", seed=1)
     grid = {"ranks": [1, 2, 8], "reg_params": [0.1, 0.2], "max_iters": [5]}
     seen = []
@@ -79,12 +79,14 @@ def test_tune_als_scores_every_candidate_and_flags_a_winner_at_the_grids_edge(tr
         selection.AlsGrid(**grid),
         (0.5, 5.0),
         lambda *a: seen.append(a[:2]),
+        stop_ranks=False,
     )
     candidates = result["candidates"]
+    # Two regParams: the bracket from the lower middle fits both, at every rank.
     assert [(c["rank"], c["reg_param"], c["max_iter"]) for c in candidates] == [
         (r, g, 5) for r in (1, 2, 8) for g in (0.1, 0.2)
     ]
-    assert seen == [(n, 6) for n in range(1, 7)]
+    assert seen == [(n, 6) for n in range(1, 7)] and result["skipped"] == []
     assert result["selected_by"] == "validation_rmse_calibrated"
     assert result["best"] == min(candidates, key=lambda c: (c["validation_rmse_calibrated"], -c["rank"]))
     assert result["at_grid_edge"] == selection.edges(result["best"], selection.AlsGrid(**grid).axes)
@@ -94,6 +96,132 @@ def test_tune_als_scores_every_candidate_and_flags_a_winner_at_the_grids_edge(tr
         numpy_als, fit_part, validation, "als", selection.AlsGrid([2], [0.1, 0.2], [5]), (0.5, 5.0)
     )
     assert plain["selected_by"] == "validation_rmse" and plain["best"]["calibration"] is None
+
+
+def toy_fit(score):
+    """A stand-in for plain ALS whose validation RMSE is `score(rank, reg_param, max_iter)` on
+    ratings that are all 3: every prediction (a user factor 1 times an item factor) is 3 + score."""
+
+    def fit(table, rank, reg_param, max_iter):
+        users, items, ratings = rating_arrays(table)
+        (user_ids, _, user_count), (item_ids, _, item_count) = damped_biases(users, items, ratings, 3.0)
+        user_factors = np.tile([1.0, 0.0], (len(user_ids), 1))
+        item_factors = np.tile([3.0 + score(rank, reg_param, max_iter), 0.0], (len(item_ids), 1))
+        return (
+            factor_table(user_ids, user_factors, np.zeros(len(user_ids)), user_count),
+            factor_table(item_ids, item_factors, np.zeros(len(item_ids)), item_count),
+            3.0,
+        )
+
+    return fit
+
+
+@pytest.fixture(scope="module")
+def flat() -> tuple[pa.Table, pa.Table]:
+    """Ratings of 3.0 only: a model predicting 3 + s everywhere has RMSE s on them."""
+    table = generated(2000, 80, 60, seed=2)
+    table = table.set_column(2, "rating", pa.array(np.full(table.num_rows, 3.0), type=table.schema.field(2).type))
+    return selection.validation_split(table, "user_random", seed=1)
+
+
+BOWL = {16: 0.12, 32: 0.1, 64: 0.11}  # the best regParam's RMSE by rank, lowest at rank 32
+
+
+def bowl(rank, reg_param, max_iter):
+    """Convex in regParam (lowest at 0.2 for rank 32, 0.15 otherwise) and in maxIter (10)."""
+    best_reg = 0.2 if rank == 32 else 0.15
+    return BOWL[rank] + abs(reg_param - best_reg) + 0.001 * abs(max_iter - 10)
+
+
+def test_the_search_finds_the_grids_best_with_fewer_fits_and_lists_every_one(flat):
+    fit_part, validation = flat
+    grid = selection.AlsGrid([64, 16, 32], [0.3, 0.05, 0.1, 0.15, 0.2, 0.4], [5, 10, 20])
+    fitted = []
+
+    def fit(table, rank, reg_param, max_iter):
+        fitted.append((rank, reg_param, max_iter))
+        return toy_fit(bowl)(table, rank, reg_param, max_iter)
+
+    told = []
+    result = selection.tune_als(
+        fit, fit_part, validation, "als", grid, (0.5, 5.0), lambda done, most, c: told.append((done, most))
+    )
+    assert result["best"]["validation_rmse"] == pytest.approx(0.1)
+    assert (result["best"]["rank"], result["best"]["reg_param"], result["best"]["max_iter"]) == (32, 0.2, 10)
+    points = [(c["rank"], c["reg_param"], c["max_iter"]) for c in result["candidates"]]
+    assert points == fitted and len(set(points)) == len(points)  # each fit listed, once
+    assert [c["rank"] for c in result["candidates"]] == sorted(c["rank"] for c in result["candidates"])
+    # Rank 64's best (0.11) is worse than rank 32's: the ranks stop there, and rank 64 was tried.
+    assert {r for r, _, _ in points} == {16, 32, 64}
+    assert told == [(n, 54) for n in range(1, len(points) + 1)] and len(points) < 54 / 2
+    assert sorted(map(tuple, result["skipped"])) == sorted(set(map(tuple, map(list, _grid(grid)))) - set(points))
+    for c in result["candidates"]:
+        assert c["validation_rmse"] == pytest.approx(bowl(c["rank"], c["reg_param"], c["max_iter"]))
+    assert result["at_grid_edge"] == []
+    assert "bracket along reg_param" in result["search"]
+
+
+def _grid(grid: selection.AlsGrid) -> list[tuple]:
+    return [(p["rank"], p["reg_param"], p["max_iter"]) for p in grid.points()]
+
+
+def test_the_ranks_stop_growing_once_one_is_no_better_and_ties_go_low(flat):
+    fit_part, validation = flat
+    grid = selection.AlsGrid([8, 16, 32, 64], [0.05, 0.1, 0.2], [15])
+
+    def worse_with_rank(rank, reg_param, max_iter):
+        return 0.5 + rank / 1000 + abs(reg_param - 0.1)
+
+    result = selection.tune_als(toy_fit(worse_with_rank), fit_part, validation, "als", grid, (0.5, 5.0))
+    assert {c["rank"] for c in result["candidates"]} == {8, 16}  # 16 is worse than 8: 32 and 64 skipped
+    assert [32, 0.1, 15] in result["skipped"] and [64, 0.05, 15] in result["skipped"]
+    assert (result["best"]["rank"], result["best"]["reg_param"]) == (8, 0.1)
+    assert result["at_grid_edge"] == ["rank"]  # the edge is still against the grid
+    every = selection.tune_als(
+        toy_fit(worse_with_rank), fit_part, validation, "als", grid, (0.5, 5.0), stop_ranks=False
+    )
+    assert {c["rank"] for c in every["candidates"]} == {8, 16, 32, 64} and every["best"] == result["best"]
+
+    def flat_score(rank, reg_param, max_iter):
+        return 0.5
+
+    tie = selection.tune_als(toy_fit(flat_score), fit_part, validation, "als", grid, (0.5, 5.0), stop_ranks=False)
+    assert (tie["best"]["rank"], tie["best"]["reg_param"], tie["best"]["max_iter"]) == (8, 0.05, 15)
+
+
+def test_large_training_ratings_are_sampled_by_whole_users_before_the_carve(train):
+    cap = 1000
+    fit_part, validation = selection.validation_split(train, "user_random", seed=7, max_ratings=cap)
+    sample = pa.concat_tables([fit_part, validation])
+    users = set(sample.column("user").to_pylist())
+    # Every rating of each user kept, and only theirs.
+    assert pairs(sample) == {p for p in pairs(train) if p[0] in users} and not pairs(fit_part) & pairs(validation)
+    counts = np.bincount(train.column("user").to_numpy())
+    assert sample.num_rows <= cap and sample.num_rows + counts.max() > cap  # about the cap
+    assert 0 < len(users) < len(set(train.column("user").to_pylist()))
+    again = selection.validation_split(train, "user_random", seed=7, max_ratings=cap)
+    assert pairs(again[0]) == pairs(fit_part) and pairs(again[1]) == pairs(validation)
+    other = selection.validation_split(train, "user_random", seed=8, max_ratings=cap)
+    assert set(pa.concat_tables(other).column("user").to_pylist()) != users
+    record = selection.validation_record("user_random", 7, fit_part, validation)
+    assert record["sample"] == {
+        "max_ratings": cap,
+        "users": len(users),
+        "of_users": len(set(train.column("user").to_pylist())),
+        "ratings": sample.num_rows,
+        "of_ratings": train.num_rows,
+    }
+    assert record["fit"]["rows"] + record["validation"]["rows"] == sample.num_rows
+
+
+def test_training_ratings_within_the_cap_are_carved_whole(train):
+    whole = selection.validation_split(train, "user_random", seed=7, max_ratings=None)
+    at_cap = selection.validation_split(train, "user_random", seed=7, max_ratings=train.num_rows)
+    default = selection.validation_split(train, "user_random", seed=7)
+    assert train.num_rows < selection.TUNING_RATINGS
+    for fit_part, validation in (at_cap, default):
+        assert fit_part.equals(whole[0]) and validation.equals(whole[1])
+    assert selection.validation_record("user_random", 7, *default)["sample"] is None
 
 
 def test_thresholds_that_like_the_same_ratings_are_one():

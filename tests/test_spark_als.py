@@ -77,6 +77,18 @@ def test_fit_is_deterministic_for_a_seed(spark):
     assert first[0].equals(again[0]) and first[1].equals(again[1])
 
 
+def test_fits_on_ratings_prepared_and_cached_once_are_the_fits_on_the_ratings(spark):
+    rows = ratings_rows(n_users=30, n_items=40)
+    train = ratings_table(*zip(*[(u, i, r) for u, i, r, _ in rows], strict=True))
+    prepared = als.prepare(spark, train, "biased_als", cache=True)
+    for rank, reg_param in ((4, 0.1), (3, 0.3)):
+        shared = als.fit_prepared(spark, prepared, rank, reg_param, max_iter=5, seed=1)
+        alone = als.fit(spark, train, "biased_als", rank=rank, reg_param=reg_param, max_iter=5, seed=1)
+        assert shared[0].equals(alone[0]) and shared[1].equals(alone[1]) and shared[2] == alone[2]
+    assert prepared.frame.is_cached and prepared.frame.count() == train.num_rows
+    prepared.frame.unpersist()
+
+
 def test_the_executors_blas_is_asked_of_their_jvms_and_in_local_mode_is_the_drivers(spark, capsys):
     jvm = spark.sparkContext._jvm
     driver_pid = jvm.java.lang.ProcessHandle.current().pid()
