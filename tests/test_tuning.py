@@ -55,20 +55,16 @@ def test_tuned_searches_on_training_data_then_trains_and_evaluates(
     assert all(c["validation_rmse_calibrated"] <= c["validation_rmse"] + 1e-12 for c in candidates)
 
     grid_id = tuning_file.parent.name.split("-", 1)[1]
-    model_dir = root / f"models/ml-latest-small/user_random-0.2-seed42/biased_als-tuned-{grid_id}"
-    model = json.loads((model_dir / "model.json").read_text())
-    assert {k: model["als"][k] for k in ("rank", "reg_param", "max_iter")} == {
-        k: tuning["best"][k] for k in ("rank", "reg_param", "max_iter")
-    }
-    assert model["calibration"] == tuning["best"]["calibration"]
-    assert model["tuning"] == str(tuning_file.relative_to(root))
+    models = root / "models/ml-latest-small/user_random-0.2-seed42"
     # The Bayesian model, sampled on the same carve, is weighed against ALS's best on the same
     # validation ratings; the one with the lower RMSE is evaluated, and the choice recorded.
     split = root / "tuning/ml-latest-small/user_random-0.2-seed42"
     validation = json.loads((split / "bpmf-sweeps24/validation.json").read_text())
     assert validation["validation"] == tuning["validation"]
-    assert [point["sweep"] for point in validation["curve"]] == [14, 24]  # every tenth sample, after 4 burn-in
-    assert validation["curve"][-1]["validation_rmse"] == pytest.approx(validation["validation_rmse"], abs=0.02)
+    # The running mean's RMSE after every sweep past the burn-in, until the chain stopped.
+    first = validation["burn_in"] + 1
+    assert [point["sweep"] for point in validation["curve"]] == list(range(first, validation["stopped_at"] + 1))
+    assert first <= validation["sweeps_chosen"] <= validation["stopped_at"] <= 24
     [metrics_file] = root.glob(
         f"evaluations/ml-latest-small/user_random-0.2-seed42/biased_als-tuned-{grid_id}-or-bpmf-sweeps24/metrics.json"
     )
@@ -80,22 +76,28 @@ def test_tuned_searches_on_training_data_then_trains_and_evaluates(
     assert metrics["choice"]["validation_rmse"] == scores
     chosen = min(scores, key=scores.__getitem__)
     assert metrics["choice"]["chosen"] == chosen and metrics["model"].endswith(f"/{chosen}")
-    bayesian = json.loads((root / "models/ml-latest-small/user_random-0.2-seed42/bpmf-sweeps24/model.json").read_text())
-    assert bayesian["bpmf"] | {"priors": None} == {
-        "rank": 10,
-        "sweeps": 24,
-        "burn_in": 4,
-        "samples_side_by_side": 20,
-        "priors": None,
-    }
+    # Only the chosen model is fitted on all the training ratings.
+    assert sorted(p.name for p in models.iterdir()) == [chosen]
+    model = json.loads((models / chosen / "model.json").read_text())
+    if chosen == "bpmf-sweeps24":
+        # TrainedBPMF replays the sweeps and the burn-in validation chose.
+        assert model["bpmf"]["sweeps"] == validation["sweeps_chosen"]
+        assert model["bpmf"]["burn_in"] == validation["burn_in"] == 4
+    else:
+        assert {k: model["als"][k] for k in ("rank", "reg_param", "max_iter")} == {
+            k: tuning["best"][k] for k in ("rank", "reg_param", "max_iter")
+        }
+        assert model["calibration"] == tuning["best"]["calibration"]
+        assert model["tuning"] == str(tuning_file.relative_to(root))
     assert metrics["params"]["tuned"] is True and metrics["params"]["ranks"] == [2, 4]
     assert metrics["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
     # One Spark application for the whole search, its progress told against the grid's 8 points.
     assert f"candidate {len(fitted)} of at most 8:" in result.stderr
-    # ALS's tuning and fit; the Bayesian model's validation and fit are numpy drivers, run with
-    # the worker's Python; the evaluation needs no Spark
-    assert result.stderr.count("spark-submit --master") == 2
-    assert result.stderr.count(f"Running {sys.executable} ") == 2
+    # ALS's tuning, and its fit if chosen; the Bayesian model's validation, and its fit if
+    # chosen, are numpy drivers run with the worker's Python; the evaluation needs no Spark
+    bayesian = chosen == "bpmf-sweeps24"
+    assert result.stderr.count("spark-submit --master") == 1 + (not bayesian)
+    assert result.stderr.count(f"Running {sys.executable} ") == 1 + bayesian
 
 
 def test_two_runs_with_the_same_parameters_give_the_same_metrics(synthetic_mirror, pipeline_config, tmp_path, workdir):
