@@ -61,7 +61,7 @@ CLUSTERS_PER_USER = 3
 SHARPNESS = 20.0
 WEIGHTED_ROUNDS = 8
 # The stars: the biases, the taste match and a noise of NORMAL_SD less an exponential of mean
-# SKEW (so the noise averages 0, its spread that of a normal of 0.71), shifted to average
+# SKEW (its spread that of a normal of 0.71; the shift takes its mean away), shifted to average
 # SCORE_MEAN, the part above 4 pressed down by TOP_PRESS, then rounded; calibrated on
 # ml-latest-small's histogram (bench/generator.py).
 SCORE_MEAN, NORMAL_SD, SKEW, TOP_PRESS = 3.62, 0.5, 0.5, 0.5
@@ -111,8 +111,10 @@ def synthetic_release(n_ratings: int, n_users: int, n_items: int, seed: int = 0,
     user_bias = rating_rng.normal(0.0, 0.4, n_users).astype(np.float32)
     # The noise is skewed to the low side (a normal less an exponential), as MovieLens's ratings
     # are: more half stars and 1s, fewer 5s than a symmetric noise of the same spread gives.
-    noise = rating_rng.normal(SKEW, NORMAL_SD, len(user)) - rating_rng.exponential(SKEW, len(user))
-    score = user_bias[user] + items.bias[item] + noise.astype(np.float32)
+    # Drawn in float32: two float64 draws at 25 M ratings would hold 400 MB.
+    score = user_bias[user] + items.bias[item]
+    score += np.float32(NORMAL_SD) * rating_rng.standard_normal(len(user), np.float32)
+    score -= np.float32(SKEW) * rating_rng.standard_exponential(len(user), np.float32)
     user_taste = (0.12 * user_taste).astype(np.float32)
     item_taste = items.taste.astype(np.float32)
     for start in range(0, len(user), BATCH_ROWS):  # the taste term batch by batch: bounded memory
