@@ -318,10 +318,15 @@ def write_release(
                 lines = pc.binary_join_element_wise(*fields, rel.delimiter).to_pylist()
                 member.write(("\n".join(lines) + "\n").encode())
         if movies is None:
-            archive.writestr(rel.movies_member, movies_text(name, int(pc.max(ratings.column("movieId")).as_py())))
+            movies_bytes = movies_text(name, int(pc.max(ratings.column("movieId")).as_py()))
         else:
-            archive.writestr(rel.movies_member, movies_file(movies, name))
-        archive.writestr(f"{rel.ratings_member.split('/')[0]}/README.txt", "Synthetic ratings, not MovieLens data.\n")
+            movies_bytes = movies_file(movies, name)
+        # Dated as the ratings member is (1980-01-01), not by the clock: the same seed, the same MD5.
+        for entry, data in (
+            (rel.movies_member, movies_bytes),
+            (f"{rel.ratings_member.split('/')[0]}/README.txt", b"Synthetic ratings, not MovieLens data.\n"),
+        ):
+            archive.writestr(zipfile.ZipInfo(entry), data, zipfile.ZIP_DEFLATED, compresslevel)
     digest = hashlib.md5()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 24):

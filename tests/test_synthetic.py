@@ -47,6 +47,8 @@ def test_the_command_writes_a_release_the_pipeline_reads(tmp_path, layout, capsy
     assert table.num_rows == 5000 and report.duplicates_dropped == 0
     assert (path.parent / f"{layout}.zip.md5").read_text().startswith(f"MD5 ({layout}.zip) = ")
     assert "5000 ratings" in capsys.readouterr().out
+    with zipfile.ZipFile(path) as archive:  # no clock in the file: the same seed, the same MD5
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
 def test_movies_have_one_to_four_genres_at_real_frequencies_and_a_year_in_their_title():
