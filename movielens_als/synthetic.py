@@ -5,17 +5,22 @@ space of a few dozen taste clusters; a user rates mostly movies of the clusters 
 (the chance of rating a movie rises with the taste match, as on MovieLens, where people rate
 what they chose to watch), so who-rates-what is clustered and an item-item model (EASE) beats
 the most popular movies by about as much as on ml-latest-small. The stars come from the same
-vectors: the global mean, user and item biases, the taste match and noise, rounded to half
-stars by the users who use them and to whole stars by the others. Each movie's genres are the
-genre directions its taste vector points to most (1 to 4 of MovieLens's 19, at ml-latest-small's
-frequencies) and its title carries a year, "Movie 12 (1995)", drawn from a taste axis and its
-popularity. Activity (at least 20 ratings a user when there are enough ratings, as MovieLens
-keeps) and popularity are long-tailed. A factor model beats the bias baseline on the ratings.
+vectors: the global mean, user and item biases, the taste match and a noise skewed low, the
+top pressed down (ml-latest-small's histogram), rounded to half stars by the users who use them
+and to whole stars by the others. Each movie's genres are the genre directions its taste vector
+points to most (1 to 4 of MovieLens's 19, at ml-latest-small's frequencies) and its title
+carries a year, "Movie 12 (1995)", drawn from a taste axis alone: in ml-latest-small a movie's
+year and how often it is rated do not go together (r = -0.004). Activity (at least 20 ratings a
+user when there are enough ratings, as MovieLens keeps) and popularity are long-tailed, and
+every movie has a rating when there are as many ratings as movies (a MovieLens movies file
+lists the movies someone rated). A factor model beats the bias baseline on the ratings.
 Everything is vectorised, bounded in memory and deterministic for a seed; bench/generator.py
 compares a generated release with ml-latest-small.
 
 Releases generated before the taste structure (every movie "Drama|Comedy" with no year,
-ratings independent of who chose them) differ: the same seed now writes a different file.
+ratings independent of who chose them), and those generated before its calibration against
+ml-latest-small (December 6, 2026: every movie rated, years apart from popularity, the rating
+histogram and the popularity curve), differ: the same seed now writes a different file.
 
     movielens-als-generate --ratings 25000000 --users 162541 --items 59047 ml-25m.zip
 """
@@ -55,6 +60,14 @@ CLUSTERS = 16
 CLUSTERS_PER_USER = 3
 SHARPNESS = 20.0
 WEIGHTED_ROUNDS = 8
+# The stars: the biases, the taste match and a noise of NORMAL_SD less an exponential of mean
+# SKEW (its spread that of a normal of 0.71; the shift takes its mean away), shifted to average
+# SCORE_MEAN, the part above 4 pressed down by TOP_PRESS, then rounded; calibrated on
+# ml-latest-small's histogram (bench/generator.py).
+SCORE_MEAN, NORMAL_SD, SKEW, TOP_PRESS = 3.62, 0.5, 0.5, 0.5
+# The spread of the items' log popularity: ml-latest-small's top 1% and 10% of movies get 16% and
+# 60% of its ratings (this gives 16% and 56%).
+POPULARITY_SIGMA = 2.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +84,7 @@ class _Items:
     taste: np.ndarray  # (n_items, TASTE_RANK)
     popularity: np.ndarray  # how often rated, relative
     bias: np.ndarray
+    own: np.ndarray  # the cluster each item is near
     cluster_cdf: np.ndarray  # row k: k + the cumulative share of cluster k's draws, one column per item
 
 
@@ -92,14 +106,26 @@ def synthetic_release(n_ratings: int, n_users: int, n_items: int, seed: int = 0,
     cluster_cdf = np.cumsum(np.c_[mainstream[:, None], (1 - mainstream)[:, None] * share], axis=1)
     user_taste = (share[:, :, None] * centres[clusters]).sum(axis=1) + user_rng.normal(0.0, 0.5, (n_users, TASTE_RANK))
     user, item = _distinct_pairs(pair_rng, counts, np.c_[np.full(n_users, CLUSTERS), clusters], cluster_cdf, items)
+    user, item = _cover_every_item(pair_rng, user, item, clusters, items.own, counts)
 
     user_bias = rating_rng.normal(0.0, 0.4, n_users).astype(np.float32)
-    score = 2.65 + user_bias[user] + items.bias[item] + rating_rng.normal(0.0, 0.7, len(user)).astype(np.float32)
+    # The noise is skewed to the low side (a normal less an exponential), as MovieLens's ratings
+    # are: more half stars and 1s, fewer 5s than a symmetric noise of the same spread gives.
+    # Drawn in float32: two float64 draws at 25 M ratings would hold 400 MB.
+    score = user_bias[user] + items.bias[item]
+    score += np.float32(NORMAL_SD) * rating_rng.standard_normal(len(user), np.float32)
+    score -= np.float32(SKEW) * rating_rng.standard_exponential(len(user), np.float32)
     user_taste = (0.12 * user_taste).astype(np.float32)
     item_taste = items.taste.astype(np.float32)
     for start in range(0, len(user), BATCH_ROWS):  # the taste term batch by batch: bounded memory
         end = start + BATCH_ROWS
         score[start:end] += np.einsum("ij,ij->i", user_taste[user[start:end]], item_taste[item[start:end]])
+    # The scores average SCORE_MEAN whatever the shape (which items users pick, and so the taste
+    # match and item biases of their ratings, move it by up to 0.3 stars between shapes).
+    score += np.float32(SCORE_MEAN - score.mean(dtype=np.float64))
+    # Few 5s: the scores above 4 are pressed together (4.5 becomes 4.4, 5 becomes 4.67).
+    over = np.maximum(score - 4.0, 0.0)
+    score -= over - over / (1.0 + TOP_PRESS * over)
     # Users who never give half stars round to whole ones, as most of ml-latest-small's do.
     whole_stars = rating_rng.random(n_users) < 0.45
     user_step = np.where(whole_stars[user], max(step, 1.0), step).astype(np.float32)
@@ -131,7 +157,7 @@ def _items(rng: np.random.Generator, centres: np.ndarray, n_items: int) -> _Item
     cluster (the last row: popularity alone, the draws that follow the crowd)."""
     own = rng.choice(CLUSTERS, n_items)
     taste = centres[own] + rng.normal(0.0, 0.6, (n_items, TASTE_RANK))
-    popularity = rng.lognormal(0.0, 1.9, n_items)
+    popularity = rng.lognormal(0.0, POPULARITY_SIGMA, n_items)
     # Popular items are rated a little higher, as in MovieLens.
     bias = (rng.normal(0.0, 0.4, n_items) + 0.2 * np.log(popularity / np.median(popularity))).astype(np.float32)
     # An item's membership of each cluster: a softmax of its closeness to the cluster's centre,
@@ -144,14 +170,14 @@ def _items(rng: np.random.Generator, centres: np.ndarray, n_items: int) -> _Item
     cdf = np.cumsum(weight, axis=1)
     cdf /= cdf[:, -1:]
     cdf += np.arange(CLUSTERS + 1)[:, None]
-    return _Items(taste, popularity, bias, cdf)
+    return _Items(taste, popularity, bias, own, cdf)
 
 
 def _movies(rng: np.random.Generator, items: _Items) -> pa.Table:
     """Titles "Movie <id> (<year>)" and genres from the items' taste vectors: a genre is a
     direction in taste space, a movie has those its vector points to most (at least one, at most
     MAX_GENRES, each genre about as common as in ml-latest-small); the year follows another
-    direction and, a little, popularity."""
+    direction, not popularity (ml-latest-small's do not go together)."""
     n_items = len(items.popularity)
     names = list(GENRE_SHARES)
     directions = rng.normal(0.0, 1.0, (TASTE_RANK, len(names) + 1))
@@ -166,8 +192,7 @@ def _movies(rng: np.random.Generator, items: _Items) -> pa.Table:
     genres = pa.ListArray.from_arrays(
         pa.array(np.searchsorted(row, np.arange(n_items + 1)), pa.int32()), pa.array(np.array(names)[column])
     )
-    year_score = items.taste @ directions[:, -1] / np.sqrt(TASTE_RANK) + 0.2 * np.log(items.popularity)
-    year_score += rng.normal(0.0, 0.5, n_items)
+    year_score = items.taste @ directions[:, -1] / np.sqrt(TASTE_RANK) + rng.normal(0.0, 0.5, n_items)
     rank = np.argsort(np.argsort(year_score, kind="stable"), kind="stable") / max(n_items - 1, 1)
     years = np.round(np.interp(rank, YEAR_QUANTILES, YEARS)).astype(int)
     titles = [f"Movie {i} ({year})" for i, year in enumerate(years.tolist(), 1)]
@@ -228,6 +253,45 @@ def _distinct_pairs(
     return keys // n_items, keys % n_items
 
 
+def _cover_every_item(
+    rng: np.random.Generator,
+    user: np.ndarray,
+    item: np.ndarray,
+    clusters: np.ndarray,
+    own: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (sorted by user then item) with every item rated at least once, when there are
+    as many ratings as items, as a MovieLens movies file lists only movies someone rated: each
+    unrated item takes one rating of a user of its own cluster (that user's rating of an item
+    rated more than once, so each user keeps counts[u] ratings). Rounds repeat until no item is
+    left unrated (an item that lost its only rating, a user drawn twice, go again)."""
+    n_items = len(own)
+    if len(user) < n_items:
+        return user, item
+    keys = user * n_items + item
+    first = np.r_[0, np.cumsum(counts)[:-1]]
+    by_cluster = np.argsort(clusters.ravel(), kind="stable")
+    cluster_start = np.searchsorted(clusters.ravel()[by_cluster], np.arange(CLUSTERS + 1))
+    for _ in range(100):
+        rated = np.bincount(keys % n_items, minlength=n_items)
+        unrated = np.flatnonzero(rated == 0)
+        if not len(unrated):
+            break
+        size = (cluster_start[own[unrated] + 1] - cluster_start[own[unrated]]).astype(np.float64)
+        slot = cluster_start[own[unrated]] + np.floor(rng.random(len(unrated)) * size).astype(np.int64)
+        who = np.where(size > 0, by_cluster[np.minimum(slot, len(by_cluster) - 1)] // clusters.shape[1], 0)
+        who = np.where(size > 0, who, rng.integers(0, len(counts), len(unrated)))
+        row = first[who] + np.floor(rng.random(len(unrated)) * counts[who]).astype(np.int64)
+        # Only rows whose item keeps a rating, each row once.
+        ok = (counts[who] > 0) & (rated[keys[np.minimum(row, len(keys) - 1)] % n_items] > 1)
+        row, unrated, who = row[ok], unrated[ok], who[ok]
+        row, once = np.unique(row, return_index=True)
+        keys[row] = who[once] * n_items + unrated[once]
+        keys.sort()  # rows stay each user's: the user part of a replaced key is unchanged
+    return keys // n_items, keys % n_items
+
+
 def write_release(
     ratings: pa.Table, path: Path, name: str = "ml-25m", compresslevel: int = 1, movies: pa.Table | None = None
 ) -> str:
@@ -254,10 +318,15 @@ def write_release(
                 lines = pc.binary_join_element_wise(*fields, rel.delimiter).to_pylist()
                 member.write(("\n".join(lines) + "\n").encode())
         if movies is None:
-            archive.writestr(rel.movies_member, movies_text(name, int(pc.max(ratings.column("movieId")).as_py())))
+            movies_bytes = movies_text(name, int(pc.max(ratings.column("movieId")).as_py()))
         else:
-            archive.writestr(rel.movies_member, movies_file(movies, name))
-        archive.writestr(f"{rel.ratings_member.split('/')[0]}/README.txt", "Synthetic ratings, not MovieLens data.\n")
+            movies_bytes = movies_file(movies, name)
+        # Dated as the ratings member is (1980-01-01), not by the clock: the same seed, the same MD5.
+        for entry, data in (
+            (rel.movies_member, movies_bytes),
+            (f"{rel.ratings_member.split('/')[0]}/README.txt", b"Synthetic ratings, not MovieLens data.\n"),
+        ):
+            archive.writestr(zipfile.ZipInfo(entry), data, zipfile.ZIP_DEFLATED, compresslevel)
     digest = hashlib.md5()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 24):
@@ -305,7 +374,8 @@ def movies_file(movies: pa.Table, release: str) -> bytes:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__,
-        epilog="Files changed: a seed gives another file than before the taste structure (December 2026).",
+        epilog="Files changed: a seed gives another file than before the taste structure (December 5, 2026) "
+        "and than before its calibration against ml-latest-small (December 6, 2026).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("output", type=Path, help="the zip to write; <output>.md5 is written beside it")

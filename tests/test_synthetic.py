@@ -47,6 +47,8 @@ def test_the_command_writes_a_release_the_pipeline_reads(tmp_path, layout, capsy
     assert table.num_rows == 5000 and report.duplicates_dropped == 0
     assert (path.parent / f"{layout}.zip.md5").read_text().startswith(f"MD5 ({layout}.zip) = ")
     assert "5000 ratings" in capsys.readouterr().out
+    with zipfile.ZipFile(path) as archive:  # no clock in the file: the same seed, the same MD5
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
 def test_movies_have_one_to_four_genres_at_real_frequencies_and_a_year_in_their_title():
@@ -56,7 +58,7 @@ def test_movies_have_one_to_four_genres_at_real_frequencies_and_a_year_in_their_
     drama = sum("Drama" in g for g in genres) / len(genres)
     noir = sum("Film-Noir" in g for g in genres) / len(genres)
     assert 0.35 < drama < 0.55 and noir < 0.03  # ml-latest-small: 45% and 0.9%
-    years = [int(TITLE_YEAR.search(t).group(1)) for t in movies.column(TITLE).to_pylist()]
+    years = [_year(t) for t in movies.column(TITLE).to_pylist()]
     assert min(years) >= 1902 and max(years) <= 2018 and 1990 <= np.median(years) <= 2005
 
 
@@ -74,21 +76,56 @@ def test_a_users_liked_movies_share_genres_more_than_chance():
 
 
 def test_ease_beats_the_most_popular_movies_by_a_clear_margin():
-    generated = synthetic_release(30_000, 300, 2_000, seed=1)
-    train_table, test_table = split_ratings(
-        generated.ratings.rename_columns(["user", "item", RATING, TIMESTAMP]), "user_random", 0.2, 42
-    )
-    train, test = rating_arrays(train_table), rating_arrays(test_table)
-    judge = metrics.Judge(train, test, seed=42, relevant_rating=4.0)
-    [model] = ease.fit(*train, 4.0, [(200, 0)], 16384, None)
-    items, count = np.unique(train.items, return_counts=True)
-    assert (
-        judge(ease_ranker(model, judge.seen))["ndcg"]
-        > 1.4 * judge(popularity_ranker(items, count, judge.reach))["ndcg"]
-    )
+    def margin(seed: int) -> float:
+        generated = synthetic_release(30_000, 300, 2_000, seed=seed)
+        train_table, test_table = split_ratings(
+            generated.ratings.rename_columns(["user", "item", RATING, TIMESTAMP]), "user_random", 0.2, 42
+        )
+        train, test = rating_arrays(train_table), rating_arrays(test_table)
+        judge = metrics.Judge(train, test, seed=42, relevant_rating=4.0)
+        [model] = ease.fit(*train, 4.0, [(200, 0)], 16384, None)
+        items, count = np.unique(train.items, return_counts=True)
+        ease_ndcg = _ndcg(judge(ease_ranker(model, judge.seen)))
+        return ease_ndcg / _ndcg(judge(popularity_ranker(items, count, judge.reach)))
+
+    # One seed's margin at this size swings from 1.32x to 1.66x (seeds 0-2: 1.52, 1.32, 1.66);
+    # ml-latest-small's is 1.94x, bench/generator.py's release of its shape 1.8x.
+    assert np.median([margin(seed) for seed in range(3)]) > 1.4
+
+
+def test_every_movie_is_rated_when_there_are_as_many_ratings_as_movies():
+    # A MovieLens movies file lists the movies someone rated; without the cover, 13% of these went unrated.
+    table = synthetic_ratings(100_836, 610, 9_742, seed=0)
+    assert len(np.unique(table.column("movieId").to_numpy())) == 9_742
+    assert table.num_rows == 100_836 and np.all(np.bincount(table.column("userId").to_numpy())[1:] >= 20)
+    pairs = table.column("userId").to_numpy().astype(np.int64) * 10_000 + table.column("movieId").to_numpy()
+    assert len(np.unique(pairs)) == table.num_rows and np.all(np.diff(pairs) > 0)  # distinct, in user order
+
+
+def test_the_rating_histogram_and_year_are_as_ml_latest_smalls():
+    generated = synthetic_release(100_836, 610, 9_742, seed=0)
+    ratings = generated.ratings.column(RATING).to_numpy()
+    share = {star: np.mean(ratings == star) for star in (0.5, 3.0, 4.0, 5.0)}
+    # ml-latest-small: 4 stars the most common (26.6%), then 3 (19.9%), 5 well below 4 (13.1%).
+    assert share[4.0] > share[3.0] > share[5.0] > share[0.5] and share[5.0] < 0.18
+    assert 3.4 < ratings.mean() < 3.6  # 3.50
+    count = np.bincount(generated.ratings.column("movieId").to_numpy(), minlength=9_743)[1:]
+    years = np.array([_year(t) for t in generated.movies.column(TITLE).to_pylist()])
+    assert abs(np.corrcoef(years, np.log1p(count))[0, 1]) < 0.1  # ml-latest-small: 0.008
 
 
 def test_the_help_says_that_seeds_give_other_files_than_before(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "Files changed" in capsys.readouterr().out
+
+
+def _year(title: str) -> int:
+    found = TITLE_YEAR.search(title)
+    assert found is not None
+    return int(found.group(1))
+
+
+def _ndcg(result: dict | None) -> float:
+    assert result is not None
+    return result["ndcg"]
