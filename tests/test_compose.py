@@ -169,6 +169,11 @@ def test_the_image_is_pinned_non_root_and_installs_the_pinned_versions():
     assert pins["luigi"] == luigi.__version__ and pins["pyspark"] == pyspark.__version__
     assert "SQLAlchemy" in pins and "setuptools" in pins  # luigid's task history; the project's build
     assert "cronsim" in pins  # docker/cron.py, the runner's scheduler
+    # Every runtime dependency is pinned, or `pip check` fails the image's build.
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    required = {re.split(r"[<>=!~\[ ]", line)[0] for line in setup["options"]["install_requires"].split("\n") if line}
+    assert required - {""} <= set(pins)
 
 
 def test_the_local_runs_config_stays_out_of_the_image():
