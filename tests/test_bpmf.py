@@ -28,6 +28,7 @@ def test_the_stored_model_scores_exactly_the_mean_of_the_samples_it_keeps(rating
     # With every sample past the burn-in laid side by side, the factor tables' dot product is
     # the samples' average: the model's validation RMSE equals that of the running mean.
     monkeypatch.setattr(bpmf, "MAX_SAMPLES", 1000)
+    monkeypatch.setattr(bpmf, "STOP_PATIENCE", 1000)  # every sweep, whatever the curve does
     train, held_out = ratings
     fitted = bpmf.fit(train, sweeps=30, seed=3, rating_scale=SCALE, validation=held_out)
     assert fitted.samples == 30 - bpmf.burn_in(30) == 25
