@@ -29,6 +29,9 @@ TASKS = ("DownloadedZip", "SplitData", "TunedALS", "ValidatedBPMF", "TrainedBPMF
 def main() -> None:
     parser = argument_parser("bench.tuned", __doc__)
     parser.add_argument("--zip", type=Path, default=SMALL_ZIP)
+    parser.add_argument(
+        "--no-alone", dest="alone", action="store_false", help="skip TunedALS's best alone (a TrainedALS at scale)"
+    )
     parser.add_argument("luigi_args", nargs="*", help="passed to every run, after --")
     args = parser.parse_args()
     release = Release.at(args.zip)
@@ -56,7 +59,23 @@ def main() -> None:
             "TunedALS's best alone": metrics(stores["tuned"], "*-tuned-grid-????????/metrics.json"),
             "--tuned": metrics(stores["tuned"], "*-or-bpmf-*/metrics.json"),
         }
+        [tuning] = stores["tuned"].glob("tuning/*/*/*-grid-*/tuning.json")
+        [validation] = stores["tuned"].glob("tuning/*/*/bpmf-*/validation.json")
+        searched = describe_search(json.loads(tuning.read_text()), json.loads(validation.read_text()))
     report(release.name, args.zip, runs, alone, rmse)
+    print(f"\n{searched}")
+
+
+def describe_search(tuning: dict, validation: dict) -> str:
+    """What TunedALS and ValidatedBPMF did: the candidates, the sample, the sweeps."""
+    best, sample = tuning["best"], tuning["validation"].get("sample")
+    on = f"{sample['ratings']:,} of {sample['of_ratings']:,} training ratings" if sample else "all training ratings"
+    return (
+        f"TunedALS: {len(tuning['candidates'])} candidates on the validation carve of {on}; best rank "
+        f"{best['rank']}, regParam {best['reg_param']}, {best['max_iter']} iterations. ValidatedBPMF: stopped "
+        f"at sweep {validation['stopped_at']} of at most {validation['sweeps']}, chose {validation['sweeps_chosen']} "
+        f"(burn-in {validation['burn_in']})."
+    )
 
 
 def metrics(store: Path, pattern: str) -> dict:
@@ -64,7 +83,7 @@ def metrics(store: Path, pattern: str) -> dict:
     return json.loads(path.read_text())
 
 
-def report(dataset: str, zip_path: Path, runs: dict[str, dict], alone: dict, rmse: dict[str, dict]) -> None:
+def report(dataset: str, zip_path: Path, runs: dict[str, dict], alone: dict | None, rmse: dict[str, dict]) -> None:
     default, tuned = runs["default"]["seconds"], runs["tuned"]["seconds"]
     print(f"\n{dataset} ({zip_path}), each chain from an empty store\n")
     print("| chain | wall time | **--tuned / default** | luigi worker peak |\n|---|---|---|---|")
@@ -84,7 +103,8 @@ def report(dataset: str, zip_path: Path, runs: dict[str, dict], alone: dict, rms
             else "not run (the other model was chosen) | | "
         )
         print(f"| {task} | {theirs['seconds']:.1f} |" if theirs else f"| {task} | |", own, "|")
-    print(f"\nTunedALS's best alone (`--tuned --bpmf-sweeps 0`, reusing TunedALS): {alone['seconds']:.1f} s")
+    if alone:
+        print(f"\nTunedALS's best alone (`--tuned --bpmf-sweeps 0`, reusing TunedALS): {alone['seconds']:.1f} s")
     print("\n| model | test RMSE | model | chosen on validation |\n|---|---|---|---|")
     for name, result in rmse.items():
         choice = result.get("choice", {})
