@@ -68,8 +68,6 @@ BLOCK_ROWS = 1 << 15
 # The implicit vectors' joint draw is solved to this relative residual, in at most this many
 # conjugate-gradient iterations.
 CG_TOLERANCE, CG_ITERATIONS = 1e-4, 200
-# Non-zeros per piece of the sparse products a thread computes in the conjugate gradients.
-PIECE_NONZEROS = 1 << 17
 _BETA0, _GAMMA_SHAPE, _GAMMA_RATE, _INIT_STD = 2.0, 1.0, 1.0, 0.1
 
 
@@ -165,66 +163,43 @@ def _implicit(entity: np.ndarray, other: np.ndarray, n_entity: int, n_other: int
     return matrix
 
 
-def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, rng, pool) -> np.ndarray:
+def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, rng) -> np.ndarray:
     """All of a side's implicit vectors at once from their joint conditional, given the rest.
     Entity e's side vector is x_e + S_e, with S = W y (W = the entities' `neighbours`); outer[e] = Σ f fᵀ over e's
     ratings and linear[e] = Σ f (target − x_e·f + ε/√α), the targets already perturbed by
     ε ~ N(0, 1). The conditional's precision A maps y to y Λ + α Wᵀ [outer_e S_e]_e, so
     the solution of A y = Λμ + L ε' + α Wᵀ linear (Λ = L Lᵀ) is an exact draw from
     N(A⁻¹ (Λμ + α Wᵀ Σ f·target), A⁻¹) (perturb then optimise; Papandreou & Yuille 2010), solved
-    by conjugate gradients from the current draw, each vector's own block of A as preconditioner."""
+    by conjugate gradients from the current draw, each vector's own block of A as preconditioner.
+    The products and the preconditioner are compiled loops on every core (numba's threads)."""
     mu, precision = prior
+    kernels, m, t = _kernels(), entities.neighbours, entities.neighbours_t
     preconditioner = np.empty((len(y), RANK, RANK))
     rhs = precision @ mu + rng.standard_normal(y.shape) @ np.linalg.cholesky(precision).T
-
-    def start(piece: _Piece) -> None:
-        m = piece.matrix
-        _kernels().preconditioner(
-            m.indptr, m.indices, m.data, outer, linear, precision, alpha, piece.rows.start, preconditioner, rhs
-        )
-
-    list(pool.map(start, entities.neighbours_t_pieces))
-    pulled, applied = np.empty((len(outer), RANK)), np.empty_like(y)
-
-    def pull(piece: _Piece, vectors: np.ndarray) -> None:
-        m = piece.matrix
-        _kernels().pull(m.indptr, m.indices, m.data, vectors, outer, piece.rows.start, pulled)
-
-    def push(piece: _Piece, vectors: np.ndarray) -> None:
-        m = piece.matrix
-        _kernels().push(m.indptr, m.indices, m.data, pulled, vectors, precision, alpha, piece.rows.start, applied)
+    kernels.preconditioner(t.indptr, t.indices, t.data, outer, linear, precision, alpha, preconditioner, rhs)
+    pulled, applied, preconditioned = np.empty((len(outer), RANK)), np.empty_like(y), np.empty_like(y)
 
     def apply(vectors: np.ndarray) -> np.ndarray:
-        list(pool.map(lambda piece: pull(piece, vectors), entities.neighbours_pieces))
-        list(pool.map(lambda piece: push(piece, vectors), entities.neighbours_t_pieces))
-        return applied.copy()
+        # The same array every call: the conjugate gradients read each product before the next.
+        args = (m.indptr, m.indices, m.data, t.indptr, t.indices, t.data)
+        return kernels.apply(*args, vectors, outer, precision, alpha, pulled, applied)
 
-    return _conjugate_gradients(apply, lambda r: np.einsum("jik,jk->ji", preconditioner, r), rhs, y)
+    def precondition(residual: np.ndarray) -> np.ndarray:
+        return kernels.precondition(preconditioner, residual, preconditioned)
 
-
-class _Piece(NamedTuple):
-    """Rows `rows` of a sparse matrix, as a matrix of their own."""
-
-    rows: slice
-    matrix: sparse.csr_matrix
-
-
-def _pieces(matrix: sparse.csr_matrix) -> tuple[_Piece, ...]:
-    """The matrix cut into consecutive rows of at most PIECE_NONZEROS non-zeros (or one row),
-    each a task of the thread pool: fixed by the data alone, so the products are the same
-    whatever the threads."""
-    cuts = _blocks(np.diff(matrix.indptr), PIECE_NONZEROS)
-    return tuple(_Piece(slice(c.lo, c.hi), matrix[c.lo : c.hi]) for c in cuts)
+    return _conjugate_gradients(apply, precondition, rhs, y)
 
 
 def _conjugate_gradients(apply, precondition, rhs: np.ndarray, start: np.ndarray) -> np.ndarray:
     """The solution of apply(x) = rhs (symmetric positive definite) from `start`, to a
-    preconditioned residual CG_TOLERANCE times the right-hand side's, in at most CG_ITERATIONS."""
+    preconditioned residual CG_TOLERANCE times the right-hand side's, in at most CG_ITERATIONS.
+    `apply` and `precondition` may return the same array every call: each result is read before
+    the next call."""
+    bound = CG_TOLERANCE**2 * float(np.vdot(rhs, precondition(rhs)))
     x = start.copy()
     residual = rhs - apply(x)
     z = precondition(residual)
-    direction, rz = z, float(np.vdot(residual, z))
-    bound = CG_TOLERANCE**2 * float(np.vdot(rhs, precondition(rhs)))
+    direction, rz = z.copy(), float(np.vdot(residual, z))
     for _ in range(CG_ITERATIONS):
         if rz <= bound:
             break
@@ -283,8 +258,7 @@ class _Entities:
     other_index: np.ndarray
     blocks: tuple[_Block, ...]
     neighbours: sparse.csr_matrix
-    neighbours_pieces: tuple[_Piece, ...]
-    neighbours_t_pieces: tuple[_Piece, ...]
+    neighbours_t: sparse.csr_matrix
 
     @classmethod
     def of(cls, ids: np.ndarray, index: np.ndarray, other_index: np.ndarray, n_other: int) -> _Entities:
@@ -292,8 +266,7 @@ class _Entities:
         counts = np.bincount(index, minlength=len(ids))
         order = np.argsort(index, kind="stable")
         blocks = _blocks(counts, BLOCK_ROWS)
-        pieces, pieces_t = _pieces(neighbours), _pieces(neighbours.T.tocsr())
-        return cls(ids, index, counts, order, other_index[order], blocks, neighbours, pieces, pieces_t)
+        return cls(ids, index, counts, order, other_index[order], blocks, neighbours, neighbours.T.tocsr())
 
 
 @dataclass
@@ -415,7 +388,7 @@ def _draw_side(
 
     list(pool.map(draw, entities.blocks))
     implicit_prior = _normal_wishart(side.implicit, rng)
-    side.implicit = _draw_implicit(side.implicit, *grams, entities, alpha, implicit_prior, rng, pool)
+    side.implicit = _draw_implicit(side.implicit, *grams, entities, alpha, implicit_prior, rng)
     side.implicit_sum = entities.neighbours @ side.implicit
 
 
@@ -539,13 +512,17 @@ def fit(
     tracker = _Validation(validation, user_ids, item_ids, rating_scale) if validation is not None else None
     posterior = _Posterior(sweeps, first, users, items, tracker)
     done = 0
-    with ThreadPoolExecutor(workers or threads()) as pool:
-        while done < sweeps and not posterior.stop(done):
-            _sweep(state, users, items, ratings, rng, pool)
-            rmse = posterior.add(done, state)
-            done += 1
-            if on_sweep is not None:
-                on_sweep(done, sweeps, rmse)
+    numba_threads = _kernels().threads(workers or threads())
+    try:
+        with ThreadPoolExecutor(workers or threads()) as pool:
+            while done < sweeps and not posterior.stop(done):
+                _sweep(state, users, items, ratings, rng, pool)
+                rmse = posterior.add(done, state)
+                done += 1
+                if on_sweep is not None:
+                    on_sweep(done, sweeps, rmse)
+    finally:
+        _kernels().threads(numba_threads)
     return posterior.fit(rating_scale, done)
 
 
