@@ -273,7 +273,7 @@ class _Entities:
     def of(cls, ids: np.ndarray, index: np.ndarray, other_index: np.ndarray, n_other: int) -> _Entities:
         neighbours = _implicit(index, other_index, len(ids), n_other)
         counts = np.bincount(index, minlength=len(ids))
-        order = np.argsort(index, kind="stable")
+        order = np.argsort(index, kind="stable").astype(np.int32)
         blocks = _blocks(counts, BLOCK_ROWS)
         return cls(ids, index, counts, order, other_index[order], blocks, neighbours, neighbours.T.tocsr())
 
@@ -334,7 +334,10 @@ def _sweep(
     _draw_noise_and_mean(state, residual, rng)
     for side, entities in ((state.users, users), (state.items, items)):
         _draw_biases(side, entities, residual, state.noise_precision, rng)
-    target = residual + dot
+    # The ratings less μ and the biases, in dot's memory: residual and dot are not kept through
+    # the sides' draws (each a float64 per rating, 256 MiB at 32 M ratings).
+    target = np.add(residual, dot, out=dot)
+    del residual, dot
     # q given the users' side vectors, then z (the item-side implicit term).
     _draw_side(state.items, items, state.users.vectors, target, state.noise_precision, rng, pool)
     # p given the items' side vectors, then y (SVD++'s implicit term).
@@ -490,6 +493,11 @@ class _Posterior:
         return Fit(model, self.curve, len(self.user_vectors), chosen, self.first, done)
 
 
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids, index = np.unique(values, return_inverse=True)
+    return ids, index.astype(np.int32)
+
+
 def fit(
     train: Ratings,
     *,
@@ -512,8 +520,10 @@ def fit(
     if not 0 <= first < sweeps:
         raise ValueError(f"burn-in {first} must be at least 0 and fewer than the {sweeps} sweeps")
     rng = np.random.default_rng(seed)
-    user_ids, user_index = np.unique(train.users, return_inverse=True)
-    item_ids, item_index = np.unique(train.items, return_inverse=True)
+    # Rows as int32, which holds any release's users and items: each index array is one
+    # rating long (at 32 M ratings, 128 MiB saved on each of the six).
+    user_ids, user_index = _unique(train.users)
+    item_ids, item_index = _unique(train.items)
     users = _Entities.of(user_ids, user_index, item_index, len(item_ids))
     items = _Entities.of(item_ids, item_index, user_index, len(user_ids))
     ratings = np.asarray(train.ratings, dtype=np.float64)
