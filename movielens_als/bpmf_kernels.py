@@ -3,15 +3,25 @@ the Gram matrix Σ f fᵀ of the other side's vectors f over its ratings and the
 Σ f·(target − f·x_e), read straight from the other side's table through the ratings' indices.
 numpy had to gather the rows and materialise every rating's outer product (ratings × rank²
 float64) before summing them segment by segment; these loops hold one entity's sums at a time.
-They release the GIL, so the sampler's threads run them block by block; each entity's sums are
-in the order of its ratings, so the results do not depend on the threads. Compiled on first
-use and cached beside this file.
+They release the GIL, so the sampler's threads run them block by block; the conjugate
+gradients' loops (apply, precondition, preconditioner) and rowdots run on numba's own threads
+(prange), each output row written by one iteration. Each sum is in a fixed order, so the
+results do not depend on the threads. Compiled on first use and cached beside this file.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+
+def threads(n: int) -> int:
+    """Sets the compiled loops' threads (in the calling thread) to n, at most numba's; returns
+    the number before, to restore."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    return before
 
 
 @njit(cache=True, nogil=True)
@@ -93,15 +103,18 @@ def draw_gaussians(precision, prior_linear, alpha, outer, linear, noise, out):  
             out[k, a] = total / lower[a, a]
 
 
-@njit(cache=True, nogil=True)
-def pull(indptr, indices, weights, vectors, outer, first, pulled):  # pragma: no cover - compiled
-    """pulled[first + e] = outer[first + e] · Σ_k weights[k] vectors[indices[k]] over row e's
-    non-zeros k of a CSR piece whose row e is entity first + e: each entity's Gram matrix times
-    its implicit term."""
+@njit(cache=True, parallel=True)
+def apply(  # pragma: no cover - compiled
+    indptr, indices, weights, indptr_t, indices_t, weights_t, vectors, outer, precision, alpha, pulled, applied
+):
+    """The implicit vectors' conditional precision applied to `vectors`, on every core:
+    pulled[e] = outer[e] · Σ_k weights[k] vectors[indices[k]] over row e of the implicit
+    weights W (CSR), each entity's Gram matrix times its implicit term; then
+    applied[j] = vectors[j] · Λ + α Σ_k weights_t[k] pulled[indices_t[k]] over row j of Wᵀ.
+    Each output row is one iteration's, summed in a fixed order: the same whatever the threads."""
     rank = vectors.shape[1]
-    total = np.empty(rank)
-    for e in range(len(indptr) - 1):
-        total[:] = 0.0
+    for e in prange(len(indptr) - 1):
+        total = np.zeros(rank)
         for k in range(indptr[e], indptr[e + 1]):
             w, v = weights[k], vectors[indices[k]]
             for a in range(rank):
@@ -109,36 +122,40 @@ def pull(indptr, indices, weights, vectors, outer, first, pulled):  # pragma: no
         for a in range(rank):
             x = 0.0
             for b in range(rank):
-                x += outer[first + e, a, b] * total[b]
-            pulled[first + e, a] = x
-    return pulled
-
-
-@njit(cache=True, nogil=True)
-def push(indptr, indices, weights, pulled, vectors, precision, alpha, first, applied):  # pragma: no cover
-    """applied[first + j] = vectors[first + j] · Λ + α Σ_k weights[k] pulled[indices[k]] over
-    row j's non-zeros k of a CSR piece (of the transpose): the conditional's precision applied."""
-    rank = vectors.shape[1]
-    total = np.empty(rank)
-    for j in range(len(indptr) - 1):
-        total[:] = 0.0
-        for k in range(indptr[j], indptr[j + 1]):
-            w, p = weights[k], pulled[indices[k]]
+                x += outer[e, a, b] * total[b]
+            pulled[e, a] = x
+    for j in prange(len(indptr_t) - 1):
+        total = np.zeros(rank)
+        for k in range(indptr_t[j], indptr_t[j + 1]):
+            w, p = weights_t[k], pulled[indices_t[k]]
             for a in range(rank):
                 total[a] += w * p[a]
         for a in range(rank):
             x = alpha * total[a]
             for b in range(rank):
-                x += vectors[first + j, b] * precision[b, a]
-            applied[first + j, a] = x
+                x += vectors[j, b] * precision[b, a]
+            applied[j, a] = x
     return applied
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, parallel=True)
+def precondition(inverse, residual, out):  # pragma: no cover - compiled
+    """out[j] = inverse[j] · residual[j] for every j, on every core."""
+    rank = residual.shape[1]
+    for j in prange(residual.shape[0]):
+        for a in range(rank):
+            x = 0.0
+            for b in range(rank):
+                x += inverse[j, a, b] * residual[j, b]
+            out[j, a] = x
+    return out
+
+
+@njit(cache=True, parallel=True)
 def rowdots(left, left_index, right, right_index):  # pragma: no cover - compiled
-    """left[left_index[r]] · right[right_index[r]] for every r, without gathering the rows."""
+    """left[left_index[r]] · right[right_index[r]] for every r, without gathering the rows, on every core."""
     out = np.empty(len(left_index))
-    for r in range(len(left_index)):
+    for r in prange(len(left_index)):
         u, v = left[left_index[r]], right[right_index[r]]
         total = 0.0
         for a in range(left.shape[1]):
@@ -147,18 +164,16 @@ def rowdots(left, left_index, right, right_index):  # pragma: no cover - compile
     return out
 
 
-@njit(cache=True, nogil=True)
-def preconditioner(indptr, indices, weights, outer, linear, precision, alpha, first, inverse, rhs):  # pragma: no cover
-    """For row j of a CSR piece of the implicit weights' transpose (implicit vector first + j):
-    inverse[first + j] = (Λ + α Σ_k weights[k]² outer[indices[k]])⁻¹, the conjugate gradients'
-    block preconditioner, and rhs[first + j] += α Σ_k weights[k] linear[indices[k]]. Only the
+@njit(cache=True, parallel=True)
+def preconditioner(indptr, indices, weights, outer, linear, precision, alpha, inverse, rhs):  # pragma: no cover
+    """For row j of the implicit weights' transpose (implicit vector j), on every core:
+    inverse[j] = (Λ + α Σ_k weights[k]² outer[indices[k]])⁻¹, the conjugate gradients'
+    block preconditioner, and rhs[j] += α Σ_k weights[k] linear[indices[k]]. Only the
     lower triangle of the sum is accumulated."""
     rank = precision.shape[0]
-    block = np.empty((rank, rank))
-    total = np.empty(rank)
-    for j in range(len(indptr) - 1):
-        block[:] = 0.0
-        total[:] = 0.0
+    for j in prange(len(indptr) - 1):
+        block = np.zeros((rank, rank))
+        total = np.zeros(rank)
         for k in range(indptr[j], indptr[j + 1]):
             w, e = weights[k], indices[k]
             square = w * w
@@ -167,8 +182,8 @@ def preconditioner(indptr, indices, weights, outer, linear, precision, alpha, fi
                 for b in range(a + 1):
                     block[a, b] += square * outer[e, a, b]
         for a in range(rank):
-            rhs[first + j, a] += alpha * total[a]
+            rhs[j, a] += alpha * total[a]
             for b in range(a + 1):
                 block[a, b] = precision[a, b] + alpha * block[a, b]
                 block[b, a] = block[a, b]
-        inverse[first + j] = np.linalg.inv(block)
+        inverse[j] = np.linalg.inv(block)

@@ -28,7 +28,7 @@ def test_the_stored_model_scores_exactly_the_mean_of_the_samples_it_keeps(rating
     # With every sample past the burn-in laid side by side, the factor tables' dot product is
     # the samples' average: the model's validation RMSE equals that of the running mean.
     monkeypatch.setattr(bpmf, "MAX_SAMPLES", 1000)
-    monkeypatch.setattr(bpmf, "STOP_PATIENCE", 1000)  # every sweep, whatever the curve does
+    monkeypatch.setattr(bpmf, "STOP_PATIENCE", 30)  # every sweep runs: not a test of the stop
     train, held_out = ratings
     fitted = bpmf.fit(train, sweeps=30, seed=3, rating_scale=SCALE, validation=held_out)
     assert fitted.samples == 30 - bpmf.burn_in(30) == 25
@@ -81,9 +81,9 @@ def test_the_rating_model_with_the_lower_validation_rmse_is_chosen_and_als_wins_
 
 
 def test_a_seed_gives_the_same_fit_whatever_the_number_of_threads(ratings, monkeypatch):
-    # Small blocks and pieces, so that the threads take several of each in any order.
+    # Small blocks, so that the threads take several in any order; the compiled loops run on as
+    # many threads as numba has (at most `workers`).
     monkeypatch.setattr(bpmf, "BLOCK_ROWS", 200)
-    monkeypatch.setattr(bpmf, "PIECE_NONZEROS", 300)
     one, two, three = (bpmf.fit(ratings[0], sweeps=8, seed=5, rating_scale=SCALE, workers=n).model for n in (1, 2, 3))
     for other in (two, three):
         np.testing.assert_array_equal(one.users.factors, other.users.factors)
@@ -93,7 +93,6 @@ def test_a_seed_gives_the_same_fit_whatever_the_number_of_threads(ratings, monke
 
 def test_a_seed_gives_the_same_stop_whatever_the_number_of_threads(ratings, monkeypatch):
     monkeypatch.setattr(bpmf, "BLOCK_ROWS", 200)
-    monkeypatch.setattr(bpmf, "PIECE_NONZEROS", 300)
     train, held_out = ratings
     one, two = (bpmf.fit(train, sweeps=60, seed=5, rating_scale=SCALE, validation=held_out, workers=n) for n in (1, 2))
     assert (one.chosen, one.stopped_at, one.curve) == (two.chosen, two.stopped_at, two.curve)
