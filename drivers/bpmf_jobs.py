@@ -10,7 +10,7 @@ sampler is numpy in one process, see docs/models.md).
 
 `validate` runs at most N sweeps, stopping when the running mean's validation RMSE stops
 falling (movielens_als.bpmf.STOP_TOLERANCE, STOP_PATIENCE), and writes the sweeps it chose
-(`sweeps_chosen`, the running mean's best) and the burn-in, which `train` replays:
+(`sweeps_chosen`: all it ran, see bpmf.STOP_PATIENCE) and the burn-in, which `train` replays:
 --sweeps sweeps_chosen --burn-in burn_in.
 """
 
