@@ -87,6 +87,8 @@ def _kernels():
     to import, which every luigi command (which reads SWEEPS) would pay."""
     from movielens_als import bpmf_kernels
 
+    if bpmf_kernels.RANK != RANK:
+        raise RuntimeError(f"movielens_als.bpmf_kernels.RANK is {bpmf_kernels.RANK}, not bpmf.RANK {RANK}: set both")
     return bpmf_kernels
 
 
@@ -188,12 +190,13 @@ def _draw_implicit(y, outer, linear, entities: _Entities, alpha, prior: _Prior, 
     preconditioner = np.empty((len(y), RANK, RANK))
     rhs = precision @ mu + rng.standard_normal(y.shape) @ np.linalg.cholesky(precision).T
     kernels.preconditioner(t.indptr, t.indices, t.data, outer, linear, precision, alpha, preconditioner, rhs)
-    pulled, applied, preconditioned = np.empty((len(outer), RANK)), np.empty_like(y), np.empty_like(y)
+    sums, pulled = np.empty((len(outer), RANK)), np.empty((len(outer), RANK))
+    applied, preconditioned = np.empty_like(y), np.empty_like(y)
 
     def apply(vectors: np.ndarray) -> np.ndarray:
         # The same array every call: the conjugate gradients read each product before the next.
         args = (m.indptr, m.indices, m.data, t.indptr, t.indices, t.data)
-        return kernels.apply(*args, vectors, outer, precision, alpha, pulled, applied)
+        return kernels.apply(*args, vectors, outer, precision, alpha, sums, pulled, applied)
 
     def precondition(residual: np.ndarray) -> np.ndarray:
         return kernels.precondition(preconditioner, residual, preconditioned)
@@ -331,8 +334,9 @@ def _sweep(
 ) -> None:
     """One Gibbs sweep over every parameter, in place: α and μ, the biases, then the item side
     given the users' side vectors, and the user side given the items' new ones."""
-    dot = _kernels().rowdots(state.users.vectors, users.index, state.items.vectors, items.index)
-    residual = ratings - state.mean - state.users.bias[users.index] - state.items.bias[items.index] - dot
+    dot, residual = np.empty(len(ratings)), np.empty(len(ratings))
+    biases = (state.users.bias, users.index, state.items.bias, items.index)
+    _kernels().residuals(ratings, state.mean, *biases, state.users.vectors, state.items.vectors, dot, residual)
     _draw_noise_and_mean(state, residual, rng)
     for side, entities in ((state.users, users), (state.items, items)):
         _draw_biases(side, entities, residual, state.noise_precision, rng)
@@ -368,7 +372,8 @@ def _draw_biases(
 
 
 class _Grams(NamedTuple):
-    """Per entity, over its ratings: Σ f fᵀ of the other side's vectors f (`outer`) and
+    """Per entity, over its ratings: Σ f fᵀ of the other side's vectors f (`outer`, packed:
+    the lower triangle row by row, as movielens_als.bpmf_kernels keeps it) and
     Σ f·(target − x_e·f) with the entity's new factors x_e (`linear`), what its implicit term's
     draw reads."""
 
@@ -389,11 +394,11 @@ def _draw_side(
     the other side's vectors, `target` the ratings less μ and the biases. The factors are
     conditionally independent given the other side, so the blocks are drawn in parallel, each
     from its slice of noise drawn beforehand: the same draws whatever the number of threads."""
-    target = target[entities.order]
+    target = _kernels().gather(target, entities.order)
     prior = _normal_wishart(side.factors, rng)
     noise = rng.standard_normal(side.factors.shape)
     stream = int(rng.integers(2**63))
-    grams = _Grams(np.empty((len(entities.ids), RANK, RANK)), np.empty((len(entities.ids), RANK)))
+    grams = _Grams(np.empty((len(entities.ids), RANK * (RANK + 1) // 2)), np.empty((len(entities.ids), RANK)))
 
     def draw(block: _Block) -> None:
         perturbation = np.random.default_rng((stream, block.lo)).standard_normal(block.rows.stop - block.rows.start)

@@ -181,3 +181,10 @@ def test_it_recovers_a_known_low_rank_structure():
 
 def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
+
+
+def test_the_kernels_are_compiled_for_the_samplers_rank():
+    """bpmf_kernels compiles its rank in (numba's cache knows only that file): the two must agree."""
+    from movielens_als import bpmf_kernels
+
+    assert bpmf_kernels.RANK == bpmf.RANK
