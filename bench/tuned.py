@@ -44,19 +44,27 @@ def main() -> None:
             config = write_config(luigi_config(release, base_url, stores[name]), scratch / f"{name}.cfg")
             runs[name] = run_luigi("EvaluatedRMSE", config, release.name, scratch, *options, *args.luigi_args)
             print(f"{name}: {runs[name]['seconds']:.1f} s", file=sys.stderr, flush=True)
-        alone = run_luigi(
-            "EvaluatedRMSE",
-            scratch / "tuned.cfg",
-            release.name,
-            scratch,
-            "--tuned",
-            "--bpmf-sweeps",
-            "0",
-            *args.luigi_args,
+        alone = (
+            run_luigi(
+                "EvaluatedRMSE",
+                scratch / "tuned.cfg",
+                release.name,
+                scratch,
+                "--tuned",
+                "--bpmf-sweeps",
+                "0",
+                *args.luigi_args,
+            )
+            if args.alone
+            else None
         )
         rmse = {
             "default": metrics(stores["default"], "*/metrics.json"),
-            "TunedALS's best alone": metrics(stores["tuned"], "*-tuned-grid-????????/metrics.json"),
+            **(
+                {"TunedALS's best alone": metrics(stores["tuned"], "*-tuned-grid-????????/metrics.json")}
+                if alone
+                else {}
+            ),
             "--tuned": metrics(stores["tuned"], "*-or-bpmf-*/metrics.json"),
         }
         [tuning] = stores["tuned"].glob("tuning/*/*/*-grid-*/tuning.json")

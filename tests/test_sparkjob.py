@@ -240,6 +240,17 @@ def test_alss_blas_runs_one_thread_per_spark_task_and_eases_keeps_every_core(mon
         assert not isinstance(ease, SparkSubmitTask)  # no executors
 
 
+def test_an_empty_blas_thread_count_is_unset_and_a_set_one_is_kept(monkeypatch):
+    from pipeline import TrainedALS, TrainedBPMF, ValidatedBPMF
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "")  # OpenBLAS reads it as unset: a thread per core
+    for task in (TrainedALS(), ValidatedBPMF(), TrainedBPMF()):
+        assert task.program_environment()["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    for task in (TrainedALS(), ValidatedBPMF(), TrainedBPMF()):
+        assert task.program_environment()["OPENBLAS_NUM_THREADS"] == "3"
+
+
 def test_alss_per_rating_blas_calls_go_to_the_als_blas_else_the_reference_blas_where_the_machine_has_it(
     tmp_path, monkeypatch
 ):
