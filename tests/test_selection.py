@@ -180,7 +180,12 @@ def test_the_ranks_stop_growing_once_one_is_no_better_and_ties_go_low(flat):
     every = selection.tune_als(
         toy_fit(worse_with_rank), fit_part, validation, "als", grid, (0.5, 5.0), stop_ranks=False
     )
-    assert {c["rank"] for c in every["candidates"]} == {8, 16, 32, 64} and every["best"] == result["best"]
+    assert {c["rank"] for c in every["candidates"]} == {8, 16, 32, 64}
+
+    def untimed(candidate: dict) -> dict:  # a fit's seconds differ between runs on a loaded machine
+        return {k: v for k, v in candidate.items() if k != "seconds"}
+
+    assert untimed(every["best"]) == untimed(result["best"])
 
     def flat_score(rank, reg_param, max_iter):
         return 0.5
