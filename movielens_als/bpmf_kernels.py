@@ -11,7 +11,9 @@ results do not depend on the threads. Compiled on first use and cached beside th
 The Gram matrices are symmetric and stored packed: entity k's lower triangle, row by row, in
 outer[k] (rank·(rank+1)/2 numbers; (a, b) with b ≤ a at a·(a+1)/2 + b). The preconditioner
 gathers a neighbour's matrix per rating, at random: packed, that is 440 bytes at rank 10 instead
-of 800 over thirteen cache lines, and it ran in half the time at 10 M ratings (bench.kernels).
+of 800 over thirteen cache lines. With the rank compiled in and the products' rows not made per
+row, a sweep at 8 M generated ratings went from 3.48 / 3.25 s to 3.20 / 2.99 s, the same fit to
+the bit (`bench.bpmf_sweep --zip path/to/10m/ml-25m.zip --sweeps 20`, runs alternating).
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-# movielens_als.bpmf.RANK, compiled into the loops below as a constant (so they unroll: the
-# conjugate gradients' products ran 15% faster at 10 M ratings than with the rank read from
-# the arrays). It is written here, not imported, because numba's cache knows only this file;
-# bpmf checks that the two agree when it first loads these kernels.
+# movielens_als.bpmf.RANK, compiled into the loops below as a constant, so they unroll. It is
+# written here, not imported, because numba's cache knows only this file; bpmf checks that
+# the two agree when it first loads these kernels.
 RANK = 10
 
 
@@ -123,8 +124,7 @@ def apply(  # pragma: no cover - compiled
     implicit weights W (CSR), each entity's Gram matrix (packed) times its implicit term; then
     applied[j] = vectors[j] · Λ + α Σ_k weights_t[k] pulled[indices_t[k]] over row j of Wᵀ.
     Each output row is one iteration's, summed in a fixed order: the same whatever the threads.
-    The sums go to rows of `sums` and `applied`, not to arrays made per row (a quarter of
-    the time at 10 M ratings)."""
+    The sums go to rows of `sums` and `applied`, not to arrays made per row."""
     # Where (a, b) of a symmetric matrix sits in its packed lower triangle.
     packed_at = np.empty((RANK, RANK), np.int64)
     for a in range(RANK):
