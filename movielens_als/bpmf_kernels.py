@@ -117,12 +117,15 @@ def draw_gaussians(precision, prior_linear, alpha, outer, linear, noise, out):  
 
 @njit(cache=True, parallel=True)
 def apply(  # pragma: no cover - compiled
-    indptr, indices, weights, indptr_t, indices_t, weights_t, vectors, outer, precision, alpha, sums, pulled, applied
+    indptr, indices, indptr_t, indices_t, scale, vectors, outer, precision, alpha, gathered, sums, pulled, applied
 ):
-    """The implicit vectors' conditional precision applied to `vectors`, on every core:
-    pulled[e] = outer[e] · sums[e], sums[e] = Σ_k weights[k] vectors[indices[k]] over row e of the
-    implicit weights W (CSR), each entity's Gram matrix (packed) times its implicit term; then
-    applied[j] = vectors[j] · Λ + α Σ_k weights_t[k] pulled[indices_t[k]] over row j of Wᵀ.
+    """The implicit vectors' conditional precision applied to `vectors`, on every core. The
+    implicit weights W are w_e on every one of row e's neighbours (CSR `indptr`, `indices`;
+    `indptr_t`, `indices_t` its transpose), and scale[e] = w_e². So (W y)_e = w_e Σ_k y[k], and
+    pulled[e] = w_e · outer[e] · (W y)_e = scale[e] outer[e] Σ_k y[k], each entity's Gram
+    matrix (packed) times its implicit term; then applied[j] = vectors[j] · Λ + α Σ_e pulled[e]
+    over the entities e of row j of Wᵀ. The rows gathered at random (`gathered`, a float32 copy
+    of `vectors`, and `pulled`) are float32, half the bytes to fetch; the sums are float64.
     Each output row is one iteration's, summed in a fixed order: the same whatever the threads.
     The sums go to rows of `sums` and `applied`, not to arrays made per row."""
     # Where (a, b) of a symmetric matrix sits in its packed lower triangle.
@@ -130,26 +133,29 @@ def apply(  # pragma: no cover - compiled
     for a in range(RANK):
         for b in range(a + 1):
             packed_at[a, b] = packed_at[b, a] = a * (a + 1) // 2 + b
+    for j in prange(vectors.shape[0]):
+        for a in range(RANK):
+            gathered[j, a] = vectors[j, a]
     for e in prange(len(indptr) - 1):
         total = sums[e]
         total[:] = 0.0
         for k in range(indptr[e], indptr[e + 1]):
-            w, v = weights[k], vectors[indices[k]]
+            v = gathered[indices[k]]
             for a in range(RANK):
-                total[a] += w * v[a]
-        gram = outer[e]
+                total[a] += v[a]
+        gram, s = outer[e], scale[e]
         for a in range(RANK):
             x = 0.0
             for b in range(RANK):
                 x += gram[packed_at[a, b]] * total[b]
-            pulled[e, a] = x
+            pulled[e, a] = s * x
     for j in prange(len(indptr_t) - 1):
         total = applied[j]
         total[:] = 0.0
         for k in range(indptr_t[j], indptr_t[j + 1]):
-            w, p = weights_t[k], pulled[indices_t[k]]
+            p = pulled[indices_t[k]]
             for a in range(RANK):
-                total[a] += w * p[a]
+                total[a] += p[a]
         for a in range(RANK):
             x = alpha * total[a]
             for b in range(RANK):
@@ -198,7 +204,7 @@ def gather(values, order):  # pragma: no cover - compiled
 @njit(cache=True, parallel=True)
 def preconditioner(indptr, indices, weights, outer, linear, precision, alpha, inverse, rhs):  # pragma: no cover
     """For row j of the implicit weights' transpose (implicit vector j), on every core:
-    inverse[j] = (Λ + α Σ_k weights[k]² outer[indices[k]])⁻¹, the conjugate gradients'
+    inverse[j] = (Λ + α Σ_k weights[k]² outer[indices[k]])⁻¹ (by Cholesky), the conjugate gradients'
     block preconditioner, and rhs[j] += α Σ_k weights[k] linear[indices[k]]. The Gram
     matrices and their sum are packed (lower triangles)."""
     for j in prange(len(indptr) - 1):
@@ -211,12 +217,29 @@ def preconditioner(indptr, indices, weights, outer, linear, precision, alpha, in
                 total[a] += w * linear[e, a]
             for at in range(len(packed)):
                 packed[at] += square * gram[at]
-        block = np.empty((RANK, RANK))
+        # The block's Cholesky factor L (lower), in place of its lower triangle, then its
+        # inverse L⁻ᵀ L⁻¹ by inverting L: no LAPACK call per row.
+        lower = np.zeros((RANK, RANK))
         at = 0
         for a in range(RANK):
             rhs[j, a] += alpha * total[a]
             for b in range(a + 1):
-                block[a, b] = precision[a, b] + alpha * packed[at]
-                block[b, a] = block[a, b]
+                x = precision[a, b] + alpha * packed[at]
                 at += 1
-        inverse[j] = np.linalg.inv(block)
+                for c in range(b):
+                    x -= lower[a, c] * lower[b, c]
+                lower[a, b] = np.sqrt(x) if a == b else x / lower[b, b]
+        solved = np.zeros((RANK, RANK))  # L⁻¹, lower
+        for b in range(RANK):
+            solved[b, b] = 1.0 / lower[b, b]
+            for a in range(b + 1, RANK):
+                x = 0.0
+                for c in range(b, a):
+                    x -= lower[a, c] * solved[c, b]
+                solved[a, b] = x / lower[a, a]
+        for a in range(RANK):
+            for b in range(a + 1):
+                x = 0.0
+                for c in range(a, RANK):
+                    x += solved[c, a] * solved[c, b]
+                inverse[j, a, b] = inverse[j, b, a] = x

@@ -146,10 +146,13 @@ def test_with_validation_it_stops_early_and_replaying_the_choice_gives_the_runni
     validated = bpmf.fit(train, sweeps=300, seed=4, rating_scale=SCALE, validation=held_out)
     assert validated.burn_in == bpmf.burn_in(300) == 50
     assert validated.stopped_at < 300 and len(validated.curve) == validated.stopped_at - 50
-    # The curve is flat within the tolerance by the stop: every sweep run is replayed.
+    # None of the last STOP_PATIENCE sweeps fell by the tolerance below the best before them:
+    # every sweep run is replayed.
     last = validated.curve[-1]
     assert validated.chosen == validated.stopped_at == last["sweep"]
-    assert last["validation_rmse"] <= min(p["validation_rmse"] for p in validated.curve) + bpmf.STOP_TOLERANCE
+    rmses = [p["validation_rmse"] for p in validated.curve]
+    patience = bpmf.STOP_PATIENCE
+    assert min(rmses[-patience:]) > min(rmses[:-patience]) - bpmf.STOP_TOLERANCE
     best = last
     replay = bpmf.fit(train, sweeps=validated.chosen, burn_in=validated.burn_in, seed=4, rating_scale=SCALE)
     assert (replay.burn_in, replay.samples, replay.stopped_at) == (50, validated.chosen - 50, validated.chosen)
