@@ -80,6 +80,22 @@ def linear_sums(vectors, other, starts, target, offsets, linear):  # pragma: no 
             linear[k, a] = line[a]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def cholesky(precision, alpha, packed, lower):  # pragma: no cover - compiled
+    """lower = L, the Cholesky factor of precision + α packed (a packed lower triangle), in place."""
+    at = 0
+    for a in range(RANK):
+        for b in range(a + 1):
+            total = precision[a, b] + alpha * packed[at]
+            at += 1
+            for c in range(b):
+                total -= lower[a, c] * lower[b, c]
+            if a == b:
+                lower[a, a] = np.sqrt(total)
+            else:
+                lower[a, b] = total / lower[b, b]
+
+
 @njit(cache=True, nogil=True)
 def draw_gaussians(precision, prior_linear, alpha, outer, linear, noise, out):  # pragma: no cover - compiled
     """out[k] ~ N(A⁻¹b, A⁻¹) with A = precision + α outer[k] (packed) and b = prior_linear + α linear[k],
@@ -89,17 +105,7 @@ def draw_gaussians(precision, prior_linear, alpha, outer, linear, noise, out):  
     lower = np.zeros((RANK, RANK))
     mean = np.empty(RANK)
     for k in range(outer.shape[0]):
-        at = 0
-        for a in range(RANK):
-            for b in range(a + 1):
-                total = precision[a, b] + alpha * outer[k, at]
-                at += 1
-                for c in range(b):
-                    total -= lower[a, c] * lower[b, c]
-                if a == b:
-                    lower[a, a] = np.sqrt(total)
-                else:
-                    lower[a, b] = total / lower[b, b]
+        cholesky(precision, alpha, outer[k], lower)
         # L y = b, then Lᵀ x = y + noise: x = A⁻¹b + L⁻ᵀ noise.
         for a in range(RANK):
             total = prior_linear[a] + alpha * linear[k, a]
@@ -217,18 +223,11 @@ def preconditioner(indptr, indices, weights, outer, linear, precision, alpha, in
                 total[a] += w * linear[e, a]
             for at in range(len(packed)):
                 packed[at] += square * gram[at]
-        # The block's Cholesky factor L (lower), in place of its lower triangle, then its
-        # inverse L⁻ᵀ L⁻¹ by inverting L: no LAPACK call per row.
-        lower = np.zeros((RANK, RANK))
-        at = 0
         for a in range(RANK):
             rhs[j, a] += alpha * total[a]
-            for b in range(a + 1):
-                x = precision[a, b] + alpha * packed[at]
-                at += 1
-                for c in range(b):
-                    x -= lower[a, c] * lower[b, c]
-                lower[a, b] = np.sqrt(x) if a == b else x / lower[b, b]
+        # The block's inverse L⁻ᵀ L⁻¹ from its Cholesky factor L: no LAPACK call per row.
+        lower = np.zeros((RANK, RANK))
+        cholesky(precision, alpha, packed, lower)
         solved = np.zeros((RANK, RANK))  # L⁻¹, lower
         for b in range(RANK):
             solved[b, b] = 1.0 / lower[b, b]
